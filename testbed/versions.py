@@ -1,0 +1,28 @@
+"""Pinned versions of everything the testbed builds.
+
+Kubernetes 1.35 is a minor AKS supports and its go.mod builds with the machine's Go 1.26; etcd 3.6 is
+the series Kubernetes 1.35 is tested against (Debian's 3.4 is too old).
+"""
+
+from __future__ import annotations
+
+KUBERNETES = "v1.35.4"
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+COREDNS = "v1.14.7"
+HELM = "v3.21.4"
+
+# binary name -> (cache component, version). The four Kubernetes binaries share one build.
+BINARIES: dict[str, tuple[str, str]] = {
+    "helm": ("helm", HELM),
+    "coredns": ("coredns", COREDNS),
+    "kwok": ("kwok", KWOK),
+    "etcd": ("etcd", ETCD),
+    "kube-apiserver": ("kubernetes", KUBERNETES),
+    "kube-controller-manager": ("kubernetes", KUBERNETES),
+    "kube-scheduler": ("kubernetes", KUBERNETES),
+    "kubectl": ("kubernetes", KUBERNETES),
+}
+
+# Names envtest users keep in $KUBEBUILDER_ASSETS; we take them from there when present.
+KUBEBUILDER_NAMES = frozenset({"etcd", "kube-apiserver", "kubectl"})
