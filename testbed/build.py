@@ -140,11 +140,40 @@ def _build_etcd(version: str, staging: Path, env: dict[str, str]) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+KWOK_SHARE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+    "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml",
+)
+
+
+def _ensure_kwok_share(target: Path, env: dict[str, str]) -> None:
+    """Plain `kwok` (unlike kwokctl) loads no stages of its own and its CRDs are not in the binary:
+    keep the upstream stage and CRD files of the pinned version beside the binary."""
+    share = paths.kwok_share_dir(dict(env))
+    if all((share / Path(f).name).is_file() for f in KWOK_SHARE_FILES):
+        return
+    out = _run(["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{versions.KWOK}"], target, env,
+               MOD_TIMEOUT_S)
+    moddir = Path(json.loads(out)["Dir"])
+    tmp = Path(tempfile.mkdtemp(prefix=".share.", dir=share.parent))
+    for rel in KWOK_SHARE_FILES:
+        shutil.copyfile(moddir / rel, tmp / Path(rel).name)
+    if share.exists():
+        shutil.rmtree(share)
+    tmp.rename(share)
+
+
 def build_component(component: str, env: Mapping[str, str] | None = None) -> bool:
     """Build one component unless present. Returns True when it built something."""
     env = dict(os.environ if env is None else env)
     version = COMPONENT_VERSION[component]
     if _present(component, env):
+        if component == "kwok" and paths.binary("kwok", env) is not None:
+            _ensure_kwok_share(paths.binary("kwok", env).parent, _go_env(env))  # type: ignore[union-attr]
         _log(f"{component} {version}: present, nothing to do")
         return False
     target = paths.component_dir(component, version, env)
@@ -172,6 +201,8 @@ def build_component(component: str, env: Mapping[str, str] | None = None) -> boo
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+        if component == "kwok":
+            _ensure_kwok_share(target, goenv)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -181,7 +212,8 @@ def build_component(component: str, env: Mapping[str, str] | None = None) -> boo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.build", description=__doc__)
-    parser.add_argument("components", nargs="*", help=f"any of {', '.join(ORDER)} (default: all, in that order)")
+    parser.add_argument("components", nargs="*",
+                        help=f"any of {', '.join(ORDER)} (default: all, in that order)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.components) - set(ORDER))
     if unknown:

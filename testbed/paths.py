@@ -29,6 +29,13 @@ def run_dir(env: Mapping[str, str] | None = None) -> Path:
     return cache_dir(env) / "run"
 
 
+def kwok_share_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Upstream kwok stage and CRD files of the pinned version, copied there by the build."""
+    from testbed.versions import KWOK
+
+    return component_dir("kwok", KWOK, env) / "share"
+
+
 def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
