@@ -1,0 +1,111 @@
+"""Enqueueing jobs on Redis/RQ with the JSON serializer (never pickle)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import redis
+from rq import Callback, Queue
+from rq.serializers import JSONSerializer
+
+from aksdns.errors import QueueUnavailable
+from aksdns.jobspec import JobSpec, queue_name
+
+log = logging.getLogger(__name__)
+
+# Jobs are referenced by dotted name so no code object is ever serialized.
+RUN_JOB = "workers.runner.run_job"
+ON_FAILURE = "workers.runner.on_failure"
+RESULT_TTL_S = 3600
+FAILURE_TTL_S = 7 * 24 * 3600
+REDIS_TIMEOUT_S = 2.0
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client that fails fast instead of hanging the listener."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The same command is already queued or running in this thread."""
+
+    job_id: str
+    channel: str
+    status_ts: str
+
+
+class JobQueue:
+    """Puts job specs on the cluster's queue and remembers running ones for deduplication."""
+
+    def __init__(self, connection: redis.Redis, *, job_timeout_s: float) -> None:
+        self.connection = connection
+        self.job_timeout_s = job_timeout_s
+
+    def ping(self) -> None:
+        """Raise QueueUnavailable when Redis does not answer."""
+        try:
+            self.connection.ping()
+        except redis.RedisError as exc:
+            log.warning("redis unreachable", extra={"error": type(exc).__name__})
+            raise QueueUnavailable(
+                "The job queue (Redis) is unreachable, so nothing was queued. Try again in a minute."
+            ) from None
+
+    def claim(self, key: str, placeholder: str) -> Duplicate | None:
+        """Reserve a dedup key; returns the holder when the command already runs."""
+        try:
+            ok = self.connection.set(key, placeholder, nx=True, ex=int(self.job_timeout_s) + 60)
+            if ok:
+                return None
+            raw = self.connection.get(key)
+        except redis.RedisError as exc:
+            raise QueueUnavailable("The job queue (Redis) is unreachable, so nothing was queued.") from exc
+        try:
+            held = json.loads(raw or b"{}")
+            return Duplicate(
+                str(held["job_id"]), str(held.get("channel", "")), str(held.get("status_ts", ""))
+            )
+        except (ValueError, KeyError, TypeError):
+            return Duplicate("pending", "", "")
+
+    def release(self, key: str) -> None:
+        try:
+            self.connection.delete(key)
+        except redis.RedisError:
+            log.warning("could not release dedup key", extra={"key": key})
+
+    def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
+        """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
+        queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
+        payload = spec.to_dict()
+        payload["dedup_key"] = dedup
+        try:
+            if dedup:
+                thread = spec.thread
+                holder = {
+                    "job_id": spec.id,
+                    "channel": thread.channel if thread else "",
+                    "status_ts": thread.status_ts if thread else "",
+                }
+                self.connection.set(dedup, json.dumps(holder), ex=int(self.job_timeout_s) + 60)
+            queue.enqueue(
+                RUN_JOB,
+                payload,
+                job_id=spec.id,
+                job_timeout=int(self.job_timeout_s),
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                on_failure=Callback(ON_FAILURE, timeout=30),
+                description=f"{spec.command.verb.value} by {spec.user}",
+            )
+        except redis.RedisError as exc:
+            raise QueueUnavailable("The job queue (Redis) is unreachable, so nothing was queued.") from exc

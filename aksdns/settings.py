@@ -1,0 +1,100 @@
+"""Settings from the environment, read once by the composition roots (never at import)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aksdns.errors import AksDnsError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _csv(value: str | None) -> frozenset[str]:
+    return frozenset(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise AksDnsError(f"setting {key} must be a number, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot, the worker and the CLI read from their environment."""
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    cluster: str = "default"
+    clusters: frozenset[str] = frozenset()
+    allowed_channels: frozenset[str] = frozenset()
+    privileged_users: frozenset[str] = frozenset()
+    privileged_groups: frozenset[str] = frozenset()
+    namespace: str = "aksdns"
+    probe_image: str = "aksdns:latest"
+    azure_dns: str = "168.63.129.16"
+    external_name: str = "microsoft.com"
+    job_timeout_s: float = 600.0
+    log_level: str = "INFO"
+    kubeconfig: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping such as ``os.environ`` (passed in, for tests)."""
+        api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        if not api_url.endswith("/"):
+            api_url += "/"
+        cluster = env.get("AKSDNS_CLUSTER") or "default"
+        clusters = _csv(env.get("AKSDNS_CLUSTERS")) or frozenset({cluster})
+        return cls(
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+            slack_app_token=env.get("SLACK_APP_TOKEN", ""),
+            slack_api_url=api_url,
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            cluster=cluster,
+            clusters=clusters | {cluster},
+            allowed_channels=_csv(env.get("AKSDNS_ALLOWED_CHANNELS")),
+            privileged_users=_csv(env.get("AKSDNS_PRIVILEGED_USERS")),
+            privileged_groups=_csv(env.get("AKSDNS_PRIVILEGED_GROUPS")),
+            namespace=env.get("AKSDNS_NAMESPACE") or "aksdns",
+            probe_image=env.get("AKSDNS_PROBE_IMAGE") or "aksdns:latest",
+            azure_dns=env.get("AKSDNS_AZURE_DNS") or "168.63.129.16",
+            external_name=env.get("AKSDNS_EXTERNAL_NAME") or "microsoft.com",
+            job_timeout_s=_float(env, "AKSDNS_JOB_TIMEOUT", 600.0),
+            log_level=(env.get("AKSDNS_LOG_LEVEL") or "INFO").upper(),
+            kubeconfig=env.get("KUBECONFIG") or None,
+        )
+
+    def redacted(self) -> dict[str, object]:
+        """For logs: every setting, with secrets replaced by whether they are set."""
+        out: dict[str, object] = {}
+        for key, value in self.__dict__.items():
+            if key in {"slack_bot_token", "slack_signing_secret", "slack_app_token"}:
+                out[key] = "set" if value else "unset"
+            elif key == "redis_url":
+                out[key] = redact_url(str(value))
+            elif isinstance(value, frozenset):
+                out[key] = sorted(value)
+            else:
+                out[key] = value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in redis://user:password@host URLs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
