@@ -7,6 +7,7 @@ can hand them real clients pointed at the testbed, or plain functions.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ class JobEnv:
     external_name: str = "microsoft.com"  # default external name probed by `check`
     probe_image: str = "aksdns:latest"  # image of the node-level probe pods
     probe_command: tuple[str, ...] = ("aksdns", "probe")
-    workdir: Path = Path("/tmp")  # scratch space for downloads and attachments
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))  # scratch space
     progress: Callable[[str], None] = _no_progress  # updates the parent message
     thread_files: Callable[[], list[Path]] = list  # files uploaded to the thread (analyze)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,80 @@
+"""`aksdns worker`: the composition root of the worker process.
+
+Reads settings once, builds the job environment, clears leftovers of earlier runs (probe
+pods), then serves the cluster's queue with RQ and the JSON serializer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+import redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from aksdns import logs
+from aksdns.jobspec import queue_name
+from aksdns.queue import connect
+from aksdns.settings import Settings
+from workers import runner
+
+log = logging.getLogger(__name__)
+
+
+def worker_name(cluster: str) -> str:
+    return f"aksdns-{cluster}-{socket.gethostname()}-{os.getpid()}"
+
+
+def run_janitor(settings: Settings) -> None:
+    """Remove probe pods a previous worker left behind (it may have been killed)."""
+    try:
+        node_probe = importlib.import_module("workers.probes.node_probe")
+        janitor = getattr(node_probe, "janitor_from_settings", None)
+        if janitor is not None:
+            removed = janitor(settings.kubeconfig, settings.namespace)
+            log.info("janitor done", extra={"removed": removed})
+    except Exception as exc:  # the janitor must never keep the worker from serving
+        log.warning("janitor skipped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+
+
+def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = False) -> int:
+    """Serve one cluster's queue until stopped (or until empty with ``burst``)."""
+    settings = Settings.from_env(env)
+    if cluster:
+        settings = Settings(**{**settings.__dict__, "cluster": cluster})
+    logs.configure(settings.log_level)
+    log.info("worker starting", extra={"settings": settings.redacted()})
+    runner.configure(runner.WorkerContext(settings, runner.base_env(settings)))
+    connection = connect(settings.redis_url)
+    try:
+        connection.ping()
+    except redis.RedisError:
+        log.error("redis unreachable at start")
+        print("aksdns worker: Redis is unreachable at", settings.redacted()["redis_url"])
+        return 1
+    if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        run_janitor(settings)
+    queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer)
+    worker = Worker([queue], connection=connection, serializer=JSONSerializer, name=worker_name(settings.cluster))
+    worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
+    return 0
+
+
+def healthcheck(env: Mapping[str, str]) -> int:
+    """Liveness: Redis answers and a worker of this host is registered on our queue."""
+    settings = Settings.from_env(env)
+    connection = connect(settings.redis_url)
+    try:
+        connection.ping()
+        queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer)
+        prefix = f"aksdns-{settings.cluster}-{socket.gethostname()}-"
+        alive = any(w.name.startswith(prefix) for w in Worker.all(queue=queue))
+    except redis.RedisError:
+        print("unhealthy: redis unreachable")
+        return 1
+    print("healthy" if alive else "unhealthy: no worker registered on this host")
+    return 0 if alive else 1
