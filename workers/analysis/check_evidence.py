@@ -1,0 +1,309 @@
+"""What `check` gathered, as plain data: the input of the facts table and the rules.
+
+Everything here is JSON round-trippable (``to_dict`` / ``from_dict``) so a run can be
+recorded (tests/unit/data/check/*.json), attached to the thread, and compared with the
+next run (the Re-run button).  No I/O, no kubernetes types: ``workers.probes.kube`` and
+``workers.jobs.check`` translate into these classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+INTERNAL_NAME = "kubernetes.default.svc.cluster.local"
+CLUSTER_DOMAIN = "cluster.local"
+SLOW_MS = 5000.0  # the guide: answers slower than 5 s are what clients see as time-outs
+OK_STATUSES = frozenset({"NOERROR"})
+
+
+class Layer(StrEnum):
+    """The guide's four layers, plus the pod-style search-list walk."""
+
+    COREDNS_POD = "coredns_pod"
+    SERVICE = "service"
+    NODE = "node"
+    VNET_DNS = "vnet_dns"
+    SEARCH = "search"
+
+    @property
+    def label(self) -> str:
+        return {
+            "coredns_pod": "CoreDNS pods",
+            "service": "CoreDNS Service",
+            "node": "Nodes",
+            "vnet_dns": "Virtual network DNS",
+            "search": "Search-list walk",
+        }[self.value]
+
+
+class UpstreamRole(StrEnum):
+    """What a virtual-network-level server is, in the guide's words."""
+
+    AZURE_DNS = "azure_dns"  # 168.63.129.16, the VNet default
+    CUSTOM_VNET_DNS = "custom_vnet_dns"  # a custom DNS server set on the virtual network
+    COREDNS_FORWARDER = "coredns_forwarder"  # a forwarder from the coredns-custom ConfigMap
+
+    @property
+    def label(self) -> str:
+        return {
+            "azure_dns": "Azure DNS",
+            "custom_vnet_dns": "custom VNet DNS server",
+            "coredns_forwarder": "CoreDNS custom forwarder",
+        }[self.value]
+
+
+def is_cluster_name(name: str) -> bool:
+    """True for names CoreDNS answers itself (upstreams rightly say NXDOMAIN for them)."""
+    bare = name.rstrip(".").lower()
+    return bare == CLUSTER_DOMAIN or bare.endswith("." + CLUSTER_DOMAIN)
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One query at one layer: the row of the CSV attachment."""
+
+    layer: Layer
+    target: str  # CoreDNS pod name, "kube-dns", node name, or the upstream's label
+    server: str  # "10.244.0.5" or "10.244.0.5:1053"
+    name: str
+    rdtype: str
+    attempt: int
+    status: str  # NOERROR, NXDOMAIN, SERVFAIL, ... TIMEOUT, ERROR
+    latency_ms: float | None
+    answers: tuple[str, ...] = ()
+    role: str = ""  # UpstreamRole value for vnet_dns and node records
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    @property
+    def slow(self) -> bool:
+        return self.latency_ms is not None and self.latency_ms >= SLOW_MS and self.status != "TIMEOUT"
+
+
+@dataclass(frozen=True)
+class CorednsPod:
+    name: str
+    ip: str
+    node: str
+    phase: str
+    ready: bool
+    restarts: int = 0
+    oom_killed: bool = False  # the last termination was OOMKilled
+    last_reason: str = ""  # reason of the last termination (OOMKilled, Error, ...)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    ip: str
+    port: int = 53
+    ready_endpoints: int = 0
+    endpoint_ips: tuple[str, ...] = ()
+    selector: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    ready: bool
+    pressure: tuple[str, ...] = ()  # MemoryPressure, DiskPressure, PIDPressure when True
+    cpu_allocatable_m: int = 0
+    memory_allocatable_b: int = 0
+    cpu_limits_m: int = 0
+    memory_limits_b: int = 0
+    unschedulable: bool = False
+
+    @property
+    def cpu_limits_pct(self) -> int:
+        return round(100 * self.cpu_limits_m / self.cpu_allocatable_m) if self.cpu_allocatable_m else 0
+
+    @property
+    def memory_limits_pct(self) -> int:
+        return (
+            round(100 * self.memory_limits_b / self.memory_allocatable_b) if self.memory_allocatable_b else 0
+        )
+
+    @property
+    def overcommitted(self) -> bool:
+        """The guide's test: limits above 100 percent of allocatable."""
+        return self.cpu_limits_pct > 100 or self.memory_limits_pct > 100
+
+
+@dataclass(frozen=True)
+class Forwarder:
+    """A `forward ZONE SERVER...` line of the coredns-custom ConfigMap."""
+
+    key: str  # the ConfigMap key (foo.server / bar.override)
+    zone: str  # "." for everything
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CustomDns:
+    """CoreDNS custom configuration (coredns-custom) as AKS imports it."""
+
+    present: bool = False
+    keys: tuple[str, ...] = ()
+    forwarders: tuple[Forwarder, ...] = ()
+    overrides: tuple[str, ...] = ()  # plugin names used in *.override keys (log, hosts, rewrite...)
+    default_corefile: bool = True  # the coredns ConfigMap still forwards to /etc/resolv.conf
+
+
+@dataclass(frozen=True)
+class NodeProbe:
+    """The outcome of one node-level probe pod (its records are ProbeRecords of layer node)."""
+
+    node: str
+    ok: bool
+    error: str = ""
+    nameservers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    ndots: int = 1
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchWalk:
+    """A pod-style lookup of one name: the names tried in order and what each gave."""
+
+    name: str
+    server: str
+    search: tuple[str, ...]
+    ndots: int
+    candidates: tuple[str, ...]
+    statuses: tuple[str, ...]  # status of the A query of each candidate
+    queries: int  # queries one lookup costs (A and AAAA for each candidate tried)
+    answered_by: str = ""  # the candidate that answered NOERROR ("" when none)
+    latency_ms: float = 0.0  # sum of the A latencies of the candidates tried (a stub asks in turn)
+    synthesized: bool = False  # the search list was built pod-style, not read from a file
+
+
+@dataclass
+class CheckEvidence:
+    """Everything one `check` run saw."""
+
+    cluster: str
+    names: tuple[str, ...]  # names probed, internal one first
+    azure_dns: str = "168.63.129.16"
+    probe_timeout_s: float = 7.0
+    repeat: int = 1
+    coredns_pods: tuple[CorednsPod, ...] = ()
+    service: ServiceInfo | None = None
+    nodes: tuple[NodeInfo, ...] = ()
+    custom: CustomDns = field(default_factory=CustomDns)
+    node_probes: tuple[NodeProbe, ...] = ()
+    probes: tuple[ProbeRecord, ...] = ()
+    walks: tuple[SearchWalk, ...] = ()
+    skipped_nodes: tuple[str, ...] = ()  # nodes not probed (NotReady, outside the sample)
+    notes: tuple[str, ...] = ()  # partial failures worth saying (403 creating pods, ...)
+    worker_search: tuple[str, ...] = ()
+    worker_ndots: int = 1
+    elapsed_s: float = 0.0
+
+    # ------------------------------------------------------------------ selections
+
+    def records(
+        self,
+        layer: Layer | Iterable[Layer] | None = None,
+        *,
+        names: Iterable[str] | None = None,
+        rdtype: str | None = None,
+        target: str | None = None,
+    ) -> list[ProbeRecord]:
+        """Probe records filtered by layer(s), names, type and target."""
+        layers = {layer} if isinstance(layer, Layer) else (set(layer) if layer is not None else None)
+        wanted = set(names) if names is not None else None
+        return [
+            r
+            for r in self.probes
+            if (layers is None or r.layer in layers)
+            and (wanted is None or r.name in wanted)
+            and (rdtype is None or r.rdtype == rdtype)
+            and (target is None or r.target == target)
+        ]
+
+    @property
+    def internal_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self.names if is_cluster_name(n))
+
+    @property
+    def external_names(self) -> tuple[str, ...]:
+        return tuple(n for n in self.names if not is_cluster_name(n))
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckEvidence:
+        """Inverse of :meth:`to_dict` (recorded fixtures, the previous run of a Re-run)."""
+        d = dict(data)
+        service = d.get("service")
+        custom = dict(d.get("custom") or {})
+        custom["forwarders"] = tuple(
+            Forwarder(f["key"], f["zone"], tuple(f["servers"])) for f in custom.get("forwarders", ())
+        )
+        custom["keys"] = tuple(custom.get("keys", ()))
+        custom["overrides"] = tuple(custom.get("overrides", ()))
+        return cls(
+            cluster=d["cluster"],
+            names=tuple(d["names"]),
+            azure_dns=d.get("azure_dns", "168.63.129.16"),
+            probe_timeout_s=float(d.get("probe_timeout_s", 7.0)),
+            repeat=int(d.get("repeat", 1)),
+            coredns_pods=tuple(CorednsPod(**p) for p in d.get("coredns_pods", ())),
+            service=(
+                ServiceInfo(
+                    **{**service, "endpoint_ips": tuple(service.get("endpoint_ips", ()))}
+                )
+                if service
+                else None
+            ),
+            nodes=tuple(NodeInfo(**{**n, "pressure": tuple(n.get("pressure", ()))}) for n in d.get("nodes", ())),
+            custom=CustomDns(**custom),
+            node_probes=tuple(
+                NodeProbe(
+                    **{**p, "nameservers": tuple(p.get("nameservers", ())), "search": tuple(p.get("search", ()))}
+                )
+                for p in d.get("node_probes", ())
+            ),
+            probes=tuple(
+                ProbeRecord(**{**r, "layer": Layer(r["layer"]), "answers": tuple(r.get("answers", ()))})
+                for r in d.get("probes", ())
+            ),
+            walks=tuple(
+                SearchWalk(
+                    **{
+                        **w,
+                        "search": tuple(w["search"]),
+                        "candidates": tuple(w["candidates"]),
+                        "statuses": tuple(w["statuses"]),
+                    }
+                )
+                for w in d.get("walks", ())
+            ),
+            skipped_nodes=tuple(d.get("skipped_nodes", ())),
+            notes=tuple(d.get("notes", ())),
+            worker_search=tuple(d.get("worker_search", ())),
+            worker_ndots=int(d.get("worker_ndots", 1)),
+            elapsed_s=float(d.get("elapsed_s", 0.0)),
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
