@@ -1,0 +1,213 @@
+"""The `aksdns` console script: bot, worker, and every command of the grammar.
+
+Grammar commands run the same job in-process against the current kubeconfig and print
+text or JSON; `--dry-run` prints the job spec it would queue and touches nothing.
+Exit codes: 0 done, 2 usage error, 1 any other failure, always as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aksdns import grammar
+from aksdns.commands import AnalyzeCommand, Command, HelpCommand, Verb
+from aksdns.errors import AksDnsError, UsageError, user_message
+from aksdns.help import help_text
+from aksdns.jobspec import JobSpec, queue_name
+from aksdns.settings import Settings
+
+CLI_FORMATS = ("text", "json", "csv", "tshark")
+CLI_OPTIONS_HELP = (
+    "CLI options: --format text|json (analyze also csv|tshark), --dry-run (print the job, run nothing), "
+    "--kubeconfig FILE, --out DIR (write attachments there)."
+)
+
+
+def _split_cli_options(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
+    """Take the CLI-only options out of a command line; the rest goes to the grammar."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--format", choices=CLI_FORMATS, default="text")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--kubeconfig")
+    parser.add_argument("--out")
+    parser.error = _argparse_error  # type: ignore[method-assign]
+    options, rest = parser.parse_known_args(argv)
+    return rest, options
+
+
+def _argparse_error(message: str) -> None:
+    raise UsageError(message)
+
+
+def run_command(argv: list[str], env: dict[str, str]) -> int:
+    """Parse and run one grammar command in-process."""
+    rest, options = _split_cli_options(argv)
+    command = grammar.parse_tokens(rest)
+    if isinstance(command, HelpCommand):
+        print(help_text(command.topic, prefix="aksdns").replace("`", ""))
+        print(CLI_OPTIONS_HELP)
+        return 0
+    settings = Settings.from_env(env)
+    cluster = command.cluster or settings.cluster
+    if options.dry_run:
+        spec = JobSpec.new(command, cluster=cluster, user=env.get("USER", "cli"), thread=None)
+        print(json.dumps({"queue": queue_name(cluster), "job": spec.to_dict()}, indent=2, sort_keys=True))
+        return 0
+    if not command.available:
+        raise AksDnsError(f"`{command.verb.value}` is not available yet in this version of aksdns.")
+    if options.format in {"csv", "tshark"} and not isinstance(command, AnalyzeCommand):
+        raise UsageError(f"--format {options.format} is only for analyze")
+    return _execute(command, settings, options)
+
+
+def _execute(command: Command, settings: Settings, options: argparse.Namespace) -> int:
+    # Worker-side code loads only here, so `aksdns bot` never imports it.
+    from workers import jobs
+    from workers.render.text import render_text
+    from workers.runner import base_env
+
+    job_env = base_env(settings)
+    job_env.extras["source"] = "cli"
+    if options.kubeconfig:
+        job_env.kubeconfig = options.kubeconfig
+    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
+        from workers.jobs import analyze
+
+        result = analyze.analyze_files([Path(f) for f in command.files], slow_s=command.slow_s)
+        rendered = analyze.render(result, options.format)
+        sys.stdout.write(rendered if isinstance(rendered, str) else rendered.decode())
+        return 0
+    report = jobs.execute(command, job_env)
+    if options.format == "json":
+        print(json.dumps(report.data, indent=2, sort_keys=True, default=str))
+    else:
+        sys.stdout.write(render_text(report))
+    if options.out:
+        out = Path(options.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for attachment in report.attachments:
+            (out / Path(attachment.filename).name).write_bytes(attachment.content)
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aksdns",
+        description="AKS DNS troubleshooting: the Slack bot, its worker, and every command in-process.",
+    )
+    sub = parser.add_subparsers(dest="program", metavar="COMMAND")
+    bot = sub.add_parser("bot", help="run the Slack bot (Socket Mode, or --http)")
+    bot.add_argument("--http", action="store_true", help="serve POST /slack/events instead of Socket Mode")
+    bot.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server inside a pod listens on all
+    bot.add_argument("--port", type=int, default=3000)
+    bot.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    bot.add_argument("--threads", type=int, default=16, help="threads per worker process")
+    worker = sub.add_parser("worker", help="serve this cluster's job queue")
+    worker.add_argument("--cluster", help="cluster name (default AKSDNS_CLUSTER)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    health = sub.add_parser("healthcheck", help="exit 0 when the bot or worker is healthy")
+    health.add_argument("component", choices=["bot", "worker"])
+    health.add_argument("--port", type=int, default=3000)
+    sub.add_parser("probe", help="in-pod DNS probe (used by probe pods)", add_help=False)
+    sub.add_parser("testbed", help="the local Kubernetes testbed: up|down|status", add_help=False)
+    sub.add_parser("demo", help="run the whole product locally and print the Slack thread", add_help=False)
+    sub.add_parser("standin", help="run the local Slack Web API stand-in", add_help=False)
+    for verb in Verb:
+        sub.add_parser(verb.value, help=f"{verb.value} (see `aksdns {verb.value} --help`)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
+    try:
+        return _dispatch(args, env)
+    except AksDnsError as exc:
+        print(f"aksdns: {user_message(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the user; the traceback only when asked for
+        if env.get("AKSDNS_DEBUG"):
+            logging.exception("unexpected error")
+        print(f"aksdns: unexpected error ({type(exc).__name__}); set AKSDNS_DEBUG=1 for details", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: list[str], env: dict[str, str]) -> int:
+    if not args:
+        _build_parser().print_help()
+        return 0
+    program, rest = args[0], args[1:]
+    if program in {v.value for v in Verb}:
+        return run_command(args, env)
+    if program == "probe":
+        from workers.probes import node_probe
+
+        return int(node_probe.probe_main(rest))
+    if program == "testbed":
+        from testbed.__main__ import main as testbed_main
+
+        return int(testbed_main(rest))
+    if program == "demo":
+        from aksdns.demo import main as demo_main
+
+        return demo_main(rest, env)
+    if program == "standin":
+        from aksdns.standin import main as standin_main
+
+        return standin_main(rest)
+    parser = _build_parser()
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 2
+    if ns.program == "bot":
+        from bot.main import main as bot_main
+
+        return bot_main(env, http=ns.http, host=ns.host, port=ns.port, workers=ns.workers, threads=ns.threads)
+    if ns.program == "worker":
+        from workers.main import main as worker_main
+
+        return worker_main(env, cluster=ns.cluster, burst=ns.burst)
+    if ns.program == "healthcheck":
+        if ns.component == "worker":
+            from workers.main import healthcheck
+
+            return healthcheck(env)
+        return _bot_healthcheck(ns.port, env)
+    parser.print_help()
+    return 2
+
+
+def _bot_healthcheck(port: int, env: dict[str, str]) -> int:
+    """HTTP mode: /healthz answers. Socket Mode: Redis answers (the bot's one dependency)."""
+    import urllib.request
+
+    settings = Settings.from_env(env)
+    if not settings.slack_app_token:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:  # noqa: S310
+                return 0 if response.status == 200 else 1
+        except OSError:
+            print("unhealthy: /healthz does not answer")
+            return 1
+    from aksdns.queue import JobQueue, connect
+
+    try:
+        JobQueue(connect(settings.redis_url), job_timeout_s=1).ping()
+    except AksDnsError as exc:
+        print(f"unhealthy: {exc.message}")
+        return 1
+    print("healthy")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The Bolt app: listeners that ack, parse, authorize and hand over to the dispatcher.
+
+Slash commands cannot be used inside threads, so an @mention runs the same grammar and
+answers in the thread it was written in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from slack_bolt import Ack, App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from aksdns import grammar
+from aksdns.commands import Command, HelpCommand, command_from_dict
+from aksdns.errors import UsageError
+from aksdns.help import help_text
+from aksdns.settings import Settings
+from bot.authz import GroupDirectory, Policy, authorize
+from bot.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+EVENT_DEDUP_TTL_S = 600
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """A parsed command ready to dispatch, or the text to answer instead."""
+
+    command: Command | None
+    reply: str | None
+
+
+def interpret(text: str, *, prefix: str) -> Interpretation:
+    """Text → command, or the help / usage-error / not-available answer (pure)."""
+    try:
+        command = grammar.parse(grammar.unescape_slack(text))
+    except UsageError as exc:
+        hint = f" — try `{prefix} help {exc.command}`" if exc.command else f" — try `{prefix} help`"
+        return Interpretation(None, f"⚠️ {exc.message}{hint}")
+    if isinstance(command, HelpCommand):
+        return Interpretation(None, help_text(command.topic, prefix=prefix))
+    if not command.available:
+        return Interpretation(None, f"`{command.verb.value}` is not available yet in this version of aksdns.")
+    return Interpretation(command, None)
+
+
+class AksDnsApp:
+    """Builds the Bolt app and holds what its listeners share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        *,
+        client: WebClient,
+        event_seen: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.policy = Policy.from_settings(settings)
+        self.directory = (
+            GroupDirectory(self._group_members, settings.privileged_groups) if settings.privileged_groups else None
+        )
+        self.event_seen = event_seen or (lambda _event_id: False)
+        self.app = App(
+            token=settings.slack_bot_token,
+            signing_secret=settings.slack_signing_secret,
+            client=client,
+            # Slack's 3 s budget: the listener acks after the pure steps, then queues.
+            process_before_response=False,
+            token_verification_enabled=bool(settings.slack_bot_token),
+        )
+        self.app.command("/aksdns")(self.on_slash_command)
+        self.app.event("app_mention")(self.on_mention)
+        self.app.action("aksdns_rerun")(self.on_button)
+        self.app.action("aksdns_capture")(self.on_button)
+        self.app.error(self.on_error)
+
+    # -- listeners -------------------------------------------------------------------------
+    def on_slash_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
+        step = interpret(str(body.get("text", "")), prefix="/aksdns")
+        if step.command is None:
+            ack(text=step.reply or "")
+            return
+        decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
+        if not decision.allowed:
+            ack(text=f"🚫 {decision.reason}")
+            return
+        ack()
+        outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=None)
+        if outcome.ephemeral:
+            self._ephemeral(channel, user, None, outcome.ephemeral)
+
+    def on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        event_id = str(body.get("event_id", ""))
+        if event_id and self.event_seen(event_id):
+            return  # Slack retried an event we already handled
+        user, channel = str(event.get("user", "")), str(event.get("channel", ""))
+        # Answer in the thread the mention was written in, or start one under it.
+        thread_ts = str(event.get("thread_ts") or event.get("ts") or "") or None
+        step = interpret(str(event.get("text", "")), prefix="@aksdns")
+        if step.command is None:
+            self._ephemeral(channel, user, thread_ts, step.reply or "")
+            return
+        decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
+        if not decision.allowed:
+            self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
+            return
+        outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=thread_ts)
+        if outcome.ephemeral:
+            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+
+    def on_button(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "") or None
+        try:
+            action = (body.get("actions") or [{}])[0]
+            command = command_from_dict(json.loads(str(action.get("value", ""))))
+        except (ValueError, TypeError, KeyError, IndexError):
+            self._ephemeral(channel, user, thread_ts, "⚠️ That button no longer works; type the command instead.")
+            return
+        if not command.available:
+            self._ephemeral(channel, user, thread_ts, f"`{command.verb.value}` is not available yet.")
+            return
+        # Buttons are authorized again for whoever clicks them.
+        decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)
+        if not decision.allowed:
+            self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
+            return
+        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts)
+        if outcome.ephemeral:
+            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+
+    def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
+        # Never a traceback to the user; the log has it.
+        log.error("listener error", exc_info=error)
+        return BoltResponse(status=200, body="⚠️ aksdns hit an internal error; it is in the bot's log.")
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _ephemeral(self, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        try:
+            self.app.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("ephemeral reply failed", extra={"channel": channel, "error": type(exc).__name__})
+
+    def _group_members(self, group: str) -> list[str]:
+        response = self.app.client.usergroups_users_list(usergroup=group)
+        return [str(u) for u in response.get("users") or []]
+
+
+def redis_event_dedup(connection: redis.Redis) -> Callable[[str], bool]:
+    """True when an event id was seen before (Slack retries events it thinks we missed)."""
+
+    def seen(event_id: str) -> bool:
+        try:
+            return not connection.set(f"aksdns:event:{event_id}", 1, nx=True, ex=EVENT_DEDUP_TTL_S)
+        except redis.RedisError:
+            return False  # better a rare double answer than a lost command
+
+    return seen

@@ -1,0 +1,52 @@
+"""`aksdns bot`: the composition root of the Slack side.
+
+Reads settings once and builds every client. Socket Mode when SLACK_APP_TOKEN is set
+(in-cluster installs need no ingress); HTTP mode with --http.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from aksdns import logs
+from aksdns.errors import AksDnsError
+from aksdns.queue import JobQueue, connect
+from aksdns.settings import Settings
+from bot.app import AksDnsApp, redis_event_dedup
+from bot.dispatch import Dispatcher
+from bot.http import GunicornServer, WsgiApp, wsgi_app
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: Settings) -> AksDnsApp:
+    """Every client the bot needs, built here and nowhere else."""
+    from slack_sdk import WebClient
+
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    connection = connect(settings.redis_url)
+    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s)
+    dispatcher = Dispatcher(settings, queue, client)
+    return AksDnsApp(settings, dispatcher, client=client, event_seen=redis_event_dedup(connection))
+
+
+def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: int, threads: int) -> int:
+    settings = Settings.from_env(env)
+    logs.configure(settings.log_level)
+    log.info("bot starting", extra={"mode": "http" if http else "socket", "settings": settings.redacted()})
+    if http:
+        if not settings.slack_signing_secret:
+            raise AksDnsError("HTTP mode needs SLACK_SIGNING_SECRET")
+
+        def factory() -> WsgiApp:
+            return wsgi_app(build(settings).app)
+
+        GunicornServer(factory, host=host, port=port, workers=workers, threads=threads).run()
+        return 0
+    if not settings.slack_app_token:
+        raise AksDnsError("Socket Mode needs SLACK_APP_TOKEN (or run with --http)")
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    SocketModeHandler(build(settings).app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+    return 0
