@@ -130,7 +130,7 @@ The bundled Redis URL is assembled by the kubelet from REDIS_PASSWORD so the
 password lives in one Secret key only.
 */}}
 {{- define "aksdns.redisEnv" -}}
-{{- if .Values.redis.enabled }}
+{{- if .Values.redis.enabled -}}
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -138,7 +138,7 @@ password lives in one Secret key only.
       key: {{ include "aksdns.redisPasswordKey" . }}
 - name: REDIS_URL
   value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "aksdns.redisHost" .) | quote }}
-{{- else }}
+{{- else -}}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
