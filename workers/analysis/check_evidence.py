@@ -201,6 +201,9 @@ class CheckEvidence:
     node_probes: tuple[NodeProbe, ...] = ()
     probes: tuple[ProbeRecord, ...] = ()
     walks: tuple[SearchWalk, ...] = ()
+    # Queries of the search-list walks: attached for the record, kept out of the tallies
+    # because their NXDOMAINs are the expected cost of the search list, not failures.
+    search_probes: tuple[ProbeRecord, ...] = ()
     skipped_nodes: tuple[str, ...] = ()  # nodes not probed (NotReady, outside the sample)
     notes: tuple[str, ...] = ()  # partial failures worth saying (403 creating pods, ...)
     worker_search: tuple[str, ...] = ()
@@ -279,6 +282,10 @@ class CheckEvidence:
             probes=tuple(
                 ProbeRecord(**{**r, "layer": Layer(r["layer"]), "answers": tuple(r.get("answers", ()))})
                 for r in d.get("probes", ())
+            ),
+            search_probes=tuple(
+                ProbeRecord(**{**r, "layer": Layer(r["layer"]), "answers": tuple(r.get("answers", ()))})
+                for r in d.get("search_probes", ())
             ),
             walks=tuple(
                 SearchWalk(

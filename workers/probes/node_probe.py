@@ -1,0 +1,413 @@
+"""The node level of `check`: one short-lived probe pod per node, and the program it runs.
+
+(a) In the pod — :func:`probe_main` (``aksdns probe node-dns ...``): hostNetwork and dnsPolicy
+    Default give the pod the node's own /etc/resolv.conf, i.e. the node's upstreams (Azure DNS
+    or the virtual network's custom DNS servers).  It queries each upstream for each name and
+    prints one compact JSON line, also written to the termination log (4 KiB at most: larger
+    results say ``truncated`` and the worker reads the pod log instead).
+
+(b) In the worker — :func:`run_node_probes` creates the pods (labelled, pinned with nodeName,
+    tolerating every taint, bounded by activeDeadlineSeconds), waits, reads each termination
+    message or log, and deletes them in ``finally``; :func:`janitor` removes leftovers of
+    crashed workers, called when a worker starts.
+
+Kubernetes calls (verb, resource, namespace = the release namespace):
+  create pods · list pods (labelSelector aksdns.io/job=<id>) · get pods/log (when the termination
+  message is truncated or missing) · delete pods · janitor: list pods (managed-by=aksdns), delete pods
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from aksdns.commands import DnsServer
+from aksdns.errors import ClusterError
+from workers.analysis.check_evidence import Layer, NodeProbe, ProbeRecord, UpstreamRole
+from workers.probes.kube import call
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+JOB_LABEL = "aksdns.io/job"
+ROLE_LABEL = "aksdns.io/role"
+ROLE = "node-dns-probe"
+EXPIRES_ANNOTATION = "aksdns.io/expires"  # epoch seconds after which the janitor may delete the pod
+CONTAINER = "probe"
+TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB of a termination message
+START_BUDGET_S = 25.0  # scheduling + image pull + start on a real node; the testbed needs ~1 s
+POLL_S = 0.2
+OUTPUT_VERSION = 1
+
+
+# ============================================================================ (a) in the pod
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aksdns probe node-dns", description="Query the node's upstream DNS servers.")
+    p.add_argument("--name", action="append", default=[], help="name to resolve (repeatable)")
+    p.add_argument("--type", action="append", default=[], dest="types", help="record type (default A and AAAA)")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf")
+    p.add_argument("--termination-log", default=TERMINATION_LOG)
+    p.add_argument("--node", default=None, help="node name (default: $NODE_NAME, then the host name)")
+    p.add_argument("--port", type=int, default=53, help=argparse.SUPPRESS)  # tests: servers on loopback
+    return p
+
+
+def encode_output(out: dict[str, Any]) -> str:
+    return json.dumps(out, separators=(",", ":"), sort_keys=True)
+
+
+def termination_text(line: str, out: dict[str, Any]) -> str:
+    """The termination message: the whole line, or a truncated marker when it would not fit."""
+    if len(line.encode()) < TERMINATION_LIMIT:
+        return line
+    small = {k: v for k, v in out.items() if k != "r"}
+    small["truncated"] = True
+    return encode_output(small)
+
+
+def probe_main(argv: list[str]) -> int:
+    """Entry of the probe pod: exit 0 when the probe ran (whatever DNS said), 1 when it could not."""
+    from workers.probes.dns import Query, run_queries_sync
+    from workers.probes.resolvconf import read_resolv_conf
+
+    if argv and argv[0] == "node-dns":
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    node = args.node or os.environ.get("NODE_NAME") or socket.gethostname()
+    types = args.types or ["A", "AAAA"]
+    out: dict[str, Any] = {"v": OUTPUT_VERSION, "node": node, "names": args.name, "error": ""}
+    code = 0
+    try:
+        conf = read_resolv_conf(args.resolv_conf)
+        out.update(ns=list(conf.nameservers), search=list(conf.search), ndots=conf.ndots)
+        servers = [DnsServer(ns, args.port) for ns in conf.nameservers]
+        queries = [
+            Query(server=s, name=n, rdtype=t, attempt=a)
+            for s in servers
+            for n in args.name
+            for t in types
+            for a in range(1, max(1, args.repeat) + 1)
+        ]
+        started = time.monotonic()
+        results = run_queries_sync(queries, timeout=args.timeout) if queries else []
+        out["seconds"] = round(time.monotonic() - started, 3)
+        index_s = {s.host: i for i, s in enumerate(servers)}
+        index_n = {n: i for i, n in enumerate(args.name)}
+        # Compact rows keep a few hundred results under the 4 KiB termination-message limit.
+        out["r"] = [
+            [index_s[r.server.host], index_n[r.name], r.rdtype, r.attempt, r.status, r.latency_ms]
+            for r in results
+        ]
+        if not servers:
+            out["error"] = f"no nameserver in {args.resolv_conf}"
+    except OSError as exc:
+        out["error"] = f"cannot read {args.resolv_conf}: {exc.strerror or exc}"
+        code = 1
+    line = encode_output(out)
+    print(line, flush=True)
+    try:
+        Path(args.termination_log).write_text(termination_text(line, out))
+    except OSError:
+        pass  # the worker falls back to the pod log
+    return code
+
+
+# ============================================================================ (b) in the worker
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the node-level probe pods do, decided by the job."""
+
+    job_id: str
+    namespace: str
+    image: str
+    command: tuple[str, ...]  # e.g. ("aksdns", "probe")
+    names: tuple[str, ...]
+    types: tuple[str, ...] = ("A", "AAAA")
+    repeat: int = 1
+    timeout_s: float = 5.0
+    azure_dns: str = "168.63.129.16"
+    annotations: dict[str, str] = field(default_factory=dict)
+    start_budget_s: float = START_BUDGET_S
+
+    @property
+    def wait_s(self) -> float:
+        return self.timeout_s + self.start_budget_s
+
+    @property
+    def deadline_s(self) -> int:
+        """activeDeadlineSeconds: the kubelet kills a probe that outlives the worker's patience."""
+        return int(self.wait_s + 15)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def pod_name(plan: ProbePlan, index: int) -> str:
+    return f"aksdns-probe-{plan.job_id}-{index}"
+
+
+def probe_pod_manifest(plan: ProbePlan, node: str, index: int, now: float | None = None) -> dict[str, Any]:
+    """One probe pod pinned to ``node``; pure, so its safety properties are unit-tested."""
+    expires = int((now if now is not None else time.time()) + plan.deadline_s + 30)
+    args = ["node-dns", "--timeout", f"{plan.timeout_s:g}", "--repeat", str(plan.repeat)]
+    for n in plan.names:
+        args += ["--name", n]
+    for t in plan.types:
+        args += ["--type", t]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(plan, index),
+            "namespace": plan.namespace,
+            "labels": {
+                MANAGED_BY: "aksdns",
+                "app.kubernetes.io/name": "aksdns",
+                "app.kubernetes.io/component": ROLE,
+                JOB_LABEL: plan.job_id,
+                ROLE_LABEL: ROLE,
+            },
+            "annotations": {EXPIRES_ANNOTATION: str(expires), **plan.annotations},
+        },
+        "spec": {
+            "nodeName": node,  # pinned: no scheduler, and exactly this node's network
+            "hostNetwork": True,
+            "dnsPolicy": "Default",  # the node's resolv.conf, i.e. its upstreams
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": plan.deadline_s,
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "tolerations": [{"operator": "Exists"}],  # every taint: nodes under pressure are the interesting ones
+            "containers": [
+                {
+                    "name": CONTAINER,
+                    "image": plan.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": [*plan.command, *args],
+                    "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                    "terminationMessagePath": TERMINATION_LOG,
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "32Mi"},
+                        "limits": {"cpu": "200m", "memory": "128Mi"},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def parse_probe_output(text: str, plan: ProbePlan, node: str) -> tuple[NodeProbe, list[ProbeRecord]]:
+    """The JSON line of the probe program → a NodeProbe and its records (layer node)."""
+    line = next((ln for ln in reversed(text.strip().splitlines()) if ln.startswith("{")), "")
+    try:
+        out = json.loads(line)
+    except ValueError:
+        return NodeProbe(node=node, ok=False, error="probe output is not JSON"), []
+    if not isinstance(out, dict) or out.get("v") != OUTPUT_VERSION:
+        return NodeProbe(node=node, ok=False, error="unexpected probe output"), []
+    if out.get("truncated"):
+        return NodeProbe(node=node, ok=False, error="truncated"), []
+    servers = [str(s) for s in out.get("ns", [])]
+    names = [str(n) for n in out.get("names", [])]
+    records = []
+    for row in out.get("r", []):
+        si, ni, rdtype, attempt, status, latency = row
+        server = servers[si]
+        records.append(
+            ProbeRecord(
+                layer=Layer.NODE,
+                target=node,
+                server=server,
+                name=names[ni],
+                rdtype=str(rdtype),
+                attempt=int(attempt),
+                status=str(status),
+                latency_ms=None if status == "TIMEOUT" else float(latency),
+                role=(UpstreamRole.AZURE_DNS if server == plan.azure_dns else UpstreamRole.CUSTOM_VNET_DNS).value,
+            )
+        )
+    error = str(out.get("error") or "")
+    probe = NodeProbe(
+        node=node,
+        ok=not error,
+        error=error,
+        nameservers=tuple(servers),
+        search=tuple(str(s) for s in out.get("search", [])),
+        ndots=int(out.get("ndots", 1)),
+        seconds=float(out.get("seconds", 0.0)),
+    )
+    return probe, records
+
+
+def _terminated(pod: Any) -> Any:
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        if cs.name == CONTAINER and cs.state is not None and cs.state.terminated is not None:
+            return cs.state.terminated
+    return None
+
+
+def _why_not_done(pod: Any) -> str:
+    """A short reason for a probe pod that did not finish (Pending, image pull, ...)."""
+    if pod is None:
+        return "probe pod vanished"
+    status = pod.status
+    for cs in (status.container_statuses or []) if status else []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting is not None and waiting.reason:
+            return f"probe pod waiting: {waiting.reason}"
+    phase = status.phase if status else "Unknown"
+    return f"probe pod still {phase} after the wait"
+
+
+def _read_result(core: Any, plan: ProbePlan, pod: Any, node: str) -> tuple[NodeProbe, list[ProbeRecord]]:
+    term = _terminated(pod)
+    message = (term.message or "") if term is not None else ""
+    probe, records = parse_probe_output(message, plan, node) if message else (None, [])
+    if probe is None or probe.error in ("truncated", "probe output is not JSON"):
+        try:
+            log = call(
+                f"read the log of probe pod {pod.metadata.name}",
+                core.read_namespaced_pod_log,
+                pod.metadata.name,
+                plan.namespace,
+                container=CONTAINER,
+            )
+        except ClusterError as err:
+            return NodeProbe(node=node, ok=False, error=err.user_message), []
+        probe, records = parse_probe_output(str(log), plan, node)
+    if term is not None and term.exit_code not in (0, None) and probe.ok:
+        probe = dataclasses.replace(probe, ok=False, error=f"probe exited {term.exit_code}")
+    return probe, records
+
+
+def run_node_probes(
+    core: Any,
+    plan: ProbePlan,
+    nodes: Sequence[str],
+    *,
+    progress: Any = None,
+) -> tuple[list[NodeProbe], list[ProbeRecord], list[str]]:
+    """Create one probe pod per node, wait, collect, and always delete them.
+
+    Returns (node probes, records, notes).  A refused create (403) is a note, not a crash:
+    the other layers still make a report.
+    """
+    created: dict[str, str] = {}  # pod name -> node
+    notes: list[str] = []
+    probes: list[NodeProbe] = []
+    records: list[ProbeRecord] = []
+    try:
+        for i, node in enumerate(nodes):
+            body = probe_pod_manifest(plan, node, i)
+            try:
+                call(f"create probe pods in {plan.namespace}", core.create_namespaced_pod, plan.namespace, body)
+            except ClusterError as err:
+                probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
+                if err.status in (401, 403):
+                    notes.append(err.user_message)
+                    for rest in nodes[i + 1 :]:
+                        probes.append(NodeProbe(node=rest, ok=False, error="not probed: pod creation refused"))
+                    break
+                continue
+            created[body["metadata"]["name"]] = node
+        if progress is not None and created:
+            progress(f"probe pods started on {len(created)} nodes")
+        done: dict[str, Any] = {}
+        last: dict[str, Any] = {}
+        deadline = time.monotonic() + plan.wait_s
+        while created and len(done) < len(created) and time.monotonic() < deadline:
+            listed = call(
+                f"list probe pods in {plan.namespace}",
+                core.list_namespaced_pod,
+                plan.namespace,
+                label_selector=f"{JOB_LABEL}={plan.job_id}",
+            )
+            for pod in listed.items:
+                name = pod.metadata.name
+                if name not in created:
+                    continue
+                last[name] = pod
+                if name not in done and pod.status and pod.status.phase in ("Succeeded", "Failed"):
+                    done[name] = pod
+            if len(done) < len(created):
+                time.sleep(POLL_S)
+        for name, node in created.items():
+            if name in done:
+                probe, recs = _read_result(core, plan, done[name], node)
+                probes.append(probe)
+                records.extend(recs)
+            else:
+                probes.append(NodeProbe(node=node, ok=False, error=_why_not_done(last.get(name))))
+    finally:
+        for name in created:
+            delete_pod(core, plan.namespace, name)
+    order = {n: i for i, n in enumerate(nodes)}
+    probes.sort(key=lambda p: order.get(p.node, len(order)))
+    return probes, records, notes
+
+
+def delete_pod(core: Any, namespace: str, name: str) -> bool:
+    """Delete one pod now (grace 0); a pod already gone is fine, other failures are left to the janitor."""
+    try:
+        call(f"delete pod {name}", core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+    except ClusterError:
+        return False
+    return True
+
+
+def _expired(pod: Any, now: float) -> bool:
+    annotations = pod.metadata.annotations or {}
+    try:
+        return now > float(annotations[EXPIRES_ANNOTATION])
+    except (KeyError, ValueError):
+        created = pod.metadata.creation_timestamp
+        deadline = (pod.spec.active_deadline_seconds or 600) + 60
+        if created is None:
+            return True
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return bool(now > created.timestamp() + deadline)
+
+
+def janitor(core: Any, namespace: str, now: float | None = None) -> int:
+    """Delete probe pods left behind past their deadline (a worker that died mid-job); returns the count."""
+    now = time.time() if now is None else now
+    pods = call(
+        f"list aksdns probe pods in {namespace}",
+        core.list_namespaced_pod,
+        namespace,
+        label_selector=f"{MANAGED_BY}=aksdns,{ROLE_LABEL}={ROLE}",
+    )
+    removed = 0
+    for pod in pods.items:
+        if _expired(pod, now) and delete_pod(core, namespace, pod.metadata.name):
+            removed += 1
+    return removed
+
+
+if __name__ == "__main__":  # the testbed and local runs: python -m workers.probes.node_probe node-dns ...
+    sys.exit(probe_main(sys.argv[1:]))
