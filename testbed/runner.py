@@ -1,0 +1,573 @@
+"""The testbed's "container runtime": makes the pods that must really run, run.
+
+kwok plays the kubelets (scheduling results, pod IPs, Running/Ready status, `kubectl logs` through its
+kubelet endpoint). This runner, one process polling the API server twice a second, adds the parts kwok
+cannot fake:
+
+* CoreDNS pods (kube-system, label k8s-app=kube-dns): one real ``coredns`` process per pod, in a network
+  namespace of its own holding the pod IP, with the Corefile rendered from the ``coredns`` and
+  ``coredns-custom`` ConfigMaps (re-rendered and reloaded with SIGUSR1 when they change) and a
+  kubeconfig for the kubernetes plugin. A crash is restarted with back-off and shows in the pod status
+  (restartCount, lastState, Ready=False), as kubelet would show it.
+* Pods to execute: on a testbed node, phase Running, and either annotated ``testbed.aksdns.dev/run:
+  "true"`` or whose first container's command[0] is one of RUNNABLE_COMMANDS (``aksdns``). Each
+  container's command+args runs once, in the node's network namespace for hostNetwork pods (so it sees
+  the node's /etc/resolv.conf) or in a pod namespace holding the pod IP otherwise, found on PATH (the
+  runner's PATH with the Python environment's bin directory first). Output goes to a CRI-format log
+  file that kwok serves for `kubectl logs`; on exit the pod status gets the real exit code and
+  termination message, phase Succeeded or Failed. A run is killed after the pod's
+  activeDeadlineSeconds (default RUN_TIMEOUT_S).
+* The kube-dns Service VIP: nftables DNAT to the Ready endpoints of the kube-dns EndpointSlices, in the
+  host and in every node namespace.
+* Fault annotations on CoreDNS pods (``testbed.aksdns.dev/fault``): ``dead`` kills the process and takes
+  the pod's link down (queries time out, the API still says Ready); ``crashloop`` kills it and reports
+  CrashLoopBackOff with a growing restartCount (Ready=False, so the endpoint leaves the VIP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from testbed import layout, net, pki, procs
+from testbed.kube import JSON, ApiError, Kube
+from testbed.state import State
+
+POLL_S = 0.5
+RUN_TIMEOUT_S = 600
+CRASHLOOP_PERIOD_S = 10.0
+MAX_MESSAGE_BYTES = 4096
+LOGS_API = "/apis/kwok.x-k8s.io/v1alpha1"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CriLog:
+    """Copies a process's stdout/stderr into a CRI-format log file (what kubelet's reader, and so kwok,
+    parses for `kubectl logs`)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")  # closed by close()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def attach(self, stream: IO[bytes], name: str) -> None:
+        t = threading.Thread(target=self._pump, args=(stream, name), daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _pump(self, stream: IO[bytes], name: str) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            with self._lock:
+                self._file.write(f"{stamp} {name} F {line}\n")
+                self._file.flush()
+        stream.close()
+
+    def tail_text(self, max_bytes: int = 2048) -> str:
+        lines = []
+        try:
+            for line in self.path.read_text(errors="replace").splitlines()[-80:]:
+                parts = line.split(" ", 3)
+                lines.append(parts[3] if len(parts) == 4 else line)
+        except OSError:
+            return ""
+        return "\n".join(lines)[-max_bytes:]
+
+    def close(self, timeout: float = 5.0) -> None:
+        for t in self._threads:
+            t.join(timeout)
+        with self._lock:
+            self._file.close()
+
+
+def spawn(cmd: list[str], log: CriLog, pid_file: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=env, cwd=cwd, start_new_session=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    log.attach(proc.stdout, "stdout")
+    log.attach(proc.stderr, "stderr")
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{proc.pid} {procs._start_time(proc.pid) or ''}\n")
+    return proc
+
+
+def stop_proc(proc: subprocess.Popen[bytes] | None, pid_file: Path | None = None) -> None:
+    if proc is not None and proc.poll() is None:
+        procs.stop_pid(proc.pid, grace_s=3.0)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    if pid_file is not None:
+        pid_file.unlink(missing_ok=True)
+
+
+def render_corefile(corefile: str, pod_dir: Path) -> str:
+    """Adapt the ConfigMap's Corefile to a process outside a container: the kubernetes plugin gets the
+    pod's kubeconfig, and custom/ imports point at the rendered coredns-custom keys."""
+    kubeconfig = f"kubeconfig {pod_dir / 'kubeconfig'}"
+    lines: list[str] = []
+    for line in corefile.splitlines():
+        words = line.split()
+        if words and words[0] == "kubernetes":
+            indent = line[: len(line) - len(line.lstrip())]
+            if line.rstrip().endswith("{"):
+                lines += [line, f"{indent}  {kubeconfig}"]
+            else:
+                lines += [line.rstrip() + " {", f"{indent}  {kubeconfig}", f"{indent}}}"]
+            continue
+        lines.append(re.sub(r"(\bimport\s+)(?:/etc/coredns/)?custom/",
+                            lambda m: f"{m.group(1)}{pod_dir}/custom/", line))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Instance:
+    """One CoreDNS pod's real process."""
+
+    uid: str
+    namespace: str
+    name: str
+    node: str
+    ip: str
+    dir: Path
+    netns: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    log: CriLog | None = None
+    fault: str = ""
+    restarts: int = 0
+    next_start: float = 0.0
+    last_exit: int | None = None
+    last_patch: float = 0.0
+    status_ready: bool = True
+    config_hash: str = ""
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir.parent.parent / "pids" / f"coredns-{self.uid[:8]}.pid"
+
+
+@dataclass
+class Job:
+    """One run of a pod's containers."""
+
+    uid: str
+    namespace: str
+    name: str
+    dir: Path
+    deadline: float
+    containers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, CriLog] = field(default_factory=dict)
+    started_at: str = ""
+    netns: str = ""
+    done: bool = False
+
+
+class Runner:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.kube: Kube = state.admin(timeout=10)
+        self.nodes = {n.name: n for n in state.nodes()}
+        self.instances: dict[str, Instance] = {}
+        self.jobs: dict[str, Job] = {}
+        self.finished: set[str] = set()
+        self.backends: list[str] | None = None
+        self.config_hash = ""
+        self.corefile = ""
+        self.custom: dict[str, str] = {}
+        self.stopping = threading.Event()
+        self.venv_bin = str(Path(state.python).parent)
+
+    # ---- main loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except (ApiError, OSError, subprocess.SubprocessError) as exc:
+                print(f"runner: {exc}", file=sys.stderr, flush=True)
+            self.stopping.wait(POLL_S)
+        self.shutdown()
+
+    def tick(self) -> None:
+        self.sync_configmaps()
+        pods = self.kube.get("/api/v1/pods")["items"]
+        live = {p["metadata"]["uid"] for p in pods}
+        for pod in pods:
+            if pod["spec"].get("nodeName") not in self.nodes or pod["metadata"].get("deletionTimestamp"):
+                continue
+            if self.is_coredns(pod):
+                self.sync_coredns(pod)
+            elif self.is_runnable(pod):
+                self.sync_job(pod)
+        for uid in [u for u in self.instances if u not in live]:
+            self.remove_instance(uid)
+        for uid in [u for u in self.jobs if u not in live]:
+            self.remove_job(uid)
+        for job in list(self.jobs.values()):
+            self.poll_job(job)
+        self.sync_vip()
+
+    def shutdown(self) -> None:
+        for uid in list(self.instances):
+            self.remove_instance(uid)
+        for uid in list(self.jobs):
+            self.remove_job(uid)
+
+    # ---- CoreDNS ---------------------------------------------------------------------------------
+    @staticmethod
+    def is_coredns(pod: JSON) -> bool:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        return bool(meta.get("namespace") == "kube-system" and labels.get("k8s-app") == "kube-dns")
+
+    def sync_configmaps(self) -> None:
+        core = self.kube.get_or_none("/api/v1/namespaces/kube-system/configmaps/coredns") or {}
+        custom = self.kube.get_or_none("/api/v1/namespaces/kube-system/configmaps/coredns-custom") or {}
+        corefile = (core.get("data") or {}).get("Corefile", "")
+        # AKS imports only these two key shapes from coredns-custom.
+        keys = {k: v for k, v in (custom.get("data") or {}).items() if k.endswith((".override", ".server"))}
+        digest = hashlib.sha256(repr((corefile, sorted(keys.items()))).encode()).hexdigest()
+        if digest == self.config_hash:
+            return
+        self.config_hash, self.corefile, self.custom = digest, corefile, keys
+        for inst in self.instances.values():
+            self.write_config(inst)
+            if inst.proc is not None and inst.proc.poll() is None:
+                # CoreDNS re-reads its Corefile on SIGUSR1 (and keeps the old one if the new is invalid).
+                os.killpg(inst.proc.pid, signal.SIGUSR1)
+
+    def write_config(self, inst: Instance) -> None:
+        custom_dir = inst.dir / "custom"
+        custom_dir.mkdir(parents=True, exist_ok=True)
+        for old in custom_dir.iterdir():
+            if old.name not in self.custom:
+                old.unlink()
+        for key, value in self.custom.items():
+            (custom_dir / key).write_text(value)
+        (inst.dir / "Corefile").write_text(render_corefile(self.corefile, inst.dir))
+        inst.config_hash = self.config_hash
+
+    def sync_coredns(self, pod: JSON) -> None:
+        meta, status = pod["metadata"], pod.get("status", {})
+        ip = status.get("podIP")
+        if not ip or status.get("phase") != "Running":
+            return
+        uid = meta["uid"]
+        inst = self.instances.get(uid)
+        if inst is None:
+            inst = Instance(uid=uid, namespace=meta["namespace"], name=meta["name"],
+                            node=pod["spec"]["nodeName"], ip=ip, dir=self.state.pods / f"{meta['name']}-{uid[:8]}")
+            self.instances[uid] = inst
+            self.prepare_instance(inst)
+        fault = (meta.get("annotations") or {}).get(layout.FAULT_ANNOTATION, "")
+        if fault != inst.fault:
+            self.apply_fault(inst, fault)
+        if inst.fault == "crashloop":
+            if time.monotonic() - inst.last_patch >= CRASHLOOP_PERIOD_S:
+                inst.restarts += 1
+                self.patch_crashloop(inst, exit_code=1)
+            return
+        if inst.fault == "dead":
+            return
+        if inst.proc is not None and inst.proc.poll() is not None:
+            # The process died by itself (a bad Corefile, say): restart with back-off, like kubelet.
+            inst.last_exit = inst.proc.returncode
+            inst.proc = None
+            inst.restarts += 1
+            inst.next_start = time.monotonic() + min(2.0 * 2 ** min(inst.restarts, 4), 30.0)
+            self.patch_crashloop(inst, exit_code=inst.last_exit)
+        if inst.proc is None and time.monotonic() >= inst.next_start:
+            self.start_coredns(inst)
+            if not inst.status_ready:
+                self.patch_running(inst)
+
+    def prepare_instance(self, inst: Instance) -> None:
+        inst.dir.mkdir(parents=True, exist_ok=True)
+        inst.netns = net.add_pod(inst.uid, inst.ip)
+        server = f"https://{layout.GATEWAY_IP}:{layout.API_GATEWAY_PORT}"
+        pki.write_kubeconfig(inst.dir / "kubeconfig", server, self.state.pki / "ca.crt",
+                             "system:serviceaccount:kube-system:coredns",
+                             cert=self.state.pki / "coredns.crt", key=self.state.pki / "coredns.key")
+        self.write_config(inst)
+        inst.log = CriLog(inst.dir / "coredns.log")
+        self.ensure_logs_cr(inst.namespace, inst.name, inst.uid, {"coredns": inst.log.path})
+
+    def start_coredns(self, inst: Instance) -> None:
+        assert inst.log is not None
+        cmd = ["ip", "netns", "exec", inst.netns, self.state.coredns_binary, "-conf",
+               str(inst.dir / "Corefile")]
+        inst.proc = spawn(cmd, inst.log, inst.pid_file, cwd=inst.dir)
+
+    def apply_fault(self, inst: Instance, fault: str) -> None:
+        previous, inst.fault = inst.fault, fault
+        if fault in ("dead", "crashloop"):
+            stop_proc(inst.proc, inst.pid_file)
+            inst.proc = None
+        if fault == "dead":
+            net.set_pod_link(inst.uid, up=False)
+        elif fault == "crashloop":
+            inst.restarts += 1
+            self.patch_crashloop(inst, exit_code=1)
+        if not fault:
+            if previous == "dead":
+                net.set_pod_link(inst.uid, up=True)
+            inst.next_start = 0.0
+
+    def _container_status(self, inst: Instance, state: JSON, ready: bool, last: JSON | None) -> JSON:
+        cs: JSON = {"name": "coredns", "image": "mcr.microsoft.com/oss/v2/kubernetes/coredns:v1.12.1-1",
+                    "imageID": "", "containerID": f"containerd://{inst.uid.replace('-', '')}{inst.restarts:04d}",
+                    "ready": ready, "started": ready, "restartCount": inst.restarts, "state": state}
+        if last is not None:
+            cs["lastState"] = last
+        return cs
+
+    def _conditions(self, ready: bool) -> list[JSON]:
+        stamp = now_rfc3339()
+        value = "True" if ready else "False"
+        conds: list[JSON] = [{"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
+                             {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp}]
+        for kind in ("Ready", "ContainersReady"):
+            cond: JSON = {"type": kind, "status": value, "lastTransitionTime": stamp}
+            if not ready:
+                cond.update(reason="ContainersNotReady", message="containers with unready status: [coredns]")
+            conds.append(cond)
+        return conds
+
+    def patch_crashloop(self, inst: Instance, exit_code: int) -> None:
+        stamp = now_rfc3339()
+        waiting = {"waiting": {"reason": "CrashLoopBackOff",
+                               "message": f"back-off restarting failed container coredns in pod {inst.name}"}}
+        last = {"terminated": {"exitCode": exit_code, "reason": "Error", "startedAt": stamp, "finishedAt": stamp}}
+        self._patch_status(inst.namespace, inst.name, {
+            "conditions": self._conditions(False),
+            "containerStatuses": [self._container_status(inst, waiting, False, last)],
+        })
+        inst.status_ready = False
+        inst.last_patch = time.monotonic()
+
+    def patch_running(self, inst: Instance) -> None:
+        last = None
+        if inst.restarts:
+            code = inst.last_exit if inst.last_exit is not None else 1
+            last = {"terminated": {"exitCode": code, "reason": "Error", "finishedAt": now_rfc3339()}}
+        self._patch_status(inst.namespace, inst.name, {
+            "conditions": self._conditions(True),
+            "containerStatuses": [self._container_status(
+                inst, {"running": {"startedAt": now_rfc3339()}}, True, last)],
+        })
+        inst.status_ready = True
+
+    def _patch_status(self, namespace: str, name: str, status: JSON) -> None:
+        try:
+            self.kube.merge_patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", {"status": status})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def remove_instance(self, uid: str) -> None:
+        inst = self.instances.pop(uid)
+        stop_proc(inst.proc, inst.pid_file)
+        if inst.log is not None:
+            inst.log.close()
+        net.delete_pod(uid)
+
+    # ---- Service VIP -----------------------------------------------------------------------------
+    def sync_vip(self) -> None:
+        slices = self.kube.get("/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices",
+                               labelSelector="kubernetes.io/service-name=kube-dns")["items"]
+        backends = sorted({
+            addr
+            for s in slices for ep in s.get("endpoints") or []
+            if (ep.get("conditions") or {}).get("ready", True)
+            for addr in ep.get("addresses", [])
+        })
+        if backends != self.backends:
+            net.sync_kube_dns(self.nodes.values(), self.state.api_port, self.state.kubelet_port, backends)
+            self.backends = backends
+
+    # ---- pods to execute -------------------------------------------------------------------------
+    @staticmethod
+    def is_runnable(pod: JSON) -> bool:
+        if (pod["metadata"].get("annotations") or {}).get(layout.RUN_ANNOTATION) == "true":
+            return True
+        containers = pod["spec"].get("containers") or []
+        command = containers[0].get("command") or [] if containers else []
+        return bool(command) and os.path.basename(command[0]) in layout.RUNNABLE_COMMANDS
+
+    def sync_job(self, pod: JSON) -> None:
+        meta, status = pod["metadata"], pod.get("status", {})
+        uid = meta["uid"]
+        if uid in self.jobs or uid in self.finished:
+            return
+        if status.get("phase") != "Running" or not status.get("podIP"):
+            return  # wait for kwok's pod-ready stage, or it would overwrite our terminated status
+        if any("terminated" in (cs.get("state") or {}) for cs in status.get("containerStatuses") or []):
+            self.finished.add(uid)
+            return
+        self.start_job(pod)
+
+    def _env(self, pod: JSON, container: JSON) -> dict[str, str]:
+        spec, status, meta = pod["spec"], pod.get("status", {}), pod["metadata"]
+        fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+                  "metadata.uid": meta["uid"], "spec.nodeName": spec.get("nodeName", ""),
+                  "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+                  "status.podIP": status.get("podIP", ""), "status.hostIP": status.get("hostIP", "")}
+        env = {"PATH": f"{self.venv_bin}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+               "HOME": "/root", "LANG": "C.UTF-8",
+               "HOSTNAME": spec["nodeName"] if spec.get("hostNetwork") else meta["name"],
+               "KUBERNETES_SERVICE_HOST": layout.GATEWAY_IP,
+               "KUBERNETES_SERVICE_PORT": str(layout.API_GATEWAY_PORT)}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+            elif (ref := (item.get("valueFrom") or {}).get("fieldRef")) and ref.get("fieldPath") in fields:
+                env[item["name"]] = fields[ref["fieldPath"]]
+        return env
+
+    def start_job(self, pod: JSON) -> None:
+        meta, spec, status = pod["metadata"], pod["spec"], pod["status"]
+        uid = meta["uid"]
+        job_dir = self.state.pods / f"{meta['namespace']}_{meta['name']}_{uid[:8]}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        deadline = float(spec.get("activeDeadlineSeconds") or RUN_TIMEOUT_S)
+        job = Job(uid=uid, namespace=meta["namespace"], name=meta["name"], dir=job_dir,
+                  deadline=time.monotonic() + deadline, started_at=now_rfc3339())
+        self.jobs[uid] = job
+        if spec.get("hostNetwork"):
+            job.netns = self.nodes[spec["nodeName"]].netns
+        else:
+            job.netns = net.add_pod(uid, status["podIP"])
+        logs = {c["name"]: job_dir / f"{c['name']}.log" for c in spec["containers"]}
+        self.ensure_logs_cr(job.namespace, job.name, uid, logs)
+        for c in spec["containers"]:
+            argv = list(c.get("command") or []) + list(c.get("args") or [])
+            log = CriLog(logs[c["name"]])
+            job.logs[c["name"]] = log
+            if not argv:
+                argv = ["/bin/false"]  # an image entrypoint cannot be known here
+            cmd = ["ip", "netns", "exec", job.netns, self.state.python, "-m", "testbed.podexec",
+                   "--termination-log", str(job_dir / f"{c['name']}.termination-log"),
+                   "--message-path", c.get("terminationMessagePath") or "/dev/termination-log"]
+            if c.get("workingDir"):
+                cmd += ["--workdir", c["workingDir"]]
+            cmd += ["--", *argv]
+            job.containers[c["name"]] = spawn(cmd, log, self.state.pids / f"job-{uid[:8]}-{c['name']}.pid",
+                                              env=self._env(pod, c))
+
+    def poll_job(self, job: Job) -> None:
+        if job.done:
+            return
+        timed_out = time.monotonic() > job.deadline
+        if timed_out:
+            for name, proc in job.containers.items():
+                stop_proc(proc, self.state.pids / f"job-{job.uid[:8]}-{name}.pid")
+        if any(p.poll() is None for p in job.containers.values()):
+            return
+        job.done = True
+        finished = now_rfc3339()
+        statuses: list[JSON] = []
+        all_ok = True
+        pod = self.kube.get_or_none(f"/api/v1/namespaces/{job.namespace}/pods/{job.name}")
+        images = {c["name"]: c.get("image", "") for c in (pod or {}).get("spec", {}).get("containers", [])}
+        policies = {c["name"]: c.get("terminationMessagePolicy", "File")
+                    for c in (pod or {}).get("spec", {}).get("containers", [])}
+        for name, proc in job.containers.items():
+            (self.state.pids / f"job-{job.uid[:8]}-{name}.pid").unlink(missing_ok=True)
+            job.logs[name].close()
+            code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+            all_ok = all_ok and code == 0
+            try:
+                message = (job.dir / f"{name}.termination-log").read_bytes()[:MAX_MESSAGE_BYTES].decode(
+                    errors="replace")
+            except OSError:
+                message = ""
+            if not message and code != 0 and policies.get(name) == "FallbackToLogsOnError":
+                message = job.logs[name].tail_text()
+            reason = "DeadlineExceeded" if timed_out else ("Completed" if code == 0 else "Error")
+            term: JSON = {"exitCode": code, "reason": reason, "startedAt": job.started_at,
+                          "finishedAt": finished,
+                          "containerID": f"containerd://{job.uid.replace('-', '')}{name}"}
+            if message:
+                term["message"] = message
+            statuses.append({"name": name, "image": images.get(name, ""), "imageID": "",
+                             "containerID": term["containerID"], "ready": False, "started": False,
+                             "restartCount": 0, "state": {"terminated": term}})
+        stamp = now_rfc3339()
+        conditions = [{"type": t, "status": "False", "reason": "PodCompleted", "lastTransitionTime": stamp}
+                      for t in ("Ready", "ContainersReady")]
+        patch: JSON = {"phase": "Succeeded" if all_ok else "Failed", "conditions": conditions,
+                       "containerStatuses": statuses}
+        if timed_out:
+            patch.update(reason="DeadlineExceeded", message="Pod was active on the node longer than the "
+                                                           "specified deadline")
+        self._patch_status(job.namespace, job.name, patch)
+        if job.netns.startswith(layout.PREFIX + "pod-"):
+            net.delete_pod(job.uid)
+        self.finished.add(job.uid)
+
+    def remove_job(self, uid: str) -> None:
+        job = self.jobs.pop(uid)
+        for name, proc in job.containers.items():
+            stop_proc(proc, self.state.pids / f"job-{uid[:8]}-{name}.pid")
+        for log in job.logs.values():
+            log.close(timeout=1)
+        if job.netns.startswith(layout.PREFIX + "pod-"):
+            net.delete_pod(uid)
+
+    # ---- kwok logs -------------------------------------------------------------------------------
+    def ensure_logs_cr(self, namespace: str, name: str, uid: str, files: dict[str, Path]) -> None:
+        """Point kwok's kubelet endpoint at the pod's log files; owned by the pod so it goes with it."""
+        body: JSON = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+            "metadata": {"name": name, "namespace": namespace,
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}]},
+            "spec": {"logs": [{"containers": [c], "logsFile": str(p), "follow": True} for c, p in files.items()]},
+        }
+        for p in files.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+        self.kube.apply(f"{LOGS_API}/namespaces/{namespace}/logs", name, body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testbed.runner")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    state = State.load(args.run_dir)
+    if state is None:
+        print(f"runner: no testbed state in {args.run_dir}", file=sys.stderr)
+        return 2
+    runner = Runner(state)
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        runner.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("runner: started", flush=True)
+    runner.run()
+    print("runner: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
