@@ -50,7 +50,7 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
     rest, options = _split_cli_options(argv)
     command = grammar.parse_tokens(rest)
     if isinstance(command, HelpCommand):
-        print(help_text(command.topic, prefix="aksdns").replace("`", ""))
+        print(help_text(command.topic, prefix="aksdns").replace("`", "").replace("*", ""))
         print(CLI_OPTIONS_HELP)
         return 0
     settings = Settings.from_env(env)
@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `aksdns ... | head`: the reader left, nothing to report
+        return 0
     except Exception as exc:  # one line for the user; the traceback only when asked for
         if env.get("AKSDNS_DEBUG"):
             logging.exception("unexpected error")

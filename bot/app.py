@@ -88,11 +88,11 @@ class AksDnsApp:
         user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
         step = interpret(str(body.get("text", "")), prefix="/aksdns")
         if step.command is None:
-            ack(text=step.reply or "")
+            ack(text=step.reply or "", response_type="ephemeral")
             return
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         if not decision.allowed:
-            ack(text=f"🚫 {decision.reason}")
+            ack(text=f"🚫 {decision.reason}", response_type="ephemeral")
             return
         ack()
         outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=None)

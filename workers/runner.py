@@ -97,7 +97,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
 
     def progress(text: str) -> None:
         if poster:
-            poster.status(text)
+            poster.status(f"{emoji} `{verb}` on `{spec.cluster}`: {text}")
 
     env = replace(ctx.env, progress=progress, workdir=workdir, extras={"source": "slack", "job_id": spec.id})
     if poster and spec.thread:
@@ -113,7 +113,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         )
     elif spec.thread is None:
         env.extras["source"] = "cli"
-    progress(f"{emoji} `{verb}` running on cluster `{spec.cluster}`…")
+    progress("running…")
     try:
         report = jobs.execute(spec.command, env)
         elapsed = time.monotonic() - started

@@ -1,0 +1,165 @@
+"""End to end: signed slash command → `aksdns bot --http` → redis-server → `aksdns worker`
+→ the Slack stand-in, answered with what a real DNS server (bind9) said."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aksdns.standin import SlackStandIn
+from tests.dnsservers import RealServer, free_port
+from tests.services import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    RedisServer,
+    aksdns_env,
+    post,
+    run_aksdns,
+    sign,
+    slash_body,
+    wait_http,
+)
+
+FORM = "application/x-www-form-urlencoded"
+CHANNEL = "C0INCIDENT"
+
+
+def _env(redis_url: str, slack: SlackStandIn, cluster: str, **extra: str) -> dict[str, str]:
+    return aksdns_env(
+        REDIS_URL=redis_url,
+        SLACK_API_URL=slack.api_url,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        AKSDNS_CLUSTER=cluster,
+        **extra,
+    )
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> str:
+    # A queue per test: jobs of one test never reach another's worker.
+    return "t" + str(abs(hash(request.node.name)) % 10**8)
+
+
+@pytest.fixture
+def bot(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = _env(redis_server.url, slack, cluster)
+    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
+                    tmp_path / "bot.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz")
+        yield url + "/slack/events"
+
+
+@pytest.fixture
+def worker(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[Path]:
+    log = tmp_path / "worker.log"
+    with run_aksdns(["worker"], _env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="20"), log):
+        yield log
+
+
+def _thread_of_first_parent(slack: SlackStandIn) -> str:
+    parents = [m for m in slack.state.messages if m.thread_ts is None and m.ephemeral_to is None]
+    assert parents, "no parent message was posted"
+    return slack.transcript(CHANNEL, parents[0].ts)
+
+
+def _replies(slack: SlackStandIn) -> list[str]:
+    return [m.text for m in slack.state.messages if m.thread_ts is not None and m.ephemeral_to is None]
+
+
+def test_slash_dig_answers_in_thread_with_bind9_address(
+    bot: str, worker: Path, slack: SlackStandIn, bind9_server: RealServer
+) -> None:
+    server = bind9_server.server
+    body = slash_body(f"dig @{server.host}:{server.port} www.aksdns.test --type A")
+    status, _ = post(bot, body, sign(body), FORM)
+    assert status == 200
+    assert slack.wait_for(lambda s: any(m.thread_ts and m.blocks for m in s.messages), timeout=30), (
+        worker.read_text()[-2000:]
+    )
+    transcript = _thread_of_first_parent(slack)
+    assert "10.53.1.10" in transcript  # the A record bind9 serves
+    assert "NOERROR" in transcript
+    parent = next(m for m in slack.state.messages if m.thread_ts is None)
+    assert slack.wait_for(lambda s: "done" in parent.text, timeout=10)
+    assert parent.edits >= 2  # queued → running → done, by chat.update
+    first_text = next(args["text"] for _, method, args in slack.state.calls if method == "chat.postMessage")
+    assert "queued by <@U0ONCALL>" in first_text
+
+
+def test_forged_and_stale_requests_get_401_and_queue_nothing(
+    bot: str, redis_server: RedisServer, slack: SlackStandIn, cluster: str
+) -> None:
+    body = slash_body("dig www.aksdns.test")
+    forged = sign(body, secret="not-the-secret")
+    stale = sign(body, timestamp=int(time.time()) - 6 * 60)
+    assert post(bot, body, forged, FORM)[0] == 401
+    assert post(bot, body, stale, FORM)[0] == 401
+    assert post(bot, body, {}, FORM)[0] == 401
+    time.sleep(0.5)
+    assert redis_server.client().llen(f"rq:queue:aksdns:{cluster}") == 0
+    assert not [c for c in slack.state.calls if c[1].startswith("chat.")]
+
+
+def test_usage_error_is_ephemeral_and_short(bot: str, slack: SlackStandIn) -> None:
+    body = slash_body("dig kubernetes.default; rm -rf /")
+    status, response = post(bot, body, sign(body), FORM)
+    assert status == 200
+    text = json.loads(response)["text"]
+    assert "forbidden characters" in text and "Traceback" not in text
+    assert not [c for c in slack.state.calls if c[1] == "chat.postMessage"]
+
+
+def test_same_command_twice_points_to_the_first(
+    bot: str, slack: SlackStandIn, redis_server: RedisServer, cluster: str
+) -> None:
+    body = slash_body("dig www.aksdns.test --repeat 2")
+    assert post(bot, body, sign(body), FORM)[0] == 200
+    assert slack.wait_for(lambda s: any(m.thread_ts is None for m in s.messages), timeout=10)
+    assert post(bot, body, sign(body), FORM)[0] == 200
+    assert slack.wait_for(lambda s: any(m.ephemeral_to for m in s.messages), timeout=10)
+    ephemeral = next(m for m in slack.state.messages if m.ephemeral_to)
+    assert "already queued or running" in ephemeral.text
+    parents = [m for m in slack.state.messages if m.thread_ts is None and not m.ephemeral_to]
+    assert len(parents) == 1  # one job, one parent message
+
+
+def test_redis_down_gives_a_clear_answer_and_the_bot_keeps_running(
+    slack: SlackStandIn, cluster: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    env = _env(dead_redis, slack, cluster)
+    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
+                    tmp_path / "bot.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz")
+        body = slash_body("dig www.aksdns.test")
+        assert post(url + "/slack/events", body, sign(body), FORM)[0] == 200
+        assert slack.wait_for(lambda s: any(m.ephemeral_to for m in s.messages), timeout=10)
+        ephemeral = next(m for m in slack.state.messages if m.ephemeral_to)
+        assert "unreachable" in ephemeral.text and "nothing was queued" in ephemeral.text
+        wait_http(url + "/healthz", timeout=5)
+
+
+def test_timed_out_job_is_reported_in_its_thread(
+    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, silent_server: object
+) -> None:
+    server = getattr(silent_server, "server")
+    env = _env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="2")  # the bot sets the job timeout
+    port = free_port()
+    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
+                    tmp_path / "bot2.log"), run_aksdns(["worker"], env, tmp_path / "worker2.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/healthz")
+        body = slash_body(f"dig @{server.host}:{server.port} www.aksdns.test --timeout 20")
+        assert post(url + "/slack/events", body, sign(body), FORM)[0] == 200
+        assert slack.wait_for(lambda s: any("timed out" in r for r in _replies(slack)), timeout=40), (
+            (tmp_path / "worker2.log").read_text()[-2000:]
+        )
