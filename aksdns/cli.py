@@ -195,7 +195,7 @@ def _bot_healthcheck(port: int, env: dict[str, str]) -> int:
     settings = Settings.from_env(env)
     if not settings.slack_app_token:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
                 return 0 if response.status == 200 else 1
         except OSError:
             print("unhealthy: /healthz does not answer")

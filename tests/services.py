@@ -96,7 +96,7 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except (OSError, urllib.error.URLError):
@@ -134,7 +134,7 @@ def post(url: str, body: bytes, headers: dict[str, str], content_type: str) -> t
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={**headers, "Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

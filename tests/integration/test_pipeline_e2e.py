@@ -151,7 +151,7 @@ def test_redis_down_gives_a_clear_answer_and_the_bot_keeps_running(
 def test_timed_out_job_is_reported_in_its_thread(
     redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, silent_server: object
 ) -> None:
-    server = getattr(silent_server, "server")
+    server = silent_server.server
     env = _env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="2")  # the bot sets the job timeout
     port = free_port()
     with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
