@@ -26,7 +26,9 @@ import custom/*.server
 def test_parse_custom_server_and_override() -> None:
     custom = parse_custom(
         {
-            "contoso.server": "contoso.corp:53 {\n    errors\n    cache 30\n    forward . 10.10.0.4 10.10.0.5:5353\n}\n",
+            "contoso.server": (
+                "contoso.corp:53 {\n    errors\n    cache 30\n    forward . 10.10.0.4 10.10.0.5:5353\n}\n"
+            ),
             "log.override": "log\nhosts {\n  1.2.3.4 a.b\n  fallthrough\n}\n",
             "tls.server": "example.org:53 {\n  forward . tls://9.9.9.9 {\n    tls_servername dns.quad9.net\n  }\n}\n",
         },

@@ -79,7 +79,7 @@ def test_probe_program_queries_each_upstream(tmp_path: Path, dns_server_factory:
 
 def test_probe_program_reports_a_silent_upstream(tmp_path: Path, dns_server_factory: Callable) -> None:
     server = dns_server_factory("silent")
-    code, out, text = run_probe(tmp_path, "nameserver 127.0.0.1\n", server.server.port)
+    code, _out, text = run_probe(tmp_path, "nameserver 127.0.0.1\n", server.server.port)
     assert code == 0
     _, records = parse_probe_output(text, PLAN, "n")
     assert records and all(r.status == "TIMEOUT" and r.latency_ms is None for r in records)
