@@ -1,0 +1,5 @@
+"""Compiled capture reader and DNS statistics core of aksdns (Rust, PyO3)."""
+
+from aksdns_native._core import CaptureError, __version__, analyze, synthesize
+
+__all__ = ["CaptureError", "__version__", "analyze", "synthesize"]

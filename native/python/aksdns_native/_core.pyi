@@ -1,0 +1,7 @@
+class CaptureError(Exception):
+    """args are (path, reason)."""
+
+__version__: str
+
+def analyze(paths: list[str], slow_s: float = 5.0, list_limit: int = 1000) -> str: ...
+def synthesize(path: str, packets: int, seed: int = 1, start_s: float = 1711990000.0) -> int: ...

@@ -1,0 +1,1132 @@
+//! One pass over merged captures: DNS transactions matched as Wireshark matches them,
+//! the `dns,tree` statistics, and the figures the on-call engineer needs first.
+
+use crate::dns::{self, Scratch};
+use crate::dns_tree::{rcode_name, type_mnemonic, DnsTap, DnsTree};
+use crate::link::{self, Endpoint, Skip, Transport};
+use crate::reader::{MergedReader, OpenError};
+use crate::stats_tree::Row;
+use crate::tcp::Reassembler;
+use serde::Serialize;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Wireshark's dns.retransmission_timer default (packet-dns.c), in seconds.
+const RETRANSMISSION_TIMER_S: f64 = 5.0;
+/// Answered transactions are kept this long (capture time) to recognise duplicate responses.
+const KEEP_ANSWERED_NS: i64 = 60_000_000_000;
+/// Unanswered transactions wait this long for a late response before they are final.
+const KEEP_UNANSWERED_NS: i64 = 300_000_000_000;
+const MAX_FAILING_NAMES: usize = 200_000;
+const MAX_TIMELINE_SECONDS: usize = 200_000;
+const MAX_PEERS: usize = 100_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct TxKey {
+    transport: Transport,
+    a: Endpoint,
+    b: Endpoint,
+    id: u16,
+}
+
+struct Tx {
+    serial: u64,
+    req_ns: i64,
+    answered: bool,
+    multiple_responds: bool,
+    query_malformed: bool,
+    paired: bool,
+    loss_counted: bool,
+    retransmissions: u32,
+    client: Endpoint,
+    server: Endpoint,
+    qtype: u16,
+    qname: Box<str>,
+}
+
+/// One query or response in the lists the report shows.
+#[derive(Serialize, Clone)]
+pub struct TxRecord {
+    pub time_ns: i64,
+    pub client: String,
+    pub server: String,
+    pub transport: &'static str,
+    pub id: u16,
+    pub qtype: String,
+    pub qname: String,
+    pub rcode: Option<String>,
+    pub response_time_ms: Option<f64>,
+    pub retransmissions: u32,
+}
+
+impl PartialEq for TxRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for TxRecord {}
+impl PartialOrd for TxRecord {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TxRecord {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.time_ns.cmp(&other.time_ns).then(self.id.cmp(&other.id))
+    }
+}
+
+#[derive(Serialize, Default, Clone)]
+pub struct Peer {
+    pub address: String,
+    pub queries: u64,
+    pub responses: u64,
+    pub noerror: u64,
+    pub nxdomain: u64,
+    pub servfail: u64,
+    pub refused: u64,
+    pub other_errors: u64,
+    pub unanswered: u64,
+    pub slow: u64,
+    pub timed: u64,
+    pub rt_sum_ms: f64,
+    pub rt_max_ms: f64,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct Second {
+    pub second: i64,
+    pub queries: u64,
+    pub responses: u64,
+    pub errors: u64,
+    pub unanswered: u64,
+    pub slow: u64,
+}
+
+#[derive(Serialize, Clone)]
+pub struct Agg {
+    pub label: String,
+    pub count: u64,
+    pub average: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct AggAcc {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl AggAcc {
+    fn add(&mut self, v: f64) {
+        if self.count == 0 {
+            self.min = v;
+            self.max = v;
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+    fn out(&self, label: String) -> Agg {
+        Agg {
+            label,
+            count: self.count,
+            average: if self.count > 0 { self.sum / self.count as f64 } else { 0.0 },
+            min: self.min,
+            max: self.max,
+        }
+    }
+}
+
+/// Response times in microseconds, 0.2 % resolution (HDR-style buckets).
+struct LatencyHistogram {
+    buckets: Vec<u64>,
+}
+
+impl LatencyHistogram {
+    fn new() -> Self {
+        LatencyHistogram { buckets: vec![0; 1024 + 64 * 512] }
+    }
+    fn index(us: u64) -> usize {
+        if us < 1024 {
+            return us as usize;
+        }
+        let e = 63 - us.leading_zeros() as usize - 9; // us >> e in 512..1024
+        let mant = (us >> e) as usize;
+        1024 + (e - 1) * 512 + (mant - 512)
+    }
+    fn bounds(i: usize) -> (u64, u64) {
+        if i < 1024 {
+            return (i as u64, i as u64 + 1);
+        }
+        let e = (i - 1024) / 512 + 1;
+        let mant = ((i - 1024) % 512 + 512) as u64;
+        (mant << e, (mant + 1) << e)
+    }
+    fn add(&mut self, us: u64) {
+        let i = Self::index(us).min(self.buckets.len() - 1);
+        self.buckets[i] += 1;
+    }
+    fn quantile(&self, total: u64, q: f64) -> f64 {
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let (lo, hi) = Self::bounds(i);
+                return (lo as f64 + hi as f64) / 2.0 / 1000.0;
+            }
+        }
+        0.0
+    }
+    fn sparse(&self) -> Vec<(f64, f64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| {
+                let (lo, hi) = Self::bounds(i);
+                (lo as f64 / 1000.0, hi as f64 / 1000.0, c)
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub average_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    /// (low ms, high ms, count) for every non-empty bucket.
+    pub histogram: Vec<(f64, f64, u64)>,
+}
+
+#[derive(Serialize)]
+pub struct FailingName {
+    pub name: String,
+    pub rcode: String,
+    pub count: u64,
+}
+
+#[derive(Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    pub packets: u64,
+}
+
+#[derive(Serialize, Default)]
+pub struct Ignored {
+    pub not_ip: u64,
+    pub unsupported_link_type: u64,
+    pub truncated: u64,
+    pub ip_fragments: u64,
+    pub other_protocols: u64,
+    pub other_ports: u64,
+}
+
+#[derive(Serialize)]
+pub struct GuideTable {
+    pub rcodes: Vec<(String, u64)>,
+    pub query_types: Vec<(String, u64)>,
+    pub response_types: Vec<(String, u64)>,
+    pub answer_rrs: Agg,
+    pub answer_types: Vec<(String, u64)>,
+    pub ttl_by_type: Vec<Agg>,
+    pub response_time_buckets: Vec<Agg>,
+    pub unsolicited: u64,
+    pub retransmissions: u64,
+    pub request_not_found: u64,
+    pub payload_size_buckets: Vec<Agg>,
+}
+
+#[derive(Serialize)]
+pub struct Hop {
+    pub client_query: TxRecord,
+    pub upstream_query: TxRecord,
+    /// Time between the client's query and the forwarded query (ms).
+    pub before_upstream_ms: f64,
+    /// Upstream response time (ms), None if never answered.
+    pub upstream_ms: Option<f64>,
+    /// Time from the upstream answer to the answer to the client (ms).
+    pub after_upstream_ms: Option<f64>,
+    pub client_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Analysis {
+    pub files: Vec<FileInfo>,
+    pub warnings: Vec<String>,
+    pub frames: u64,
+    pub dns_messages: u64,
+    pub queries: u64,
+    pub responses: u64,
+    pub malformed: u64,
+    pub ignored: Ignored,
+    pub first_time_ns: Option<i64>,
+    pub last_time_ns: Option<i64>,
+    pub tshark_tree: String,
+    pub tree_rows: Vec<Row>,
+    pub transactions: u64,
+    pub answered_transactions: u64,
+    pub unanswered_queries: u64,
+    pub unanswered_transactions: u64,
+    pub retransmitted_queries: u64,
+    pub retransmitted_responses: u64,
+    pub unsolicited_responses: u64,
+    pub slow_threshold_s: f64,
+    pub slow_responses: u64,
+    pub response_rcodes: Vec<(String, u64)>,
+    pub latency: Latency,
+    pub unanswered: Vec<TxRecord>,
+    pub slow: Vec<TxRecord>,
+    pub servers: Vec<Peer>,
+    pub clients: Vec<Peer>,
+    pub failing_names: Vec<FailingName>,
+    pub failing_names_truncated: bool,
+    pub aaaa_pairs: u64,
+    pub aaaa_pair_members_lost: u64,
+    pub timeline: Vec<Second>,
+    pub guide: GuideTable,
+    pub hops: Vec<Hop>,
+    pub hop_count: u64,
+}
+
+struct LastQuery {
+    ts: i64,
+    qtype: u16,
+    name_hash: u64,
+    key: TxKey,
+}
+
+/// Outstanding client lookups by (name, type), to follow them upstream.
+struct HopCandidate {
+    ts: i64,
+    key: TxKey,
+    serial: u64,
+    server_ip: std::net::IpAddr,
+}
+
+struct PendingHop {
+    client_key: TxKey,
+    client_serial: u64,
+    client_ts: i64,
+    up_key: TxKey,
+    up_serial: u64,
+    up_ts: i64,
+    up_resp_ts: Option<i64>,
+    client_resp_ts: Option<i64>,
+    client: TxRecord,
+    upstream: TxRecord,
+}
+
+pub struct Analyzer {
+    slow_ns: i64,
+    list_limit: usize,
+    tree: DnsTree,
+    txs: HashMap<TxKey, Tx>,
+    serial: u64,
+    fifo: VecDeque<(TxKey, i64, u64)>,
+    fifo_unanswered: VecDeque<(TxKey, i64, u64)>,
+    reasm: Reassembler,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    max_ts: i64,
+    frames: u64,
+    dns_messages: u64,
+    queries: u64,
+    responses: u64,
+    malformed: u64,
+    ignored: Ignored,
+    transactions: u64,
+    answered: u64,
+    unanswered_filter: u64,
+    unanswered_tx: u64,
+    retrans_q: u64,
+    retrans_r: u64,
+    unsolicited: u64,
+    slow_count: u64,
+    response_rcodes: [u64; 16],
+    lat: LatencyHistogram,
+    lat_acc: AggAcc,
+    unanswered_heap: BinaryHeap<TxRecord>,
+    slow_list: Vec<TxRecord>,
+    servers: HashMap<std::net::IpAddr, Peer>,
+    clients: HashMap<std::net::IpAddr, Peer>,
+    failing: HashMap<(Box<str>, u16), u64>,
+    failing_truncated: bool,
+    last_query: HashMap<(Transport, Endpoint), LastQuery>,
+    pairs: u64,
+    pair_lost: u64,
+    timeline: HashMap<i64, Second>,
+    // guide table
+    q_types: HashMap<u16, u64>,
+    r_types: HashMap<u16, u64>,
+    answer_rrs: AggAcc,
+    answer_types: HashMap<u16, u64>,
+    ttl: HashMap<u16, AggAcc>,
+    rt_buckets: [AggAcc; 20],
+    size_buckets: [AggAcc; 8],
+    // hops
+    hop_candidates: HashMap<(u64, u16), Vec<HopCandidate>>,
+    hops: Vec<PendingHop>,
+    hop_index: HashMap<(TxKey, u64), Vec<usize>>,
+    hop_count: u64,
+    sc: Scratch,
+}
+
+fn ep_str(e: &Endpoint) -> String {
+    match e.ip {
+        std::net::IpAddr::V4(a) => format!("{a}:{}", e.port),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{}", e.port),
+    }
+}
+
+fn transport_str(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
+}
+
+/// nstime_to_msec of a signed nanosecond delta (seconds and nanoseconds share a sign).
+fn ns_to_ms(delta: i64) -> f64 {
+    let secs = delta / 1_000_000_000;
+    let nsecs = delta % 1_000_000_000;
+    secs as f64 * 1000.0 + nsecs as f64 / 1_000_000.0
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in bytes {
+        h ^= b.to_ascii_lowercase() as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl Analyzer {
+    pub fn new(slow_s: f64, list_limit: usize) -> Analyzer {
+        Analyzer {
+            slow_ns: (slow_s * 1e9).round() as i64,
+            list_limit,
+            tree: DnsTree::new(),
+            txs: HashMap::new(),
+            serial: 0,
+            fifo: VecDeque::new(),
+            fifo_unanswered: VecDeque::new(),
+            reasm: Reassembler::default(),
+            first_ts: None,
+            last_ts: None,
+            max_ts: i64::MIN,
+            frames: 0,
+            dns_messages: 0,
+            queries: 0,
+            responses: 0,
+            malformed: 0,
+            ignored: Ignored::default(),
+            transactions: 0,
+            answered: 0,
+            unanswered_filter: 0,
+            unanswered_tx: 0,
+            retrans_q: 0,
+            retrans_r: 0,
+            unsolicited: 0,
+            slow_count: 0,
+            response_rcodes: [0; 16],
+            lat: LatencyHistogram::new(),
+            lat_acc: AggAcc::default(),
+            unanswered_heap: BinaryHeap::new(),
+            slow_list: Vec::new(),
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            failing: HashMap::new(),
+            failing_truncated: false,
+            last_query: HashMap::new(),
+            pairs: 0,
+            pair_lost: 0,
+            timeline: HashMap::new(),
+            q_types: HashMap::new(),
+            r_types: HashMap::new(),
+            answer_rrs: AggAcc::default(),
+            answer_types: HashMap::new(),
+            ttl: HashMap::new(),
+            rt_buckets: [AggAcc::default(); 20],
+            size_buckets: [AggAcc::default(); 8],
+            hop_candidates: HashMap::new(),
+            hops: Vec::new(),
+            hop_index: HashMap::new(),
+            hop_count: 0,
+            sc: Scratch::default(),
+        }
+    }
+
+    pub fn run(paths: &[String], slow_s: f64, list_limit: usize) -> Result<Analysis, (String, OpenError)> {
+        let mut reader = MergedReader::open(paths)?;
+        let mut a = Analyzer::new(slow_s, list_limit);
+        let mut buf = Vec::with_capacity(65_536);
+        while let Some(meta) = reader.next_packet(&mut buf) {
+            a.frame(meta.ts_ns, meta.linktype, &buf);
+        }
+        let files = paths
+            .iter()
+            .zip(reader.packets_per_file())
+            .map(|(p, n)| FileInfo { path: p.clone(), packets: n })
+            .collect();
+        Ok(a.finish(files, reader.warnings()))
+    }
+
+    pub fn frame(&mut self, ts: i64, linktype: u32, data: &[u8]) {
+        self.frames += 1;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+        }
+        self.last_ts = Some(ts);
+        if ts > self.max_ts {
+            self.max_ts = ts;
+        }
+        if self.frames % 65_536 == 0 {
+            self.expire();
+        }
+        let seg = match link::ip_of_frame(linktype, data).and_then(link::segment_of_ip) {
+            Ok(s) => s,
+            Err(skip) => {
+                let ig = &mut self.ignored;
+                match skip {
+                    Skip::LinkType => ig.unsupported_link_type += 1,
+                    Skip::NotIp => ig.not_ip += 1,
+                    Skip::Truncated => ig.truncated += 1,
+                    Skip::Fragment => ig.ip_fragments += 1,
+                    Skip::OtherProtocol => ig.other_protocols += 1,
+                    Skip::OtherPort => ig.other_ports += 1,
+                }
+                return;
+            }
+        };
+        match seg.transport {
+            Transport::Udp => {
+                let (src, dst) = (seg.src, seg.dst);
+                self.message(ts, Transport::Udp, src, dst, seg.payload, 0);
+            }
+            Transport::Tcp => {
+                let (src, dst, seq, flags) = (seg.src, seg.dst, seg.tcp_seq, seg.tcp_flags);
+                let mut msgs: Vec<Vec<u8>> = Vec::new();
+                self.reasm.push(src, dst, seq, flags, seg.payload, ts, |m| msgs.push(m.to_vec()));
+                for m in msgs {
+                    self.message(ts, Transport::Tcp, src, dst, &m[2..], 2);
+                }
+            }
+        }
+    }
+
+    fn rel_ms(&self, ts: i64) -> f64 {
+        ns_to_ms(ts - self.first_ts.unwrap_or(ts))
+    }
+
+    /// dissect_dns_common for one message (`m` without any TCP length prefix).
+    fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32) {
+        if m.len() < 4 {
+            // The ID and flags are read first; a shorter message throws before any state.
+            self.malformed += 1;
+            return;
+        }
+        let id = u16::from_be_bytes([m[0], m[1]]);
+        let flags = u16::from_be_bytes([m[2], m[3]]);
+        let is_response = flags & 0x8000 != 0;
+        let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
+        let key = TxKey { transport, a, b, id };
+
+        // --- transaction state, first pass (packet-dns.c, !pinfo->fd->visited) ---
+        let mut retransmission = false;
+        let mut found = false;
+        let mut delta_ns = 0i64;
+        let mut new_tx = false;
+        if !is_response {
+            let existing = self.txs.get(&key);
+            let make_new = match existing {
+                None => true,
+                Some(tx) if tx.answered => true,
+                Some(tx) => {
+                    let d = ts - tx.req_ns;
+                    if (d as f64 / 1e9) < RETRANSMISSION_TIMER_S {
+                        retransmission = true;
+                        false
+                    } else {
+                        true
+                    }
+                }
+            };
+            found = true;
+            if make_new {
+                new_tx = true;
+                if let Some(old) = self.txs.remove(&key) {
+                    if !old.answered {
+                        self.finalize_unanswered(&key, old);
+                    }
+                }
+                self.serial += 1;
+                self.transactions += 1;
+                let tx = Tx {
+                    serial: self.serial,
+                    req_ns: ts,
+                    answered: false,
+                    multiple_responds: false,
+                    query_malformed: false,
+                    paired: false,
+                    loss_counted: false,
+                    retransmissions: 0,
+                    client: src,
+                    server: dst,
+                    qtype: 0,
+                    qname: "".into(),
+                };
+                self.fifo.push_back((key, ts, self.serial));
+                self.txs.insert(key, tx);
+            }
+        } else if let Some(tx) = self.txs.get_mut(&key) {
+            found = true;
+            delta_ns = ts - tx.req_ns;
+            if !tx.answered {
+                tx.answered = true;
+                self.answered += 1;
+            } else if !tx.multiple_responds {
+                retransmission = true;
+            }
+        }
+
+        // --- the rest of the message; an exception here means no statistics ---
+        let parsed = match dns::parse_body(m, &mut self.sc) {
+            Ok(p) => p,
+            Err(_) => {
+                self.malformed += 1;
+                if !is_response {
+                    // The query carries dns.flags.response but never dns.response_in.
+                    self.unanswered_filter += 1;
+                    if new_tx {
+                        if let Some(tx) = self.txs.get_mut(&key) {
+                            tx.query_malformed = true;
+                        }
+                    }
+                }
+                return;
+            }
+        };
+        if found && parsed.qdcount > 0 {
+            if let Some(tx) = self.txs.get_mut(&key) {
+                tx.multiple_responds = parsed.multiple_responds;
+            }
+        }
+        self.dns_messages += 1;
+        let rcode = flags & 0xF;
+        let opcode = (flags >> 11) & 0xF;
+        let qname_len = if parsed.qdcount > 0 { self.sc.qname.len as u32 } else { 0 };
+        let labels = if parsed.qdcount > 0 { self.sc.qname.labels() } else { 0 };
+        let unsolicited = is_response && !found;
+        let rrt_ms = (delta_ns / 1_000_000_000) as f64 * 1000.0 + (delta_ns % 1_000_000_000) as f64 / 1_000_000.0;
+        let tap = DnsTap {
+            qr: (flags >> 15),
+            qtype: parsed.qtype,
+            qclass: parsed.qclass,
+            rcode,
+            opcode,
+            payload_size: m.len() as u32 + prefix,
+            qname_len,
+            qname_labels: labels,
+            nquestions: parsed.qdcount,
+            nanswers: parsed.ancount,
+            nauthorities: parsed.nscount,
+            nadditionals: parsed.arcount,
+            unsolicited,
+            retransmission,
+            rrt_ms: rrt_ms as f32,
+        };
+        let now = self.rel_ms(ts);
+        self.tree.packet(now, &tap);
+
+        // --- everything beyond the tshark tree ---
+        let size_bucket = match m.len() as u32 + prefix {
+            0..=63 => 0,
+            64..=127 => 1,
+            128..=255 => 2,
+            256..=511 => 3,
+            512..=1023 => 4,
+            1024..=2047 => 5,
+            2048..=4095 => 6,
+            _ => 7,
+        };
+        self.size_buckets[size_bucket].add((m.len() as u32 + prefix) as f64);
+        let second = ts.div_euclid(1_000_000_000);
+        if !is_response {
+            self.queries += 1;
+            *self.q_types.entry(parsed.qtype).or_default() += 1;
+            self.tick_second(second, |s| s.queries += 1);
+            self.peer(true, dst.ip).queries += 1;
+            self.peer(false, src.ip).queries += 1;
+            if retransmission {
+                self.unanswered_filter += 1;
+                self.retrans_q += 1;
+                if let Some(tx) = self.txs.get_mut(&key) {
+                    tx.retransmissions += 1;
+                    if tx.paired && !tx.loss_counted {
+                        tx.loss_counted = true;
+                        self.pair_lost += 1;
+                    }
+                }
+            } else if new_tx {
+                let name = self.sc.qname.display();
+                let name_hash = fnv(name.as_bytes());
+                if let Some(tx) = self.txs.get_mut(&key) {
+                    tx.qtype = parsed.qtype;
+                    tx.qname = name.clone().into_boxed_str();
+                }
+                self.track_pairs(ts, transport, src, key, parsed.qtype, name_hash);
+                self.track_hop_query(ts, key, src, dst, parsed.qtype, name_hash);
+            }
+        } else {
+            self.responses += 1;
+            *self.r_types.entry(parsed.qtype).or_default() += 1;
+            self.response_rcodes[rcode as usize] += 1;
+            self.answer_rrs.add(parsed.ancount as f64);
+            for i in 0..self.sc.answers.len() {
+                let rr = self.sc.answers[i];
+                *self.answer_types.entry(rr.rtype).or_default() += 1;
+                self.ttl.entry(rr.rtype).or_default().add(rr.ttl as f64);
+            }
+            let is_error = rcode != 0;
+            self.tick_second(second, |s| {
+                s.responses += 1;
+                if is_error {
+                    s.errors += 1;
+                }
+            });
+            for server_side in [true, false] {
+                let ip = if server_side { src.ip } else { dst.ip };
+                let p = self.peer(server_side, ip);
+                p.responses += 1;
+                match rcode {
+                    0 => p.noerror += 1,
+                    2 => p.servfail += 1,
+                    3 => p.nxdomain += 1,
+                    5 => p.refused += 1,
+                    _ => p.other_errors += 1,
+                }
+            }
+            if is_error && parsed.qdcount > 0 {
+                let name = self.sc.qname.display().to_ascii_lowercase();
+                let k = (name.into_boxed_str(), rcode);
+                if let Some(c) = self.failing.get_mut(&k) {
+                    *c += 1;
+                } else if self.failing.len() < MAX_FAILING_NAMES {
+                    self.failing.insert(k, 1);
+                } else {
+                    self.failing_truncated = true;
+                }
+            }
+            if unsolicited {
+                self.unsolicited += 1;
+            } else if retransmission {
+                self.retrans_r += 1;
+            } else {
+                let ms = tap.rrt_ms as f64;
+                self.lat_acc.add(ms);
+                self.lat.add((delta_ns.max(0) / 1000) as u64);
+                let secs = delta_ns as f64 / 1e9;
+                let bi = if secs < 1.0 { (secs.max(0.0) * 10.0) as usize } else { ((secs as usize) + 9).min(19) };
+                self.rt_buckets[bi.min(19)].add(secs);
+                let slow = delta_ns >= self.slow_ns;
+                for server_side in [true, false] {
+                    let ip = if server_side { src.ip } else { dst.ip };
+                    let p = self.peer(server_side, ip);
+                    p.timed += 1;
+                    p.rt_sum_ms += ms;
+                    if ms > p.rt_max_ms {
+                        p.rt_max_ms = ms;
+                    }
+                    if slow {
+                        p.slow += 1;
+                    }
+                }
+                if slow {
+                    self.slow_count += 1;
+                    self.tick_second(second, |s| s.slow += 1);
+                    if self.slow_list.len() < self.list_limit {
+                        let rec = TxRecord {
+                            time_ns: ts,
+                            client: ep_str(&dst),
+                            server: ep_str(&src),
+                            transport: transport_str(transport),
+                            id,
+                            qtype: type_mnemonic(parsed.qtype),
+                            qname: self.sc.qname.display(),
+                            rcode: Some(rcode_name(rcode)),
+                            response_time_ms: Some(delta_ns as f64 / 1e6),
+                            retransmissions: self.txs.get(&key).map_or(0, |t| t.retransmissions),
+                        };
+                        self.slow_list.push(rec);
+                    }
+                }
+                self.track_hop_response(ts, key);
+            }
+        }
+    }
+
+    fn tick_second(&mut self, second: i64, f: impl FnOnce(&mut Second)) {
+        if let Some(s) = self.timeline.get_mut(&second) {
+            f(s);
+        } else if self.timeline.len() < MAX_TIMELINE_SECONDS {
+            let mut s = Second { second, ..Default::default() };
+            f(&mut s);
+            self.timeline.insert(second, s);
+        }
+    }
+
+    fn peer(&mut self, server: bool, ip: std::net::IpAddr) -> &mut Peer {
+        let map = if server { &mut self.servers } else { &mut self.clients };
+        if !map.contains_key(&ip) && map.len() >= MAX_PEERS {
+            // Bound memory on hostile input: fold the rest into one entry.
+            let other: std::net::IpAddr = std::net::Ipv4Addr::UNSPECIFIED.into();
+            return map.entry(other).or_insert_with(|| Peer { address: "other".into(), ..Default::default() });
+        }
+        map.entry(ip).or_insert_with(|| Peer { address: ip.to_string(), ..Default::default() })
+    }
+
+    /// glibc sends A and AAAA back to back from one socket; when conntrack drops one of
+    /// them the lookup waits for the resolver time-out (the guide's "race" signature).
+    fn track_pairs(&mut self, ts: i64, transport: Transport, client: Endpoint, key: TxKey, qtype: u16, name_hash: u64) {
+        if qtype != 1 && qtype != 28 {
+            return;
+        }
+        let sock = (transport, client);
+        if let Some(last) = self.last_query.get(&sock) {
+            if last.qtype != qtype && last.name_hash == name_hash && ts - last.ts < 1_000_000_000 && ts >= last.ts {
+                self.pairs += 1;
+                let other = last.key;
+                for k in [other, key] {
+                    if let Some(tx) = self.txs.get_mut(&k) {
+                        tx.paired = true;
+                    }
+                }
+                self.last_query.remove(&sock);
+                return;
+            }
+        }
+        if self.last_query.len() > 500_000 {
+            let cutoff = ts - 10_000_000_000;
+            self.last_query.retain(|_, q| q.ts > cutoff);
+        }
+        self.last_query.insert(sock, LastQuery { ts, qtype, name_hash, key });
+    }
+
+    /// A query for the same name and type sent by the server of an outstanding lookup is
+    /// that lookup forwarded upstream (client -> CoreDNS -> upstream).
+    fn track_hop_query(&mut self, ts: i64, key: TxKey, src: Endpoint, dst: Endpoint, qtype: u16, name_hash: u64) {
+        let hk = (name_hash, qtype);
+        let mut matched: Option<(TxKey, u64, i64)> = None;
+        if let Some(cands) = self.hop_candidates.get_mut(&hk) {
+            cands.retain(|c| ts - c.ts < 10_000_000_000);
+            if let Some(c) = cands.iter().rev().find(|c| c.server_ip == src.ip && c.ts <= ts) {
+                matched = Some((c.key, c.serial, c.ts));
+            }
+        }
+        if let Some((ckey, cserial, cts)) = matched {
+            self.hop_count += 1;
+            if self.hops.len() < self.list_limit {
+                let client_rec = self.tx_record(&ckey, cts);
+                let up_rec = self.tx_record(&key, ts);
+                let idx = self.hops.len();
+                let userial = self.serial;
+                self.hops.push(PendingHop {
+                    client_key: ckey,
+                    client_serial: cserial,
+                    client_ts: cts,
+                    up_key: key,
+                    up_serial: userial,
+                    up_ts: ts,
+                    up_resp_ts: None,
+                    client_resp_ts: None,
+                    client: client_rec,
+                    upstream: up_rec,
+                });
+                self.hop_index.entry((ckey, cserial)).or_default().push(idx);
+                self.hop_index.entry((key, userial)).or_default().push(idx);
+            }
+        }
+        if self.hop_candidates.len() > 200_000 {
+            let cutoff = ts - 10_000_000_000;
+            self.hop_candidates.retain(|_, v| {
+                v.retain(|c| c.ts > cutoff);
+                !v.is_empty()
+            });
+        }
+        let serial = self.serial;
+        let v = self.hop_candidates.entry(hk).or_default();
+        if v.len() < 64 {
+            v.push(HopCandidate { ts, key, serial, server_ip: dst.ip });
+        }
+    }
+
+    fn track_hop_response(&mut self, ts: i64, key: TxKey) {
+        if self.hop_index.is_empty() {
+            return;
+        }
+        let serial = match self.txs.get(&key) {
+            Some(t) => t.serial,
+            None => return,
+        };
+        if let Some(list) = self.hop_index.remove(&(key, serial)) {
+            for i in list {
+                let h = &mut self.hops[i];
+                if h.up_key == key && h.up_serial == serial {
+                    h.up_resp_ts = Some(ts);
+                }
+                if h.client_key == key && h.client_serial == serial {
+                    h.client_resp_ts = Some(ts);
+                }
+            }
+        }
+    }
+
+    fn tx_record(&self, key: &TxKey, ts: i64) -> TxRecord {
+        let tx = self.txs.get(key);
+        TxRecord {
+            time_ns: ts,
+            client: tx.map_or(String::new(), |t| ep_str(&t.client)),
+            server: tx.map_or(String::new(), |t| ep_str(&t.server)),
+            transport: transport_str(key.transport),
+            id: key.id,
+            qtype: tx.map_or(String::new(), |t| type_mnemonic(t.qtype)),
+            qname: tx.map_or(String::new(), |t| t.qname.to_string()),
+            rcode: None,
+            response_time_ms: None,
+            retransmissions: 0,
+        }
+    }
+
+    fn finalize_unanswered(&mut self, key: &TxKey, tx: Tx) {
+        self.unanswered_tx += 1;
+        if !tx.query_malformed {
+            self.unanswered_filter += 1;
+        }
+        if tx.paired && !tx.loss_counted {
+            self.pair_lost += 1;
+        }
+        let second = tx.req_ns.div_euclid(1_000_000_000);
+        self.tick_second(second, |s| s.unanswered += 1);
+        self.peer(true, tx.server.ip).unanswered += 1;
+        self.peer(false, tx.client.ip).unanswered += 1;
+        let rec = TxRecord {
+            time_ns: tx.req_ns,
+            client: ep_str(&tx.client),
+            server: ep_str(&tx.server),
+            transport: transport_str(key.transport),
+            id: key.id,
+            qtype: type_mnemonic(tx.qtype),
+            qname: tx.qname.to_string(),
+            rcode: None,
+            response_time_ms: None,
+            retransmissions: tx.retransmissions,
+        };
+        // Keep the earliest `list_limit` (a max-heap whose top is the latest kept).
+        if self.unanswered_heap.len() < self.list_limit {
+            self.unanswered_heap.push(rec);
+        } else if let Some(top) = self.unanswered_heap.peek() {
+            if rec < *top {
+                self.unanswered_heap.pop();
+                self.unanswered_heap.push(rec);
+            }
+        }
+    }
+
+    /// Bound memory: drop answered transactions older than a minute and settle unanswered
+    /// ones older than five minutes (capture time).
+    fn expire(&mut self) {
+        let now = self.max_ts;
+        while let Some(&(key, t, serial)) = self.fifo.front() {
+            if now - t < KEEP_ANSWERED_NS {
+                break;
+            }
+            self.fifo.pop_front();
+            match self.txs.get(&key) {
+                Some(tx) if tx.serial == serial => {
+                    if tx.answered {
+                        self.txs.remove(&key);
+                    } else {
+                        self.fifo_unanswered.push_back((key, t, serial));
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(&(key, t, serial)) = self.fifo_unanswered.front() {
+            if now - t < KEEP_UNANSWERED_NS {
+                break;
+            }
+            self.fifo_unanswered.pop_front();
+            let matches = matches!(self.txs.get(&key), Some(tx) if tx.serial == serial);
+            if matches {
+                let tx = self.txs.remove(&key).unwrap();
+                if !tx.answered {
+                    self.finalize_unanswered(&key, tx);
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self, files: Vec<FileInfo>, warnings: Vec<String>) -> Analysis {
+        let keys: Vec<TxKey> = self.txs.keys().copied().collect();
+        for k in keys {
+            let tx = self.txs.remove(&k).unwrap();
+            if !tx.answered {
+                self.finalize_unanswered(&k, tx);
+            }
+        }
+        let mut unanswered = self.unanswered_heap.into_sorted_vec();
+        unanswered.truncate(self.list_limit);
+        let total = self.lat_acc.count;
+        let latency = Latency {
+            count: total,
+            average_ms: if total > 0 { self.lat_acc.sum / total as f64 } else { 0.0 },
+            min_ms: self.lat_acc.min,
+            max_ms: self.lat_acc.max,
+            p50_ms: self.lat.quantile(total, 0.50),
+            p90_ms: self.lat.quantile(total, 0.90),
+            p99_ms: self.lat.quantile(total, 0.99),
+            histogram: self.lat.sparse(),
+        };
+        let mut response_rcodes: Vec<(String, u64)> = self
+            .response_rcodes
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(r, &c)| (rcode_name(r as u16), c))
+            .collect();
+        response_rcodes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let sort_peers = |m: HashMap<std::net::IpAddr, Peer>| {
+            let mut v: Vec<Peer> = m.into_values().collect();
+            v.sort_by(|a, b| (b.queries + b.responses).cmp(&(a.queries + a.responses)).then(a.address.cmp(&b.address)));
+            v
+        };
+        let mut failing: Vec<FailingName> = self
+            .failing
+            .into_iter()
+            .map(|((name, rc), count)| FailingName { name: name.into_string(), rcode: rcode_name(rc), count })
+            .collect();
+        failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        failing.truncate(self.list_limit.max(100));
+        let mut timeline: Vec<Second> = self.timeline.into_values().collect();
+        timeline.sort_by_key(|s| s.second);
+        let by_count = |m: HashMap<u16, u64>| {
+            let mut v: Vec<(String, u64)> = m.into_iter().map(|(t, c)| (type_mnemonic(t), c)).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v
+        };
+        let mut ttl: Vec<Agg> = self.ttl.iter().map(|(t, a)| a.out(type_mnemonic(*t))).collect();
+        ttl.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
+        let rt_label = |i: usize| {
+            if i < 10 {
+                format!("{:.1}-{:.1} secs", i as f64 / 10.0, (i + 1) as f64 / 10.0)
+            } else if i < 19 {
+                format!("{:.1}-{:.1} secs", (i - 9) as f64, (i - 8) as f64)
+            } else {
+                "10.0 secs or more".to_string()
+            }
+        };
+        let size_labels = ["0-63", "64-127", "128-255", "256-511", "512-1023", "1024-2047", "2048-4095", "4096 or more"];
+        let guide = GuideTable {
+            rcodes: self
+                .tree
+                .tree
+                .rows()
+                .into_iter()
+                .skip_while(|r| r.name != "rcode")
+                .skip(1)
+                .take_while(|r| r.depth == 2)
+                .map(|r| (r.name, r.count as u64))
+                .collect(),
+            query_types: by_count(self.q_types),
+            response_types: by_count(self.r_types),
+            answer_rrs: self.answer_rrs.out("Answer RRs".into()),
+            answer_types: by_count(self.answer_types),
+            ttl_by_type: ttl,
+            response_time_buckets: self
+                .rt_buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.count > 0)
+                .map(|(i, a)| a.out(rt_label(i)))
+                .collect(),
+            unsolicited: self.unsolicited,
+            retransmissions: self.retrans_r,
+            request_not_found: self.unanswered_filter,
+            payload_size_buckets: self
+                .size_buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.count > 0)
+                .map(|(i, a)| a.out(format!("{} bytes", size_labels[i])))
+                .collect(),
+        };
+        let hops = self
+            .hops
+            .into_iter()
+            .map(|h| Hop {
+                before_upstream_ms: (h.up_ts - h.client_ts) as f64 / 1e6,
+                upstream_ms: h.up_resp_ts.map(|t| (t - h.up_ts) as f64 / 1e6),
+                after_upstream_ms: match (h.up_resp_ts, h.client_resp_ts) {
+                    (Some(u), Some(c)) => Some((c - u) as f64 / 1e6),
+                    _ => None,
+                },
+                client_ms: h.client_resp_ts.map(|t| (t - h.client_ts) as f64 / 1e6),
+                client_query: h.client,
+                upstream_query: h.upstream,
+            })
+            .collect();
+        Analysis {
+            files,
+            warnings,
+            frames: self.frames,
+            dns_messages: self.dns_messages,
+            queries: self.queries,
+            responses: self.responses,
+            malformed: self.malformed,
+            ignored: self.ignored,
+            first_time_ns: self.first_ts,
+            last_time_ns: self.last_ts,
+            tshark_tree: self.tree.tree.render_plain(),
+            tree_rows: self.tree.tree.rows(),
+            transactions: self.transactions,
+            answered_transactions: self.answered,
+            unanswered_queries: self.unanswered_filter,
+            unanswered_transactions: self.unanswered_tx,
+            retransmitted_queries: self.retrans_q,
+            retransmitted_responses: self.retrans_r,
+            unsolicited_responses: self.unsolicited,
+            slow_threshold_s: self.slow_ns as f64 / 1e9,
+            slow_responses: self.slow_count,
+            response_rcodes,
+            latency,
+            unanswered,
+            slow: self.slow_list,
+            servers: sort_peers(self.servers),
+            clients: sort_peers(self.clients),
+            failing_names: failing,
+            failing_names_truncated: self.failing_truncated,
+            aaaa_pairs: self.pairs,
+            aaaa_pair_members_lost: self.pair_lost,
+            timeline,
+            guide,
+            hops,
+            hop_count: self.hop_count,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! DNS message parsing with Wireshark 4.0's rules (epan/dissectors/packet-dns.c).
+//!
+//! Wireshark queues a message's statistics only when the whole message dissects without
+//! an exception; we mirror that with `Err(Malformed)`.  Name expansion copies
+//! `expand_dns_name`: at most 255 name bytes, at most 255 compression pointers, a 0x80
+//! label type is an error, and bounds are checked on every byte.
+
+pub const T_AXFR: u16 = 252;
+pub const T_IXFR: u16 = 251;
+const MAX_DNAME_LEN: i32 = 255;
+const MIN_DNAME_LEN: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+type R<T> = Result<T, Malformed>;
+
+#[inline]
+fn byte(m: &[u8], off: usize) -> R<u8> {
+    m.get(off).copied().ok_or(Malformed)
+}
+
+#[inline]
+fn be16(m: &[u8], off: usize) -> R<u16> {
+    Ok(u16::from_be_bytes([byte(m, off)?, byte(m, off + 1)?]))
+}
+
+#[inline]
+fn be32(m: &[u8], off: usize) -> R<u32> {
+    Ok(u32::from_be_bytes([byte(m, off)?, byte(m, off + 1)?, byte(m, off + 2)?, byte(m, off + 3)?]))
+}
+
+/// An expanded name: the bytes Wireshark built and the length it reports (`name_len`).
+/// These can differ: bitstring labels write bytes without counting them.
+pub struct Name {
+    pub bytes: Vec<u8>,
+    pub len: usize,
+}
+
+impl Name {
+    fn literal(s: &str) -> Name {
+        Name { bytes: s.as_bytes().to_vec(), len: s.len() }
+    }
+
+    /// Wireshark's qname_labels_count: dots + 1, or 0 for a name of length <= 1.
+    pub fn labels(&self) -> u32 {
+        if self.len > 1 {
+            let n = self.len.min(self.bytes.len());
+            self.bytes[..n].iter().filter(|&&b| b == b'.').count() as u32 + 1
+        } else {
+            0
+        }
+    }
+
+    /// Printable form (non-printable bytes escaped), for lists and reports.
+    pub fn display(&self) -> String {
+        let n = self.len.min(self.bytes.len());
+        let mut s = String::with_capacity(n);
+        for &b in &self.bytes[..n] {
+            if (0x20..0x7F).contains(&b) && b != b'\\' {
+                s.push(b as char);
+            } else {
+                s.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        s
+    }
+}
+
+/// expand_dns_name + get_dns_name: returns the name and the bytes used at `offset`.
+pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
+    out.bytes.clear();
+    out.len = 0;
+    let start = offset;
+    let mut off = offset;
+    let mut len: Option<usize> = None;
+    let mut pointers = 0;
+    let mut maxname: i32 = MAX_DNAME_LEN;
+    let mut special: Option<&'static str> = None;
+    loop {
+        let c = byte(m, off)? as usize;
+        off += 1;
+        if c == 0 {
+            break;
+        }
+        match c & 0xC0 {
+            0x00 => {
+                if !out.bytes.is_empty() {
+                    if maxname > 0 {
+                        out.bytes.push(b'.');
+                        out.len += 1;
+                        maxname -= 1;
+                    }
+                } else {
+                    maxname -= 1;
+                }
+                let end = off + c;
+                if end > m.len() {
+                    return Err(Malformed);
+                }
+                for &b in &m[off..end] {
+                    if maxname > 0 {
+                        out.bytes.push(b);
+                        out.len += 1;
+                        maxname -= 1;
+                    }
+                }
+                off = end;
+            }
+            0x40 => {
+                if c & 0x3F == 0x01 {
+                    // Bitstring label (RFC 2673): printed, but name_len is not advanced.
+                    let bit_count = byte(m, off)? as i32;
+                    off += 1;
+                    let label_len = ((bit_count - 1) / 8 + 1).max(0) as usize;
+                    let push = |s: &str, maxname: &mut i32, bytes: &mut Vec<u8>| {
+                        if *maxname > 0 {
+                            let l = s.len() as i32;
+                            // snprintf writes at most maxname-1 chars; Wireshark then
+                            // checks print_len <= maxname.
+                            if l <= *maxname {
+                                bytes.extend_from_slice(s.as_bytes());
+                                *maxname -= l;
+                            } else {
+                                *maxname = 0;
+                            }
+                        }
+                    };
+                    push("\\[x", &mut maxname, &mut out.bytes);
+                    for i in 0..label_len {
+                        let b = byte(m, off + i)?;
+                        push(&format!("{b:02x}"), &mut maxname, &mut out.bytes);
+                    }
+                    off += label_len;
+                    push(&format!("/{bit_count}]"), &mut maxname, &mut out.bytes);
+                } else {
+                    *out = Name::literal("<Unknown extended label>");
+                    let l = off - start;
+                    if l < 1 {
+                        return Err(Malformed);
+                    }
+                    return finish_get_name(out, l);
+                }
+            }
+            0x80 => return Err(Malformed),
+            _ => {
+                let lo = byte(m, off)? as usize;
+                let indir = ((c & 0x3F) << 8) | lo;
+                off += 1;
+                pointers += 1;
+                if len.is_none() {
+                    len = Some(off - start);
+                }
+                if indir == off + 2 || pointers > MAX_DNAME_LEN {
+                    special = Some("<Name contains a pointer that loops>");
+                    break;
+                }
+                off = indir;
+            }
+        }
+    }
+    if let Some(s) = special {
+        *out = Name::literal(s);
+        return finish_get_name(out, len.unwrap_or(off - start));
+    }
+    if maxname <= 0 {
+        *out = Name::literal("<Name too long>");
+    }
+    let l = len.unwrap_or(off - start);
+    finish_get_name(out, l)
+}
+
+fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
+    // get_dns_name: an empty name of at most MIN_DNAME_LEN bytes is the root.
+    let empty = out.bytes.first().map_or(true, |&b| b == 0);
+    if empty && used <= MIN_DNAME_LEN {
+        *out = Name::literal("<Root>");
+        return Ok(used);
+    }
+    if used < MIN_DNAME_LEN || (used > MIN_DNAME_LEN && out.len == 0) {
+        return Err(Malformed);
+    }
+    Ok(used)
+}
+
+/// One resource record's type and TTL (what the statistics need).
+#[derive(Debug, Clone, Copy)]
+pub struct RrInfo {
+    pub rtype: u16,
+    pub ttl: u32,
+}
+
+/// What the statistics need from a message that dissected cleanly.
+pub struct Parsed {
+    pub qdcount: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub multiple_responds: bool,
+}
+
+pub struct Scratch {
+    pub qname: Name,
+    other: Name,
+    pub answers: Vec<RrInfo>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { qname: Name { bytes: Vec::new(), len: 0 }, other: Name { bytes: Vec::new(), len: 0 }, answers: Vec::new() }
+    }
+}
+
+/// Parse everything after the ID and flags; Err when Wireshark would throw.
+/// `sc.qname` receives the first question's name; `sc.answers` the answer section.
+pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
+    let qd = be16(m, 4)?;
+    let an = be16(m, 6)?;
+    let ns = be16(m, 8)?;
+    let ar = be16(m, 10)?;
+    let flags = be16(m, 2)?;
+    let opcode = (flags >> 11) & 0xF;
+    let mut off = 12usize;
+    sc.answers.clear();
+    sc.qname.bytes.clear();
+    sc.qname.len = 0;
+    // DSO (opcode 6) with all counts zero carries TLVs; Wireshark walks them without
+    // throwing as long as 4-byte TLV headers fit, so nothing to check for statistics.
+    let _ = opcode;
+    let mut qtype = 0u16;
+    let mut qclass = 0u16;
+    let mut multiple = false;
+    for i in 0..qd {
+        let target = if i == 0 { &mut sc.qname } else { &mut sc.other };
+        let used = get_name(m, off, target)?;
+        off += used;
+        let t = be16(m, off)?;
+        let c = be16(m, off + 2)?;
+        off += 4;
+        if i == 0 {
+            qtype = t;
+            qclass = c;
+        }
+        if t == T_AXFR || t == T_IXFR {
+            multiple = true;
+        }
+    }
+    for section in 0..3 {
+        let count = [an, ns, ar][section];
+        for _ in 0..count {
+            let used = get_name(m, off, &mut sc.other)?;
+            off += used;
+            let rtype = be16(m, off)?;
+            let _class = be16(m, off + 2)?;
+            let ttl = be32(m, off + 4)?;
+            let rdlen = be16(m, off + 8)? as usize;
+            off += 10;
+            check_rdata(m, off, rtype, rdlen, &mut sc.other)?;
+            off += rdlen;
+            if section == 0 {
+                sc.answers.push(RrInfo { rtype, ttl });
+            }
+        }
+    }
+    Ok(Parsed { qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })
+}
+
+/// The parts of RDATA whose dissection can throw for the common types; other types are
+/// shown as bytes, which throws only when the data runs past the message.
+fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize, scratch: &mut Name) -> R<()> {
+    match rtype {
+        1 => {
+            if rdlen > 0 {
+                be32(m, off)?;
+            }
+        }
+        28 => {
+            if rdlen > 0 {
+                byte(m, off + 15)?;
+            }
+        }
+        2 | 5 | 12 | 39 => {
+            get_name(m, off, scratch)?;
+        }
+        15 => {
+            be16(m, off)?;
+            get_name(m, off + 2, scratch)?;
+        }
+        6 => {
+            let a = get_name(m, off, scratch)?;
+            let b = get_name(m, off + a, scratch)?;
+            byte(m, off + a + b + 19)?;
+        }
+        33 => {
+            be16(m, off + 4)?;
+            get_name(m, off + 6, scratch)?;
+        }
+        _ => {}
+    }
+    if rdlen > 0 && off + rdlen > m.len() {
+        return Err(Malformed);
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! aksdns_native: the compiled core of `aksdns analyze`.
+//!
+//! Python calls `analyze(paths, slow_s, list_limit)` and gets JSON text back; a capture
+//! that cannot be opened raises `CaptureError(path, reason)`.
+
+pub mod analyzer;
+pub mod dns;
+pub mod dns_tree;
+pub mod link;
+pub mod reader;
+pub mod stats_tree;
+pub mod synth;
+pub mod tcp;
+
+/// Run the analysis and serialise it; Err((path, reason)) when a file cannot be read.
+pub fn analyze_to_json(paths: &[String], slow_s: f64, list_limit: usize) -> Result<String, (String, String)> {
+    let a = analyzer::Analyzer::run(paths, slow_s, list_limit).map_err(|(p, e)| (p, e.0))?;
+    serde_json::to_string(&a).map_err(|e| (String::new(), format!("cannot serialise the result: {e}")))
+}
+
+#[cfg(feature = "python")]
+mod python {
+    use pyo3::create_exception;
+    use pyo3::exceptions::{PyException, PyValueError};
+    use pyo3::prelude::*;
+
+    create_exception!(_core, CaptureError, PyException, "A capture file cannot be read: args are (path, reason).");
+
+    /// analyze(paths, slow_s=5.0, list_limit=1000) -> str (JSON)
+    #[pyfunction]
+    #[pyo3(signature = (paths, slow_s=5.0, list_limit=1000))]
+    fn analyze(py: Python<'_>, paths: Vec<String>, slow_s: f64, list_limit: usize) -> PyResult<String> {
+        if paths.is_empty() {
+            return Err(PyValueError::new_err("no capture files given"));
+        }
+        if !slow_s.is_finite() || slow_s < 0.0 {
+            return Err(PyValueError::new_err("slow_s must be a non-negative number of seconds"));
+        }
+        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit));
+        res.map_err(|(path, reason)| CaptureError::new_err((path, reason)))
+    }
+
+    /// synthesize(path, packets, seed=1, start_s=1711990000.0) -> int (packets written)
+    ///
+    /// Writes a realistic CoreDNS capture (pcap, Ethernet) for benchmarks.
+    #[pyfunction]
+    #[pyo3(signature = (path, packets, seed=1, start_s=1_711_990_000.0))]
+    fn synthesize(py: Python<'_>, path: String, packets: u64, seed: u64, start_s: f64) -> PyResult<u64> {
+        py.allow_threads(|| super::synth::write_capture(&path, packets, seed, start_s))
+            .map_err(|e| PyValueError::new_err(format!("{path}: {e}")))
+    }
+
+    #[pymodule]
+    fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(analyze, m)?)?;
+        m.add_function(wrap_pyfunction!(synthesize, m)?)?;
+        m.add("CaptureError", m.py().get_type::<CaptureError>())?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! From link-layer bytes to a UDP datagram or TCP segment on port 53.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const LINKTYPE_NULL: u32 = 0;
+pub const LINKTYPE_ETHERNET: u32 = 1;
+pub const LINKTYPE_RAW: u32 = 101;
+pub const LINKTYPE_LOOP: u32 = 108;
+pub const LINKTYPE_LINUX_SLL: u32 = 113;
+pub const LINKTYPE_IPV4: u32 = 228;
+pub const LINKTYPE_IPV6: u32 = 229;
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+pub struct Segment<'a> {
+    pub transport: Transport,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub tcp_seq: u32,
+    pub tcp_flags: u8,
+    pub payload: &'a [u8],
+}
+
+/// Why a frame carried no DNS (for the "ignored" counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    LinkType,
+    NotIp,
+    Truncated,
+    Fragment,
+    OtherProtocol,
+    OtherPort,
+}
+
+pub const DNS_PORT: u16 = 53;
+
+fn ethertype_payload(mut ethertype: u16, mut rest: &[u8]) -> Result<(u16, &[u8]), Skip> {
+    // 802.1Q / 802.1ad / QinQ tags, as many as are stacked.
+    let mut tags = 0;
+    while matches!(ethertype, 0x8100 | 0x88A8 | 0x9100) {
+        if rest.len() < 4 || tags > 8 {
+            return Err(Skip::Truncated);
+        }
+        ethertype = u16::from_be_bytes([rest[2], rest[3]]);
+        rest = &rest[4..];
+        tags += 1;
+    }
+    Ok((ethertype, rest))
+}
+
+/// The IP packet inside a frame of `linktype`.
+pub fn ip_of_frame(linktype: u32, frame: &[u8]) -> Result<&[u8], Skip> {
+    let (ethertype, ip) = match linktype {
+        LINKTYPE_ETHERNET => {
+            if frame.len() < 14 {
+                return Err(Skip::Truncated);
+            }
+            ethertype_payload(u16::from_be_bytes([frame[12], frame[13]]), &frame[14..])?
+        }
+        LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => return Ok(frame),
+        LINKTYPE_NULL | LINKTYPE_LOOP => {
+            if frame.len() < 4 {
+                return Err(Skip::Truncated);
+            }
+            // NULL is in the capturing host's byte order: accept both, as Wireshark does.
+            let raw = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            let fam = if linktype == LINKTYPE_LOOP {
+                u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])
+            } else if raw & 0xFFFF_0000 != 0 {
+                raw.swap_bytes()
+            } else {
+                raw
+            };
+            return match fam {
+                2 | 10 | 24 | 28 | 30 => Ok(&frame[4..]),
+                _ => Err(Skip::NotIp),
+            };
+        }
+        LINKTYPE_LINUX_SLL => {
+            if frame.len() < 16 {
+                return Err(Skip::Truncated);
+            }
+            ethertype_payload(u16::from_be_bytes([frame[14], frame[15]]), &frame[16..])?
+        }
+        LINKTYPE_LINUX_SLL2 => {
+            if frame.len() < 20 {
+                return Err(Skip::Truncated);
+            }
+            ethertype_payload(u16::from_be_bytes([frame[0], frame[1]]), &frame[20..])?
+        }
+        _ => return Err(Skip::LinkType),
+    };
+    match ethertype {
+        0x0800 | 0x86DD => Ok(ip),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+/// The UDP or TCP segment inside an IP packet; only DNS (port 53) traffic is returned.
+pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
+    if ip.is_empty() {
+        return Err(Skip::Truncated);
+    }
+    let (src, dst, proto, l4) = match ip[0] >> 4 {
+        4 => {
+            if ip.len() < 20 {
+                return Err(Skip::Truncated);
+            }
+            let ihl = ((ip[0] & 0x0F) as usize) * 4;
+            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+            if ihl < 20 || ip.len() < ihl || total < ihl {
+                return Err(Skip::Truncated);
+            }
+            let frag = u16::from_be_bytes([ip[6], ip[7]]);
+            if frag & 0x3FFF != 0 {
+                // More-fragments set or a non-zero offset: reassembly is not supported.
+                return Err(Skip::Fragment);
+            }
+            // Trim Ethernet padding; a packet cut by the snap length keeps what was captured.
+            let end = total.min(ip.len());
+            let s = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+            let d = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+            (s, d, ip[9], &ip[ihl..end])
+        }
+        6 => {
+            if ip.len() < 40 {
+                return Err(Skip::Truncated);
+            }
+            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            let end = (40 + plen).min(ip.len());
+            let s: [u8; 16] = ip[8..24].try_into().unwrap();
+            let d: [u8; 16] = ip[24..40].try_into().unwrap();
+            let mut next = ip[6];
+            let mut rest = &ip[40..end];
+            // Walk extension headers (hop-by-hop, routing, destination options).
+            let mut hops = 0;
+            loop {
+                match next {
+                    0 | 43 | 60 => {
+                        if rest.len() < 8 || hops > 8 {
+                            return Err(Skip::Truncated);
+                        }
+                        let len = (rest[1] as usize + 1) * 8;
+                        if rest.len() < len {
+                            return Err(Skip::Truncated);
+                        }
+                        next = rest[0];
+                        rest = &rest[len..];
+                        hops += 1;
+                    }
+                    44 => return Err(Skip::Fragment),
+                    _ => break,
+                }
+            }
+            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), next, rest)
+        }
+        _ => return Err(Skip::NotIp),
+    };
+    match proto {
+        17 => {
+            if l4.len() < 8 {
+                return Err(Skip::Truncated);
+            }
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            if sport != DNS_PORT && dport != DNS_PORT {
+                return Err(Skip::OtherPort);
+            }
+            let ulen = u16::from_be_bytes([l4[4], l4[5]]) as usize;
+            if ulen < 8 {
+                return Err(Skip::Truncated);
+            }
+            let end = ulen.min(l4.len());
+            Ok(Segment {
+                transport: Transport::Udp,
+                src: Endpoint { ip: src, port: sport },
+                dst: Endpoint { ip: dst, port: dport },
+                tcp_seq: 0,
+                tcp_flags: 0,
+                payload: &l4[8..end],
+            })
+        }
+        6 => {
+            if l4.len() < 20 {
+                return Err(Skip::Truncated);
+            }
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            if sport != DNS_PORT && dport != DNS_PORT {
+                return Err(Skip::OtherPort);
+            }
+            let off = ((l4[12] >> 4) as usize) * 4;
+            if off < 20 || off > l4.len() {
+                return Err(Skip::Truncated);
+            }
+            Ok(Segment {
+                transport: Transport::Tcp,
+                src: Endpoint { ip: src, port: sport },
+                dst: Endpoint { ip: dst, port: dport },
+                tcp_seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+                tcp_flags: l4[13],
+                payload: &l4[off..],
+            })
+        }
+        _ => Err(Skip::OtherProtocol),
+    }
+}

@@ -1,0 +1,328 @@
+//! A copy of Wireshark 4.0's stats_tree (epan/stats_tree.c) as used by `-z dns,tree`:
+//! counters, integer/float averages, 5 ms burst buckets in a 100 ms window, and the
+//! plain-text layout tshark prints.
+
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+
+const BURST_RESOLUTION_MS: f64 = 5.0; // prefs.st_burst_resolution
+const BURST_WINDOW_MS: f64 = 100.0; // prefs.st_burst_windowlen
+const INDENT_MAX: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    Int,
+    Float,
+}
+
+struct Bucket {
+    no: f64,
+    count: i64,
+    start_time: f64,
+}
+
+pub struct Node {
+    pub name: String,
+    parent: Option<usize>,
+    children: Vec<usize>,
+    datatype: DataType,
+    pub counter: u32,
+    int_total: i64,
+    int_min: i32,
+    int_max: i32,
+    float_total: f64,
+    float_min: f32,
+    float_max: f32,
+    average: bool,
+    buckets: VecDeque<Bucket>,
+    bcount: i64,
+    max_burst: i64,
+    burst_time: f64,
+    /// Pivot children by the numeric value they stand for.
+    by_value: HashMap<u32, usize>,
+}
+
+impl Node {
+    fn new(name: &str, parent: Option<usize>, datatype: DataType) -> Node {
+        let mut buckets = VecDeque::new();
+        buckets.push_back(Bucket { no: 0.0, count: 0, start_time: 0.0 });
+        Node {
+            name: name.to_string(),
+            parent,
+            children: Vec::new(),
+            datatype,
+            counter: 0,
+            int_total: 0,
+            int_min: i32::MAX,
+            int_max: i32::MIN,
+            float_total: 0.0,
+            float_min: f32::MAX,
+            float_max: f32::MIN_POSITIVE,
+            average: false,
+            buckets,
+            bcount: 0,
+            max_burst: 0,
+            burst_time: -1.0,
+            by_value: HashMap::new(),
+        }
+    }
+
+    /// update_burst_calc, including its handling of time going backwards.
+    fn burst(&mut self, now: f64, value: i64) {
+        let current = (now / BURST_RESOLUTION_MS).floor();
+        let win = BURST_WINDOW_MS / BURST_RESOLUTION_MS;
+        let tail_no = self.buckets.back().unwrap().no;
+        let head_no = self.buckets.front().unwrap().no;
+        if current > tail_no {
+            self.buckets.push_back(Bucket { no: current, count: value, start_time: now });
+            self.bcount += value;
+            while current >= self.buckets.front().unwrap().no + win {
+                let b = self.buckets.pop_front().unwrap();
+                self.bcount -= b.count;
+            }
+        } else if current < head_no {
+            if current + win > tail_no {
+                self.buckets.push_front(Bucket { no: current, count: value, start_time: now });
+                self.bcount += value;
+            }
+        } else {
+            // Somewhere in the middle: find the bucket or insert a new one after it.
+            let mut i = self.buckets.len() - 1;
+            while current < self.buckets[i].no {
+                i -= 1;
+            }
+            if current == self.buckets[i].no {
+                let b = &mut self.buckets[i];
+                b.count += value;
+                if b.start_time > now {
+                    b.start_time = now;
+                }
+            } else {
+                self.buckets.insert(i + 1, Bucket { no: current, count: value, start_time: now });
+            }
+            self.bcount += value;
+        }
+        if self.bcount > self.max_burst {
+            self.max_burst = self.bcount;
+            self.burst_time = self.buckets.front().unwrap().start_time;
+        }
+    }
+}
+
+/// One printed row, for JSON output.
+#[derive(Serialize, Clone)]
+pub struct Row {
+    pub depth: usize,
+    pub name: String,
+    pub count: u32,
+    pub average: String,
+    pub min: String,
+    pub max: String,
+    pub rate_ms: String,
+    pub percent: String,
+    pub burst_rate: String,
+    pub burst_start: String,
+}
+
+pub struct StatsTree {
+    pub title: String,
+    pub nodes: Vec<Node>, // 0 is the root
+    now: f64,
+    start: f64,
+    elapsed: f64,
+}
+
+impl StatsTree {
+    pub fn new(title: &str) -> StatsTree {
+        StatsTree { title: title.into(), nodes: vec![Node::new(title, None, DataType::Int)], now: 0.0, start: -1.0, elapsed: 0.0 }
+    }
+
+    pub fn create(&mut self, name: &str, parent: usize, datatype: DataType) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(Node::new(name, Some(parent), datatype));
+        self.nodes[parent].children.push(id);
+        id
+    }
+
+    /// stats_tree_packet: every tapped message sets "now" (ms since the first frame).
+    pub fn set_now(&mut self, now_ms: f64) {
+        self.now = now_ms;
+        if self.start < 0.0 {
+            self.start = now_ms;
+        }
+        self.elapsed = self.now - self.start;
+    }
+
+    pub fn tick(&mut self, id: usize) {
+        let now = self.now;
+        let n = &mut self.nodes[id];
+        n.counter = n.counter.wrapping_add(1);
+        n.burst(now, 1);
+    }
+
+    /// stats_tree_tick_pivot: the pivot and its child named after `value`.
+    pub fn tick_pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
+        self.tick(pivot);
+        let child = match self.nodes[pivot].by_value.get(&value) {
+            Some(&c) => c,
+            None => {
+                let c = self.create(&name(), pivot, DataType::Int);
+                self.nodes[pivot].by_value.insert(value, c);
+                c
+            }
+        };
+        self.tick(child);
+    }
+
+    pub fn avg_int(&mut self, id: usize, value: i32) {
+        self.tick(id);
+        let n = &mut self.nodes[id];
+        n.int_total += value as i64;
+        n.int_min = n.int_min.min(value);
+        n.int_max = n.int_max.max(value);
+        n.average = true;
+    }
+
+    pub fn avg_float(&mut self, id: usize, value: f32) {
+        self.tick(id);
+        let n = &mut self.nodes[id];
+        // float_total is a gdouble: single-precision values summed in double precision.
+        n.float_total += value as f64;
+        if n.float_min > value {
+            n.float_min = value;
+        }
+        if n.float_max < value {
+            n.float_max = value;
+        }
+        n.average = true;
+    }
+
+    fn values(&self, id: usize) -> [String; 9] {
+        let n = &self.nodes[id];
+        let (avg, min, max) = if n.average {
+            if n.counter > 0 {
+                match n.datatype {
+                    DataType::Int => (
+                        format!("{:.2}", (n.int_total as f32 / n.counter as f32) as f64),
+                        n.int_min.to_string(),
+                        n.int_max.to_string(),
+                    ),
+                    DataType::Float => (
+                        format!("{:.2}", n.float_total / n.counter as f64),
+                        format!("{:.6}", n.float_min as f64),
+                        format!("{:.6}", n.float_max as f64),
+                    ),
+                }
+            } else {
+                ("-".into(), "-".into(), "-".into())
+            }
+        } else {
+            (String::new(), String::new(), String::new())
+        };
+        let rate = if self.elapsed != 0.0 { format!("{:.4}", (n.counter as f32) as f64 / self.elapsed) } else { String::new() };
+        let percent = match n.parent {
+            Some(p) if self.nodes[p].counter > 0 => {
+                format!("{:.2}%", (n.counter as f64 * 100.0) / self.nodes[p].counter as f64)
+            }
+            Some(0) => "100%".into(),
+            _ => String::new(),
+        };
+        let (br, bt) = if n.max_burst != 0 {
+            (format!("{:.4}", n.max_burst as f64 / BURST_WINDOW_MS), format!("{:.3}", n.burst_time / 1000.0))
+        } else {
+            ("-".into(), "-".into())
+        };
+        [n.name.clone(), n.counter.to_string(), avg, min, max, rate, percent, br, bt]
+    }
+
+    /// Children in tshark's order: by count, then by name (byte order), both descending.
+    fn sorted_children(&self, id: usize) -> Vec<usize> {
+        let mut ch = self.nodes[id].children.clone();
+        ch.sort_by(|&a, &b| {
+            let (na, nb) = (&self.nodes[a], &self.nodes[b]);
+            nb.counter.cmp(&na.counter).then_with(|| nb.name.as_bytes().cmp(na.name.as_bytes()))
+        });
+        ch
+    }
+
+    fn max_namelen(&self, id: usize, indent: usize) -> usize {
+        let indent = indent.min(INDENT_MAX);
+        let mut m = self.nodes[id].name.len() + indent;
+        for &c in &self.nodes[id].children {
+            m = m.max(self.max_namelen(c, indent + 1));
+        }
+        m
+    }
+
+    fn walk(&self, id: usize, depth: usize, sort: bool, out: &mut Vec<(usize, usize)>) {
+        out.push((id, depth));
+        let children = if sort { self.sorted_children(id) } else { self.nodes[id].children.clone() };
+        for c in children {
+            self.walk(c, (depth + 1).min(INDENT_MAX), true, out);
+        }
+    }
+
+    fn order(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        // Top-level rows keep their creation order; deeper levels are sorted.
+        for &c in &self.nodes[0].children {
+            self.walk(c, 0, true, &mut out);
+        }
+        out
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        self.order()
+            .into_iter()
+            .map(|(id, depth)| {
+                let [name, count, average, min, max, rate_ms, percent, burst_rate, burst_start] = self.values(id);
+                Row {
+                    depth,
+                    name,
+                    count: count.parse().unwrap_or(0),
+                    average,
+                    min,
+                    max,
+                    rate_ms,
+                    percent,
+                    burst_rate,
+                    burst_start,
+                }
+            })
+            .collect()
+    }
+
+    /// stats_tree_format_as_str(ST_FORMAT_PLAIN) as printed by tshark.
+    pub fn render_plain(&self) -> String {
+        const COLS: [&str; 9] =
+            ["Topic / Item", "Count", "Average", "Min Val", "Max Val", "Rate (ms)", "Percent", "Burst Rate", "Burst Start"];
+        let maxnamelen = self.max_namelen(0, 0);
+        let sep_len = maxnamelen + 8 * 14;
+        let mut s = String::new();
+        s.push('\n');
+        s.push_str(&"=".repeat(sep_len));
+        s.push('\n');
+        s.push_str(&self.title);
+        s.push_str(":\n");
+        s.push_str(&format!("{:<w$}", COLS[0], w = maxnamelen));
+        for c in &COLS[1..] {
+            s.push_str(&format!(" {c:<13}"));
+        }
+        s.push('\n');
+        s.push_str(&"-".repeat(sep_len));
+        s.push('\n');
+        for (id, depth) in self.order() {
+            let v = self.values(id);
+            s.push_str(&" ".repeat(depth));
+            s.push_str(&format!("{:<w$}", v[0], w = maxnamelen.saturating_sub(depth)));
+            for x in &v[1..] {
+                s.push_str(&format!(" {x:<13}"));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+        s.push_str(&"-".repeat(sep_len));
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,298 @@
+"""Build DNS captures byte by byte: the test oracle's input and the benchmark's workload.
+
+Tests feed these files to tshark and to the analyzer and compare.  Everything is written
+with :mod:`struct` so every link type, byte order and time resolution the reader supports
+can be produced without tcpdump or mergecap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+# Link types (https://www.tcpdump.org/linktypes.html).
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
+
+TYPE_A = 1
+TYPE_NS = 2
+TYPE_CNAME = 5
+TYPE_SOA = 6
+TYPE_PTR = 12
+TYPE_MX = 15
+TYPE_TXT = 16
+TYPE_AAAA = 28
+TYPE_SRV = 33
+TYPE_OPT = 41
+
+RCODE_NOERROR = 0
+RCODE_SERVFAIL = 2
+RCODE_NXDOMAIN = 3
+RCODE_REFUSED = 5
+
+
+@dataclass(frozen=True)
+class Record:
+    """A resource record in the answer, authority or additional section."""
+
+    name: str
+    rtype: int
+    ttl: int
+    rdata: bytes
+    rclass: int = 1
+
+
+def encode_name(name: str) -> bytes:
+    """Uncompressed wire form of a dotted name ("" or "." is the root)."""
+    out = bytearray()
+    for label in name.strip(".").split("."):
+        if label:
+            raw = label.encode("ascii")
+            out.append(len(raw))
+            out += raw
+    out.append(0)
+    return bytes(out)
+
+
+def dns_message(
+    ident: int,
+    qname: str,
+    qtype: int = TYPE_A,
+    *,
+    response: bool = False,
+    rcode: int = 0,
+    opcode: int = 0,
+    qclass: int = 1,
+    answers: Sequence[Record] = (),
+    authorities: Sequence[Record] = (),
+    additionals: Sequence[Record] = (),
+    compress: bool = True,
+) -> bytes:
+    """One DNS message with a single question; answers named like the question are compressed."""
+    flags = (0x8000 if response else 0) | ((opcode & 0xF) << 11) | 0x0100 | (0x0080 if response else 0)
+    flags |= rcode & 0xF
+    head = struct.pack(
+        "!HHHHHH", ident, flags, 1, len(answers), len(authorities), len(additionals)
+    )
+    body = bytearray(encode_name(qname) + struct.pack("!HH", qtype, qclass))
+    for rec in (*answers, *authorities, *additionals):
+        if compress and rec.name.strip(".") == qname.strip(".") and qname.strip("."):
+            body += b"\xc0\x0c"
+        else:
+            body += encode_name(rec.name)
+        body += struct.pack("!HHIH", rec.rtype, rec.rclass, rec.ttl & 0xFFFFFFFF, len(rec.rdata))
+        body += rec.rdata
+    return head + bytes(body)
+
+
+def a_record(name: str, addr: str, ttl: int = 30) -> Record:
+    return Record(name, TYPE_A, ttl, ipaddress.IPv4Address(addr).packed)
+
+
+def aaaa_record(name: str, addr: str, ttl: int = 30) -> Record:
+    return Record(name, TYPE_AAAA, ttl, ipaddress.IPv6Address(addr).packed)
+
+
+def cname_record(name: str, target: str, ttl: int = 30) -> Record:
+    return Record(name, TYPE_CNAME, ttl, encode_name(target))
+
+
+def soa_record(zone: str, ttl: int = 30) -> Record:
+    rdata = encode_name("ns." + zone) + encode_name("hostmaster." + zone) + struct.pack("!IIIII", 1, 7200, 1800, 86400, ttl)
+    return Record(zone, TYPE_SOA, ttl, rdata)
+
+
+def opt_record(udp_size: int = 1232) -> Record:
+    # OPT: root name, class = UDP payload size, TTL = extended rcode/flags.
+    return Record("", TYPE_OPT, 0, b"", rclass=udp_size)
+
+
+# ---------------------------------------------------------------------------------------
+# Network and transport layers
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+
+
+def udp_segment(src: Endpoint, dst: Endpoint, payload: bytes) -> bytes:
+    # Checksum 0 is "not computed" (IPv4); tshark does not validate UDP checksums by default.
+    return struct.pack("!HHHH", src.port, dst.port, 8 + len(payload), 0) + payload
+
+
+def tcp_segment(src: Endpoint, dst: Endpoint, payload: bytes, *, seq: int, ack: int, flags: int = 0x18) -> bytes:
+    return struct.pack("!HHIIBBHHH", src.port, dst.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+def ip_packet(src: str, dst: str, proto: int, l4: bytes, *, ident: int = 0) -> bytes:
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if s.version == 4:
+        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ident & 0xFFFF, 0x4000, 64, proto, 0, s.packed, d.packed)
+        head = head[:10] + struct.pack("!H", _checksum(head)) + head[12:]
+        return head + l4
+    if proto == 17:
+        # IPv6 forbids a zero UDP checksum; compute it over the pseudo-header.
+        pseudo = s.packed + d.packed + struct.pack("!IxxxB", len(l4), 17)
+        csum = _checksum(pseudo + l4) or 0xFFFF
+        l4 = l4[:6] + struct.pack("!H", csum) + l4[8:]
+    return struct.pack("!IHBB16s16s", 6 << 28, len(l4), proto, 64, s.packed, d.packed) + l4
+
+
+def link_frame(linktype: int, ip: bytes, *, vlan: int | None = None, outgoing: bool = False) -> bytes:
+    """Wrap an IP packet for ``linktype``."""
+    version = ip[0] >> 4
+    ethertype = 0x0800 if version == 4 else 0x86DD
+    if linktype == LINKTYPE_ETHERNET:
+        macs = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
+        tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
+        return macs + tag + struct.pack("!H", ethertype) + ip
+    if linktype == LINKTYPE_RAW:
+        return ip
+    if linktype == LINKTYPE_NULL:
+        family = 2 if version == 4 else 10
+        return struct.pack("<I", family) + ip  # host byte order; we write little-endian files
+    if linktype == LINKTYPE_LOOP:
+        family = 2 if version == 4 else 10
+        return struct.pack("!I", family) + ip
+    if linktype == LINKTYPE_LINUX_SLL:
+        return struct.pack("!HHH8sH", 4 if outgoing else 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", ethertype) + ip
+    if linktype == LINKTYPE_LINUX_SLL2:
+        return struct.pack("!HHIHBB8s", ethertype, 0, 2, 1, 4 if outgoing else 0, 6, b"\x02\0\0\0\0\x01\0\0") + ip
+    raise ValueError(f"unsupported link type {linktype}")
+
+
+# ---------------------------------------------------------------------------------------
+# Conversations
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One captured frame: time in nanoseconds since the epoch and the link-layer bytes."""
+
+    ts_ns: int
+    data: bytes
+    interface: int = 0
+    orig_len: int | None = None
+
+
+@dataclass
+class TcpFlow:
+    """A DNS-over-TCP connection: handshake, then length-prefixed messages in segments."""
+
+    client: Endpoint
+    server: Endpoint
+    linktype: int = LINKTYPE_ETHERNET
+    _seq: dict[bool, int] = field(default_factory=lambda: {True: 1000, False: 5000})
+
+    def _segment(self, ts_ns: int, from_client: bool, payload: bytes, flags: int) -> Packet:
+        src, dst = (self.client, self.server) if from_client else (self.server, self.client)
+        seg = tcp_segment(src, dst, payload, seq=self._seq[from_client], ack=self._seq[not from_client], flags=flags)
+        self._seq[from_client] += len(payload) + (1 if flags & 0x03 else 0)
+        return Packet(ts_ns, link_frame(self.linktype, ip_packet(src.ip, dst.ip, 6, seg)))
+
+    def handshake(self, ts_ns: int) -> list[Packet]:
+        return [
+            self._segment(ts_ns, True, b"", 0x02),
+            self._segment(ts_ns + 1000, False, b"", 0x12),
+            self._segment(ts_ns + 2000, True, b"", 0x10),
+        ]
+
+    def send(self, ts_ns: int, from_client: bool, messages: Sequence[bytes]) -> Packet:
+        """Several DNS messages, each with its 2-byte length, in one segment."""
+        payload = b"".join(struct.pack("!H", len(m)) + m for m in messages)
+        return self._segment(ts_ns, from_client, payload, 0x18)
+
+
+def udp_packet(
+    ts_ns: int, src: Endpoint, dst: Endpoint, message: bytes, *, linktype: int = LINKTYPE_ETHERNET,
+    vlan: int | None = None, interface: int = 0,
+) -> Packet:
+    ip = ip_packet(src.ip, dst.ip, 17, udp_segment(src, dst, message))
+    return Packet(ts_ns, link_frame(linktype, ip, vlan=vlan), interface)
+
+
+# ---------------------------------------------------------------------------------------
+# File writers
+
+
+def write_pcap(
+    out: BinaryIO, packets: Iterable[Packet], *, linktype: int = LINKTYPE_ETHERNET,
+    nanosecond: bool = False, big_endian: bool = False, snaplen: int = 262144,
+) -> None:
+    bo = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    out.write(struct.pack(bo + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+    div = 1 if nanosecond else 1000
+    for p in packets:
+        sec, frac = divmod(p.ts_ns, 1_000_000_000)
+        data = p.data[:snaplen]
+        out.write(struct.pack(bo + "IIII", sec, frac // div, len(data), p.orig_len or len(p.data)))
+        out.write(data)
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 4)
+
+
+def _block(bo: str, btype: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack(bo + "II", btype, total) + body + struct.pack(bo + "I", total)
+
+
+def pcapng_section(bo: str = "<") -> bytes:
+    return _block(bo, 0x0A0D0D0A, struct.pack(bo + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def pcapng_interface(linktype: int, *, bo: str = "<", tsresol: int | None = None, snaplen: int = 0) -> bytes:
+    opts = b""
+    if tsresol is not None:
+        opts = struct.pack(bo + "HH", 9, 1) + _pad4(bytes([tsresol])) + struct.pack(bo + "HH", 0, 0)
+    return _block(bo, 1, struct.pack(bo + "HHI", linktype, 0, snaplen) + opts)
+
+
+def pcapng_epb(p: Packet, *, bo: str = "<", units_per_s: int = 1_000_000) -> bytes:
+    ts = p.ts_ns * units_per_s // 1_000_000_000
+    body = struct.pack(bo + "IIIII", p.interface, ts >> 32, ts & 0xFFFFFFFF, len(p.data), p.orig_len or len(p.data))
+    return _block(bo, 6, body + _pad4(p.data))
+
+
+def pcapng_spb(p: Packet, *, bo: str = "<") -> bytes:
+    return _block(bo, 3, struct.pack(bo + "I", p.orig_len or len(p.data)) + _pad4(p.data))
+
+
+def pcapng_custom_block(bo: str = "<") -> bytes:
+    """A block type readers must skip (here: a made-up local type)."""
+    return _block(bo, 0x80000001, b"skip me!")
+
+
+def write_pcapng(
+    out: BinaryIO, packets: Iterable[Packet], *, linktypes: Sequence[int] = (LINKTYPE_ETHERNET,),
+    big_endian: bool = False, nanosecond: bool = False,
+) -> None:
+    """One section; packets pick their interface with ``Packet.interface``."""
+    bo = ">" if big_endian else "<"
+    out.write(pcapng_section(bo))
+    for lt in linktypes:
+        out.write(pcapng_interface(lt, bo=bo, tsresol=9 if nanosecond else None))
+    out.write(pcapng_custom_block(bo))
+    units = 1_000_000_000 if nanosecond else 1_000_000
+    for p in packets:
+        out.write(pcapng_epb(p, bo=bo, units_per_s=units))
