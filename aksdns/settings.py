@@ -46,6 +46,7 @@ class Settings:
     job_timeout_s: float = 600.0
     log_level: str = "INFO"
     kubeconfig: str | None = None
+    resolv_conf: str = "/etc/resolv.conf"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -73,6 +74,7 @@ class Settings:
             job_timeout_s=_float(env, "AKSDNS_JOB_TIMEOUT", 600.0),
             log_level=(env.get("AKSDNS_LOG_LEVEL") or "INFO").upper(),
             kubeconfig=env.get("KUBECONFIG") or None,
+            resolv_conf=env.get("AKSDNS_RESOLV_CONF") or "/etc/resolv.conf",
         )
 
     def redacted(self) -> dict[str, object]:

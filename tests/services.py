@@ -7,15 +7,12 @@ the fixture ends, also after a failed test.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from aksdns import slackreq
 from aksdns.standin import SlackStandIn
 from tests.dnsservers import free_port, kill_group
 
@@ -105,39 +103,11 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
 
 def sign(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    """Slack's request signature (v0) for a body at a timestamp."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    base = b"v0:" + ts.encode() + b":" + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    return slackreq.sign(body, secret, timestamp)
 
 
-def slash_body(text: str, *, user: str = "U0ONCALL", channel: str = "C0INCIDENT") -> bytes:
-    return urllib.parse.urlencode(
-        {
-            "token": "legacy-unused",
-            "team_id": "T0LOCAL",
-            "channel_id": channel,
-            "channel_name": "incident",
-            "user_id": user,
-            "user_name": "oncall",
-            "command": "/aksdns",
-            "text": text,
-            "response_url": "http://127.0.0.1:9/unused",
-            "trigger_id": "1.2.3",
-            "api_app_id": "A0AKSDNS",
-        }
-    ).encode()
-
-
-def post(url: str, body: bytes, headers: dict[str, str], content_type: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={**headers, "Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+slash_body = slackreq.slash_body
+post = slackreq.post
 
 
 @pytest.fixture(scope="session")

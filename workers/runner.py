@@ -66,6 +66,7 @@ def base_env(settings: Settings) -> JobEnv:
         azure_dns=settings.azure_dns,
         external_name=settings.external_name,
         probe_image=settings.probe_image,
+        resolv_conf=Path(settings.resolv_conf),
     )
 
 
