@@ -81,6 +81,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-slack" (include "aksdns.fullname" .)) .Values.slack.existingSecret -}}
 {{- end }}
 
+{{/*
+Prefix of objects outside the release namespace (cluster-scoped RBAC, Roles in
+kube-system and in capture target namespaces): unique per release namespace.
+*/}}
+{{- define "aksdns.globalName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "aksdns.fullname" .) -}}
+{{- end }}
+
 {{- define "aksdns.redisName" -}}
 {{- printf "%s-redis" (include "aksdns.fullname" .) -}}
 {{- end }}
