@@ -200,7 +200,6 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--service-account-private-key-file={p / 'sa.key'}", f"--root-ca-file={p / 'ca.crt'}",
         f"--cluster-signing-cert-file={p / 'ca.crt'}", f"--cluster-signing-key-file={p / 'ca.key'}",
         f"--cluster-cidr={layout.POD_CIDR}", f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
         "--concurrent-deployment-syncs=2",
     ], pids, logs / "kube-controller-manager.log", env=env)
     procs.start("kube-scheduler", [
