@@ -47,6 +47,9 @@ from workers.report import Attachment, Button, Markdown, Report, Section, Status
 # Above the 5 s that clients wait, so the guide's "SERVFAIL after ~6 s" from CoreDNS's forward
 # plugin is seen as what it is rather than as a time-out of our own.
 PROBE_TIMEOUT_S = 7.0
+# Node-level probes stand for the guide's `dig @<upstream>` on a node, whose clients give up at 5 s;
+# it also keeps pod start-up inside the 7 s the worker's own probes take anyway.
+NODE_PROBE_TIMEOUT_S = 5.0
 TYPES = ("A", "AAAA")
 DEFAULT_NODE_SAMPLE = 3
 POD_NDOTS = 5  # what the kubelet writes into every ClusterFirst pod's resolv.conf
@@ -257,7 +260,7 @@ def gather(cmd: CheckCommand, env: JobEnv, clients: kube.Clients | None = None) 
         command=env.probe_command,
         names=tuple(external),
         repeat=cmd.repeat,
-        timeout_s=PROBE_TIMEOUT_S,
+        timeout_s=NODE_PROBE_TIMEOUT_S,
         azure_dns=env.azure_dns,
         annotations=dict(env.extras.get("probe_pod_annotations", {})),
     )
