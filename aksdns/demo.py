@@ -1,0 +1,199 @@
+"""`aksdns demo`: the whole product on one machine, printing the Slack threads it produced.
+
+Embedded defaults: its own redis-server, the local testbed cluster (a real kube-apiserver,
+kwok nodes and CoreDNS), a worker and the bot in HTTP mode, and the Slack stand-in in
+place of Slack's Web API. An on-call engineer's commands are sent as signed Slack
+requests; everything after that is the real path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aksdns import embedded, slackreq
+from aksdns.errors import AksDnsError
+from aksdns.standin import Message, SlackStandIn
+
+BOT_TOKEN = "xoxb-demo-local"
+SIGNING_SECRET = "demo-signing-secret"
+CHANNEL = "C0INCIDENT"
+DONE_MARKS = ("done in", "❌", "failed", "could not finish")
+
+
+def _say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+@contextlib.contextmanager
+def _testbed(keep: bool) -> Iterator[Any]:
+    from testbed import cluster
+
+    missing = cluster.requirements_missing()
+    if missing:
+        raise AksDnsError(f"the testbed is not ready: {missing}")
+    tb = cluster.attach()
+    started = tb is None
+    if tb is None:
+        _say("starting the testbed cluster (kube-apiserver, etcd, kwok nodes, CoreDNS)")
+        t0 = time.monotonic()
+        tb = cluster.up()
+        print(f"testbed up in {time.monotonic() - t0:.1f} s")
+    try:
+        yield tb
+    finally:
+        if started and not keep:
+            _say("stopping the testbed")
+            cluster.down()
+
+
+def _pod_resolv_conf(workdir: Path, kube_dns_ip: str) -> Path:
+    """What a pod with dnsPolicy ClusterFirst sees: the worker queries like a pod does."""
+    path = workdir / "pod-resolv.conf"
+    path.write_text(
+        f"nameserver {kube_dns_ip}\n"
+        "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+        "options ndots:5\n"
+    )
+    return path
+
+
+class Engineer:
+    """Sends what an on-call engineer types, as Slack would, and waits for the answer."""
+
+    def __init__(self, events_url: str, slack: SlackStandIn) -> None:
+        self.events_url = events_url
+        self.slack = slack
+
+    def slash(self, text: str, timeout_s: float = 120.0) -> Message:
+        print(f"\n$ /aksdns {text}", flush=True)
+        body = slackreq.slash_body(text, channel=CHANNEL)
+        status, response = slackreq.post(self.events_url, body, slackreq.sign(body, SIGNING_SECRET), slackreq.FORM)
+        if status != 200:
+            raise AksDnsError(f"the bot answered HTTP {status}")
+        if response.strip():
+            print(f"(ephemeral) {response.decode()[:500]}")
+        return self._wait_parent(None, timeout_s)
+
+    def mention(self, text: str, thread: Message, timeout_s: float = 120.0) -> Message:
+        print(f"\n@aksdns {text}   (in the thread)", flush=True)
+        ts = self.slack.state.next_ts()
+        body = slackreq.mention_body(text, ts=ts, thread_ts=thread.ts, channel=CHANNEL)
+        status, _ = slackreq.post(self.events_url, body, slackreq.sign(body, SIGNING_SECRET), slackreq.JSON)
+        if status != 200:
+            raise AksDnsError(f"the bot answered HTTP {status}")
+        return self._wait_parent(thread.ts, timeout_s)
+
+    def _wait_parent(self, thread_ts: str | None, timeout_s: float) -> Message:
+        seen = {id(m) for m in self.slack.state.messages}
+        deadline = time.monotonic() + timeout_s
+
+        def new_parent() -> Message | None:
+            for m in self.slack.state.messages:
+                if id(m) not in seen and m.thread_ts == thread_ts and m.user == self.slack.state.bot_user:
+                    return m
+            return None
+
+        if not self.slack.wait_for(lambda _s: new_parent() is not None, timeout=timeout_s):
+            raise AksDnsError("no answer from the bot")
+        parent = new_parent()
+        assert parent is not None
+        left = max(1.0, deadline - time.monotonic())
+        self.slack.wait_for(lambda _s: any(mark in parent.text for mark in DONE_MARKS), timeout=left)
+        time.sleep(0.5)  # the attachments follow the result message
+        return parent
+
+
+@contextlib.contextmanager
+def _capture(workdir: Path) -> Iterator[Path]:
+    """tcpdump on every interface for DNS while the demo runs (bounded, no shell)."""
+    out = workdir / "demo-dns.pcap"
+    tcpdump = shutil.which("tcpdump")
+    if tcpdump is None or os.geteuid() != 0:
+        yield out
+        return
+    argv = [tcpdump, "-i", "any", "-U", "-n", "-s", "512", "-c", "200000", "-w", str(out), "port", "53"]
+    with embedded.process(argv, os.environ, workdir / "tcpdump.log") as proc:
+        time.sleep(1.0)  # let tcpdump open its socket before traffic starts
+        yield out
+        time.sleep(0.5)
+        proc.send_signal(2)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="aksdns-demo-"))
+    with contextlib.ExitStack() as stack:
+        tb = stack.enter_context(_testbed(args.keep_testbed))
+        desc = tb.describe()
+        kube_dns_ip = str(desc["kube_dns_ip"])
+        pod_ips = [str(p["ip"]) for p in desc.get("coredns_pods", [])]
+        _say("starting redis-server, the Slack stand-in, an aksdns worker and the bot (HTTP mode)")
+        redis_url = stack.enter_context(embedded.redis_server(workdir / "redis"))
+        slack = SlackStandIn(BOT_TOKEN).start()
+        stack.callback(slack.stop)
+        settings_env = {
+            **env,
+            "PATH": f"{embedded.VENV_BIN}:{env.get('PATH', '')}",
+            "REDIS_URL": redis_url,
+            "SLACK_API_URL": slack.api_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "AKSDNS_CLUSTER": "testbed",
+            "AKSDNS_NAMESPACE": "aksdns",
+            "AKSDNS_AZURE_DNS": str(desc["upstream"]).split(":")[0],
+            "AKSDNS_EXTERNAL_NAME": "www.example.com",
+            "AKSDNS_RESOLV_CONF": str(_pod_resolv_conf(workdir, kube_dns_ip)),
+            "AKSDNS_LOG_LEVEL": "WARNING",
+            "KUBECONFIG": str(desc.get("worker_kubeconfig") or desc["kubeconfig"]),
+        }
+        port = embedded.free_port()
+        stack.enter_context(embedded.process(embedded.aksdns_argv("worker"), settings_env, workdir / "worker.log"))
+        stack.enter_context(
+            embedded.process(
+                embedded.aksdns_argv("bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+                settings_env,
+                workdir / "bot.log",
+            )
+        )
+        embedded.wait_http_ok(f"http://127.0.0.1:{port}/healthz")
+        engineer = Engineer(f"http://127.0.0.1:{port}/slack/events", slack)
+        capture = stack.enter_context(_capture(workdir))
+
+        threads: list[Message] = []
+        servers = " ".join(f"@{ip}" for ip in [kube_dns_ip, *pod_ips])
+        threads.append(engineer.slash(f"dig {servers} kubernetes.default.svc.cluster.local www.example.com"))
+        if not args.skip_check:
+            threads.append(engineer.slash("check www.example.com --repeat 3"))
+        # Stop the capture, hand the file to the thread as a person would, ask for analyze.
+        last = threads[-1]
+        time.sleep(1.0)
+        if capture.exists() and capture.stat().st_size > 24 and not args.skip_analyze:
+            time.sleep(0.5)  # tcpdump writes packet by packet (-U); let the last ones land
+            slack.state.add_user_file(CHANNEL, last.ts, "dns-cap1.pcap", capture.read_bytes())
+            print(f"\n(uploaded dns-cap1.pcap, {capture.stat().st_size} bytes, to the thread)")
+            engineer.mention("analyze", last)
+
+        for parent in threads:
+            _say(f"Slack thread {parent.ts}")
+            print(slack.transcript(CHANNEL, parent.ts))
+        print(f"\n(logs and files of this run: {workdir})")
+    return 0
+
+
+def main(argv: list[str], env: Mapping[str, str]) -> int:
+    parser = argparse.ArgumentParser(prog="aksdns demo", description=__doc__)
+    parser.add_argument("--keep-testbed", action="store_true", help="leave the testbed running afterwards")
+    parser.add_argument("--skip-check", action="store_true")
+    parser.add_argument("--skip-analyze", action="store_true")
+    args = parser.parse_args(argv)
+    return run(args, env)
