@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -534,3 +535,23 @@ def test_image_tag_defaults_to_app_version_and_digest_wins() -> None:
     image = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.startswith("myregistry.azurecr.io/aksdns@sha256:")
     assert by_kind(docs, "ConfigMap")[0]["data"]["AKSDNS_PROBE_IMAGE"] == image
+
+
+def test_container_commands_are_ones_the_cli_accepts() -> None:
+    """Every args/exec probe the chart runs parses with the real `aksdns` console script."""
+    pytest.importorskip("aksdns.cli")
+    commands: set[tuple[str, ...]] = set()
+    for files in ([], [CHART / "ci" / "http-values.yaml"], [CHART / "ci" / "worker-only-values.yaml"]):
+        for doc in by_kind(render(files), "Deployment"):
+            for c in containers(doc):
+                commands.add(tuple(c["args"]))
+                for probe in ("livenessProbe", "readinessProbe"):
+                    command = c[probe].get("exec", {}).get("command")
+                    if command:
+                        assert command[0] == "aksdns"
+                        commands.add(tuple(command[1:]))
+    assert {("bot",), ("worker", "--cluster", "default"), ("healthcheck", "bot"), ("healthcheck", "worker")} <= commands
+    for args in sorted(commands):
+        proc = subprocess.run([sys.executable, "-c", "import sys; from aksdns.cli import main; sys.exit(main())",
+                               *args, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
