@@ -135,3 +135,96 @@ def test_janitor_expiry() -> None:
     )
     assert not _expired(pod, 1999.0)
     assert _expired(pod, 2001.0)
+
+
+# ---------------------------------------------------------------------------- worker side with a fake API
+
+
+class FakeCore:
+    """Records calls; every created pod finishes at once with the given termination message."""
+
+    def __init__(self, message: str = "", *, create_status: int | None = None, list_fails: bool = False) -> None:
+        self.message = message
+        self.create_status = create_status
+        self.list_fails = list_fails
+        self.pods: dict[str, dict] = {}
+        self.deleted: list[str] = []
+
+    def create_namespaced_pod(self, namespace: str, body: dict, **_: object) -> None:
+        if self.create_status:
+            from kubernetes.client.exceptions import ApiException
+
+            raise ApiException(status=self.create_status, reason="Forbidden")
+        self.pods[body["metadata"]["name"]] = body
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str = "", **_: object) -> SimpleNamespace:
+        if self.list_fails:
+            from urllib3.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
+        items = []
+        for name in self.pods:
+            term = SimpleNamespace(message=self.message, exit_code=0)
+            cs = SimpleNamespace(name="probe", state=SimpleNamespace(terminated=term, waiting=None))
+            items.append(
+                SimpleNamespace(
+                    metadata=SimpleNamespace(name=name),
+                    status=SimpleNamespace(phase="Succeeded", container_statuses=[cs]),
+                )
+            )
+        return SimpleNamespace(items=items)
+
+    def read_namespaced_pod_log(self, name: str, namespace: str, **_: object) -> str:
+        return self.message
+
+    def delete_namespaced_pod(self, name: str, namespace: str, **_: object) -> None:
+        self.deleted.append(name)
+        self.pods.pop(name, None)
+
+
+def _message(node: str) -> str:
+    return json.dumps(
+        {
+            "v": 1,
+            "node": node,
+            "names": ["microsoft.com"],
+            "ns": ["127.0.0.1"],
+            "search": [],
+            "ndots": 1,
+            "error": "",
+            "r": [[0, 0, "A", 1, "NOERROR", 1.5], [0, 0, "AAAA", 1, "TIMEOUT", 1000]],
+        }
+    )
+
+
+def test_run_node_probes_collects_and_deletes() -> None:
+    from workers.probes.node_probe import run_node_probes
+
+    core = FakeCore(_message("n1"))
+    probes, records, notes = run_node_probes(core, PLAN, ["n1", "n2"])
+    assert [p.node for p in probes] == ["n1", "n2"] and all(p.ok for p in probes)
+    assert len(records) == 4 and {r.status for r in records} == {"NOERROR", "TIMEOUT"}
+    assert sorted(core.deleted) == ["aksdns-probe-abc123def0-0", "aksdns-probe-abc123def0-1"]
+    assert not core.pods and not notes
+
+
+def test_probe_pods_are_deleted_when_the_wait_fails() -> None:
+    import pytest
+
+    from aksdns.errors import ClusterError
+    from workers.probes.node_probe import run_node_probes
+
+    core = FakeCore(_message("n1"), list_fails=True)
+    with pytest.raises(ClusterError):
+        run_node_probes(core, PLAN, ["n1", "n2"])
+    assert not core.pods and len(core.deleted) == 2
+
+
+def test_refused_creation_is_a_note() -> None:
+    from workers.probes.node_probe import run_node_probes
+
+    core = FakeCore(create_status=403)
+    probes, records, notes = run_node_probes(core, PLAN, ["n1", "n2"])
+    assert not records and all(not p.ok for p in probes)
+    assert len(notes) == 1 and "RBAC" in notes[0]
+    assert core.deleted == []

@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -47,6 +48,7 @@ TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB of a termination message
 START_BUDGET_S = 25.0  # scheduling + image pull + start on a real node; the testbed needs ~1 s
 POLL_S = 0.2
+MAX_PARALLEL_CALLS = 16  # bounds concurrent API calls for `--nodes all`
 OUTPUT_VERSION = 1
 
 
@@ -317,23 +319,28 @@ def run_node_probes(
     the other layers still make a report.
     """
     created: dict[str, str] = {}  # pod name -> node
+    attempted: list[str] = []  # every name a create was sent for: a timed-out create may still land
     notes: list[str] = []
     probes: list[NodeProbe] = []
     records: list[ProbeRecord] = []
+    bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_CALLS, len(bodies))),
+                              thread_name_prefix="probe-pods")
     try:
-        for i, node in enumerate(nodes):
-            body = probe_pod_manifest(plan, node, i)
-            try:
-                call(f"create probe pods in {plan.namespace}", core.create_namespaced_pod, plan.namespace, body)
-            except ClusterError as err:
-                probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
-                if err.status in (401, 403):
-                    notes.append(err.user_message)
-                    for rest in nodes[i + 1 :]:
-                        probes.append(NodeProbe(node=rest, ok=False, error="not probed: pod creation refused"))
-                    break
+        attempted += [b["metadata"]["name"] for b in bodies]
+        # Created in parallel: with `--nodes all` on a large pool, one create after another would
+        # delay the first probe by seconds.
+        outcomes = list(pool.map(lambda b: _create(core, plan.namespace, b), bodies))
+        for node, body, err in zip(nodes, bodies, outcomes, strict=True):
+            name = body["metadata"]["name"]
+            if err is None:
+                created[name] = node
                 continue
-            created[body["metadata"]["name"]] = node
+            if err.status is not None and 400 <= err.status < 500:
+                attempted.remove(name)  # refused outright: nothing to delete
+            probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
+            if err.status in (401, 403) and err.user_message not in notes:
+                notes.append(err.user_message)
         if progress is not None and created:
             progress(f"probe pods started on {len(created)} nodes")
         done: dict[str, Any] = {}
@@ -363,11 +370,19 @@ def run_node_probes(
             else:
                 probes.append(NodeProbe(node=node, ok=False, error=_why_not_done(last.get(name))))
     finally:
-        for name in created:
-            delete_pod(core, plan.namespace, name)
+        list(pool.map(lambda name: delete_pod(core, plan.namespace, name), attempted))
+        pool.shutdown(wait=True)
     order = {n: i for i, n in enumerate(nodes)}
     probes.sort(key=lambda p: order.get(p.node, len(order)))
     return probes, records, notes
+
+
+def _create(core: Any, namespace: str, body: dict[str, Any]) -> ClusterError | None:
+    try:
+        call(f"create probe pods in {namespace}", core.create_namespaced_pod, namespace, body)
+    except ClusterError as err:
+        return err
+    return None
 
 
 def delete_pod(core: Any, namespace: str, name: str) -> bool:
