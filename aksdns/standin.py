@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 MAX_BODY = 256 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,8 +48,10 @@ class StoredFile:
 class SlackState:
     """Channels, messages and files; every method is thread-safe."""
 
-    def __init__(self, token: str, bot_user: str = "U0AKSDNS") -> None:
+    def __init__(self, token: str, bot_user: str = "U0AKSDNS", app_token: str = "") -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_url = ""  # set when the Socket Mode server runs
         self.bot_user = bot_user
         self.lock = threading.Lock()
         self.messages: list[Message] = []
@@ -176,6 +181,11 @@ class SlackState:
         ]
         return {"ok": True, "messages": out, "has_more": False}
 
+    def api_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_url:
+            return {"ok": False, "error": "socket_mode_not_enabled"}
+        return {"ok": True, "url": self.socket_url}
+
     def api_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "users": self.usergroups.get(str(args.get("usergroup", "")), [])}
 
@@ -215,9 +225,11 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
                 raise ValueError("body too large")
             return self.rfile.read(length) if length else b""
 
-        def _authorized(self, args: dict[str, Any]) -> bool:
+        def _authorized(self, args: dict[str, Any], method: str = "") -> bool:
             header = self.headers.get("Authorization", "")
             token = header.removeprefix("Bearer ").strip() or str(args.get("token", ""))
+            if method == "apps.connections.open":  # the one method an app-level token calls
+                return bool(state.app_token) and token == state.app_token
             return token == state.token
 
         def do_GET(self) -> None:
@@ -269,7 +281,7 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
                 return
             method = path[len("/api/") :]
             state.record(method, {k: v for k, v in args.items() if k != "token"})
-            if not self._authorized(args):
+            if not self._authorized(args, method):
                 self._reply(200, b'{"ok":false,"error":"invalid_auth"}')
                 return
             self._reply(200, json.dumps(state.call(method, args)).encode())
@@ -289,11 +301,71 @@ def _multipart_payload(body: bytes, content_type: str) -> bytes:
     return body
 
 
+class SocketModeServer:
+    """Slack's Socket Mode end: a WebSocket that sends envelopes and collects their acks.
+
+    Protocol (https://api.slack.com/apis/socket-mode): on connect the server says
+    ``{"type": "hello"}``; each event arrives as ``{"envelope_id", "type", "payload",
+    "accepts_response_payload"}`` and the app answers ``{"envelope_id", "payload"?}``.
+    """
+
+    def __init__(self, state: SlackState, host: str = "127.0.0.1") -> None:
+        from websockets.sync.server import serve
+
+        self.state = state
+        self.outbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.connected = threading.Event()
+        self.server = serve(self._handle, host, 0)
+        port = self.server.socket.getsockname()[1]
+        state.socket_url = f"ws://{host}:{port}/link"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, connection: Any) -> None:
+        connection.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0AKSDNS"}}))
+        self.connected.set()
+        stop = threading.Event()
+
+        def receive() -> None:
+            try:
+                for raw in connection:
+                    message = json.loads(raw)
+                    if "envelope_id" in message:
+                        with self.state.lock:
+                            self.acks[str(message["envelope_id"])] = message
+                            self.state.changed.notify_all()
+            except Exception as exc:  # the client went away: end this connection
+                log.debug("socket mode connection closed: %s", type(exc).__name__)
+            finally:
+                stop.set()
+
+        threading.Thread(target=receive, daemon=True).start()
+        while not stop.is_set():
+            try:
+                envelope = self.outbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            connection.send(json.dumps(envelope))
+
+    def send(self, kind: str, payload: dict[str, Any]) -> str:
+        """Deliver one envelope (e.g. ``slash_commands``); returns its id."""
+        envelope_id = f"env-{next(self.state._ts)}"
+        self.outbox.put(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return envelope_id
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
 class SlackStandIn:
     """Run the stand-in on a loopback port in a background thread."""
 
-    def __init__(self, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = SlackState(token)
+    def __init__(self, token: str, host: str = "127.0.0.1", port: int = 0, *, app_token: str = "") -> None:
+        self.state = SlackState(token, app_token=app_token)
+        self.socket_mode: SocketModeServer | None = SocketModeServer(self.state, host) if app_token else None
         self.server = ThreadingHTTPServer((host, port), _handler(self.state))
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}/"
@@ -306,6 +378,8 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        if self.socket_mode:
+            self.socket_mode.stop()
         self.server.shutdown()
         self.server.server_close()
 
