@@ -7,7 +7,9 @@ can be produced without tcpdump or mergecap.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import random
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +107,8 @@ def cname_record(name: str, target: str, ttl: int = 30) -> Record:
 
 
 def soa_record(zone: str, ttl: int = 30) -> Record:
-    rdata = encode_name("ns." + zone) + encode_name("hostmaster." + zone) + struct.pack("!IIIII", 1, 7200, 1800, 86400, ttl)
+    rdata = encode_name("ns." + zone) + encode_name("hostmaster." + zone)
+    rdata += struct.pack("!IIIII", 1, 7200, 1800, 86400, ttl)
     return Record(zone, TYPE_SOA, ttl, rdata)
 
 
@@ -121,7 +124,7 @@ def opt_record(udp_size: int = 1232) -> Record:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -139,13 +142,16 @@ def udp_segment(src: Endpoint, dst: Endpoint, payload: bytes) -> bytes:
 
 
 def tcp_segment(src: Endpoint, dst: Endpoint, payload: bytes, *, seq: int, ack: int, flags: int = 0x18) -> bytes:
-    return struct.pack("!HHIIBBHHH", src.port, dst.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload
+    head = struct.pack("!HHIIBBHHH", src.port, dst.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags,
+                       65535, 0, 0)
+    return head + payload
 
 
 def ip_packet(src: str, dst: str, proto: int, l4: bytes, *, ident: int = 0) -> bytes:
     s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     if s.version == 4:
-        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ident & 0xFFFF, 0x4000, 64, proto, 0, s.packed, d.packed)
+        head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ident & 0xFFFF, 0x4000, 64, proto, 0,
+                           s.packed, d.packed)
         head = head[:10] + struct.pack("!H", _checksum(head)) + head[12:]
         return head + l4
     if proto == 17:
@@ -204,7 +210,8 @@ class TcpFlow:
 
     def _segment(self, ts_ns: int, from_client: bool, payload: bytes, flags: int) -> Packet:
         src, dst = (self.client, self.server) if from_client else (self.server, self.client)
-        seg = tcp_segment(src, dst, payload, seq=self._seq[from_client], ack=self._seq[not from_client], flags=flags)
+        seg = tcp_segment(src, dst, payload, seq=self._seq[from_client], ack=self._seq[not from_client],
+                          flags=flags)
         self._seq[from_client] += len(payload) + (1 if flags & 0x03 else 0)
         return Packet(ts_ns, link_frame(self.linktype, ip_packet(src.ip, dst.ip, 6, seg)))
 
@@ -296,3 +303,125 @@ def write_pcapng(
     units = 1_000_000_000 if nanosecond else 1_000_000
     for p in packets:
         out.write(pcapng_epb(p, bo=bo, units_per_s=units))
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios: small captures with every behaviour the analyzer must match tshark on.
+
+_NAMES = (
+    "db.contoso.com",
+    "db.contoso.com.default.svc.cluster.local",
+    "db.contoso.com.svc.cluster.local",
+    "db.contoso.com.cluster.local",
+    "db.contoso.com.iosffyoulcwehgo1g3egb3m4oc.jx.internal.cloudapp.net",
+    "kubernetes.default.svc.cluster.local",
+    "redis.cache.svc.cluster.local",
+    "x",
+    "localhost",
+    "a.b",
+)
+
+
+def _send_udp(
+    out: list[Packet], client: Endpoint, srv: Endpoint, linktype: int, vlan: int | None,
+    ts: int, msg: bytes, from_client: bool = True,
+) -> None:
+    src, dst = (client, srv) if from_client else (srv, client)
+    out.append(udp_packet(ts, src, dst, msg, linktype=linktype, vlan=vlan))
+
+
+def mixed_lookups(
+    seed: int, *, lookups: int = 60, linktype: int = LINKTYPE_ETHERNET, ipv6_share: float = 0.2,
+    tcp_share: float = 0.1, vlan: int | None = None, start_ns: int = 1_711_990_240_000_520_000,
+    client_prefix: str = "10.0.0.", server: str = "172.16.0.10",
+) -> list[Packet]:
+    """Lookups with the guide's outcomes, sorted by time.
+
+    Each lookup is one of: answered quickly, NXDOMAIN with SOA, SERVFAIL after ~6 s,
+    lost (never answered), lost then re-sent within 5 s and answered, re-sent after 5 s,
+    answered twice (duplicate response), an unsolicited response, and an A/AAAA pair
+    from one socket.  A share of them runs over TCP (several messages per segment).
+    """
+    rnd = random.Random(seed)  # noqa: S311 - reproducible test data, not security
+    out: list[Packet] = []
+    t = start_ns
+    next_id = rnd.randrange(65536)
+    for n in range(lookups):
+        t += rnd.randrange(1_000_000, 400_000_000)
+        six = rnd.random() < ipv6_share
+        cip = f"fd00::{rnd.randrange(1, 40):x}" if six else client_prefix + str(rnd.randrange(2, 40))
+        sip = "fd00::a" if six else server
+        client = Endpoint(cip, rnd.randrange(1024, 65535))
+        srv = Endpoint(sip, 53)
+        name = rnd.choice(_NAMES)
+        qtype = rnd.choice((TYPE_A, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_PTR, TYPE_TXT))
+        next_id = (next_id + rnd.randrange(1, 500)) % 65536
+        ident = next_id
+        outcome = rnd.choices(
+            ["ok", "nx", "servfail", "lost", "resent", "late_resend", "dup", "unsolicited", "pair", "refused"],
+            weights=[30, 12, 5, 4, 4, 3, 3, 2, 6, 2],
+        )[0]
+        if rnd.random() < tcp_share and outcome in ("ok", "nx", "pair", "servfail"):
+            flow = TcpFlow(client, srv, linktype)
+            out += flow.handshake(t)
+            q1 = dns_message(ident, name, qtype)
+            if outcome == "pair":
+                q2 = dns_message((ident + 1) % 65536, name, TYPE_AAAA if qtype == TYPE_A else TYPE_A)
+                out.append(flow.send(t + 3000, True, [q1, q2]))
+                r1 = dns_message(ident, name, qtype, response=True, answers=[a_record(name, "10.1.2.3")])
+                r2 = dns_message((ident + 1) % 65536, name, TYPE_AAAA, response=True, rcode=RCODE_NXDOMAIN)
+                out.append(flow.send(t + 900_000, False, [r1, r2]))
+            else:
+                out.append(flow.send(t + 3000, True, [q1]))
+                rc = {"ok": 0, "nx": RCODE_NXDOMAIN, "servfail": RCODE_SERVFAIL}[outcome]
+                delay = 6_100_000_000 if outcome == "servfail" else 2_000_000
+                out.append(flow.send(t + delay, False, [dns_message(ident, name, qtype, response=True, rcode=rc)]))
+            continue
+
+        send = functools.partial(_send_udp, out, client, srv, linktype, vlan)
+
+        q = dns_message(ident, name, qtype, additionals=[opt_record()])
+        ans = [a_record(name, f"10.0.{n % 250}.7", ttl=rnd.choice((5, 30, 300)))] if qtype == TYPE_A else []
+        ok = dns_message(ident, name, qtype, response=True, answers=ans, additionals=[opt_record()])
+        if outcome == "ok":
+            send(t, q)
+            send(t + rnd.randrange(50_000, 30_000_000), ok, False)
+        elif outcome == "nx":
+            send(t, q)
+            nx = dns_message(ident, name, qtype, response=True, rcode=RCODE_NXDOMAIN,
+                             authorities=[soa_record("cluster.local")])
+            send(t + rnd.randrange(50_000, 3_000_000), nx, False)
+        elif outcome == "refused":
+            send(t, q)
+            send(t + 400_000, dns_message(ident, name, qtype, response=True, rcode=RCODE_REFUSED), False)
+        elif outcome == "servfail":
+            send(t, q)
+            send(t + rnd.randrange(6_000_000_000, 6_500_000_000), dns_message(
+                ident, name, qtype, response=True, rcode=RCODE_SERVFAIL), False)
+        elif outcome == "lost":
+            send(t, q)
+        elif outcome == "resent":
+            send(t, q)
+            send(t + 1_000_000_000, q)
+            send(t + 1_002_000_000, ok, False)
+        elif outcome == "late_resend":
+            send(t, q)
+            send(t + 5_000_000_000 + rnd.randrange(0, 9_000_000), q)
+            if rnd.random() < 0.7:
+                send(t + 5_010_000_000, ok, False)
+        elif outcome == "dup":
+            send(t, q)
+            send(t + 800_000, ok, False)
+            send(t + 900_000, ok, False)
+        elif outcome == "unsolicited":
+            send(t, dns_message((ident + 7) % 65536, name, qtype, response=True), False)
+        elif outcome == "pair":
+            other = TYPE_AAAA if qtype == TYPE_A else TYPE_A
+            send(t, dns_message(ident, name, TYPE_A))
+            send(t + 40_000, dns_message((ident + 1) % 65536, name, TYPE_AAAA))
+            send(t + 700_000, dns_message(ident, name, TYPE_A, response=True, answers=ans), False)
+            if rnd.random() < 0.5:
+                send(t + 720_000, dns_message((ident + 1) % 65536, name, TYPE_AAAA, response=True), False)
+            del other
+    out.sort(key=lambda p: p.ts_ns)
+    return out

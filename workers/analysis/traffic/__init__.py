@@ -1,0 +1,1 @@
+"""DNS traffic analysis of captures: model, findings, renderings (pure code)."""
