@@ -1,0 +1,354 @@
+"""The chart on a real API server: helm install (default, worker-only, capture), server-side dry run,
+and what the worker's ServiceAccount may and may not do.
+
+kwok plays the kubelets, so images are never pulled: "Running" and "Ready" come from kwok, which is
+what these tests need (the API server, admission, RBAC and the controllers are real).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.test_chart import CHART, KEDA_KINDS, REPO, helm_binary, render
+
+Doc = dict[str, Any]
+KUBE_SYSTEM = "kube-system"
+SLACK_SECRET = "aksdns-slack"
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    worker_sa: str
+    sa_kubeconfig: Path
+
+
+def kubectl(testbed: Any, *args: str, kubeconfig: Path | None = None, check: bool = True,
+            stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    from testbed.paths import binary
+
+    exe = binary("kubectl")
+    assert exe is not None
+    proc = subprocess.run([str(exe), f"--kubeconfig={kubeconfig or testbed.kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=timeout, input=stdin)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}")
+    return proc
+
+
+def helm(testbed: Any, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    exe = helm_binary()
+    if exe is None:
+        pytest.skip("helm not built: run `testbed/build.sh helm`")
+    proc = subprocess.run([str(exe), f"--kubeconfig={testbed.kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {proc.stdout}{proc.stderr}")
+    return proc
+
+
+def make_namespace(testbed: Any, namespace: str, pod_security: str = "privileged") -> None:
+    """The namespace as docs/install.md tells platform engineers to make it."""
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
+        "pod-security.kubernetes.io/enforce": pod_security, "pod-security.kubernetes.io/warn": "restricted"}}}
+    kubectl(testbed, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def drop_namespace(testbed: Any, namespace: str) -> None:
+    kubectl(testbed, "delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+
+
+def install(testbed: Any, name: str, namespace: str, values: Sequence[Path] = (), sets: Sequence[str] = ()) -> Release:
+    make_namespace(testbed, namespace)
+    kubectl(testbed, "-n", namespace, "create", "secret", "generic", SLACK_SECRET,
+            "--from-literal=SLACK_BOT_TOKEN=xoxb-test", "--from-literal=SLACK_APP_TOKEN=xapp-test")
+    args = ["install", name, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s"]
+    for f in values:
+        args += ["-f", str(f)]
+    for s in sets:
+        args += ["--set", s]
+    helm(testbed, *args)
+    sa = f"{name}-aksdns-worker"
+    return Release(name, namespace, sa, testbed.service_account_kubeconfig(namespace, sa))
+
+
+def uninstall(testbed: Any, release: Release) -> None:
+    helm(testbed, "uninstall", release.name, "--namespace", release.namespace, "--wait", check=False)
+    drop_namespace(testbed, release.namespace)
+
+
+@pytest.fixture(scope="module")
+def default_release(testbed: Any) -> Iterator[Release]:
+    release = install(testbed, "tb", "chart-default")
+    yield release
+    uninstall(testbed, release)
+
+
+@pytest.fixture(scope="module")
+def worker_only_release(testbed: Any) -> Iterator[Release]:
+    release = install(testbed, "tbw", "chart-worker-only", [CHART / "ci" / "worker-only-values.yaml"])
+    yield release
+    uninstall(testbed, release)
+
+
+@pytest.fixture(scope="module")
+def capture_release(testbed: Any) -> Iterator[Release]:
+    sets = ["capture.enabled=true", f"slack.existingSecret={SLACK_SECRET}"]
+    release = install(testbed, "tbc", "chart-capture", sets=sets)
+    yield release
+    uninstall(testbed, release)
+
+
+def release_pods(testbed: Any, release: Release) -> list[Doc]:
+    out = kubectl(testbed, "-n", release.namespace, "get", "pods", "-o", "json",
+                  "-l", f"app.kubernetes.io/instance={release.name}").stdout
+    pods: list[Doc] = json.loads(out)["items"]
+    return pods
+
+
+def wait_running(testbed: Any, release: Release, components: set[str], timeout_s: float = 90) -> list[Doc]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pods = release_pods(testbed, release)
+        running = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods
+                   if p["status"].get("phase") == "Running"}
+        if components <= running or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert components <= running, f"{release.name}: Running {running}, want {components}"
+    return pods
+
+
+# --- installs ------------------------------------------------------------------------------------
+
+
+def test_default_install_runs_bot_worker_and_redis(testbed: Any, default_release: Release) -> None:
+    pods = wait_running(testbed, default_release, {"bot", "worker", "redis"})
+    assert len([p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/component"] == "bot"]) == 1
+    status = helm(testbed, "status", default_release.name, "-n", default_release.namespace, "-o", "json").stdout
+    assert json.loads(status)["info"]["status"] == "deployed"
+    notes = json.loads(status)["info"]["notes"]
+    assert "kubectl auth can-i --list" in notes and "pod-security.kubernetes.io/enforce=privileged" in notes
+
+
+def test_worker_only_install_runs_just_the_worker(testbed: Any, worker_only_release: Release) -> None:
+    pods = wait_running(testbed, worker_only_release, {"worker"})
+    assert {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods} == {"worker"}
+    cm = json.loads(kubectl(testbed, "-n", worker_only_release.namespace, "get", "configmap",
+                            f"{worker_only_release.name}-aksdns-config", "-o", "json").stdout)
+    assert cm["data"]["AKSDNS_CLUSTER"] == "aks-prod-2"
+    assert cm["data"]["AKSDNS_NAMESPACE"] == worker_only_release.namespace
+
+
+def test_capture_install_runs(testbed: Any, capture_release: Release) -> None:
+    wait_running(testbed, capture_release, {"bot", "worker", "redis"})
+
+
+def test_upgrade_keeps_the_generated_redis_password(testbed: Any, default_release: Release) -> None:
+    def password() -> str:
+        out = kubectl(testbed, "-n", default_release.namespace, "get", "secret",
+                      f"{default_release.name}-aksdns-redis", "-o", "jsonpath={.data.redis-password}").stdout
+        return out
+
+    before = password()
+    helm(testbed, "upgrade", default_release.name, str(CHART), "-n", default_release.namespace,
+         "--reuse-values", "--set", "settings.logLevel=DEBUG", "--wait", "--timeout", "180s")
+    assert password() == before
+
+
+@pytest.mark.parametrize("values", [None, *sorted((CHART / "ci").glob("*-values.yaml"))],
+                         ids=lambda v: "default" if v is None else v.stem)
+def test_server_side_dry_run_accepts_every_object(testbed: Any, values: Path | None) -> None:
+    """The API server (strict field validation, admission) accepts every object of every variant."""
+    namespace = "chart-dryrun"
+    make_namespace(testbed, namespace)
+    docs = [d for d in render([values] if values else [], namespace=namespace, release="dry")
+            if d["kind"] not in KEDA_KINDS]  # KEDA's CRDs are not installed in the testbed
+    proc = kubectl(testbed, "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                   stdin=yaml.safe_dump_all(docs), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("(server dry run)") == len(docs)
+
+
+# --- the worker's ServiceAccount -----------------------------------------------------------------
+
+
+def can_i(testbed: Any, release: Release, verb: str, resource: str, namespace: str | None,
+          name: str | None = None) -> bool:
+    """`kubectl auth can-i` (a SelfSubjectAccessReview) with the release's worker token.
+
+    `resource` may name a subresource as "pods/log" or "pods/ephemeralcontainers".
+    """
+    kind, _, sub = resource.partition("/")
+    args = ["auth", "can-i", verb, kind if name is None else f"{kind}/{name}"]
+    if sub:
+        args.append(f"--subresource={sub}")
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    proc = kubectl(testbed, *args, kubeconfig=release.sa_kubeconfig, check=False)
+    answer = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert answer in {"yes", "no"}, proc.stdout + proc.stderr
+    return answer == "yes"
+
+
+def documented_calls() -> list[tuple[str, str, str]]:
+    """(verb, resource, namespace) rows of docs/check.md's "Kubernetes API calls" table."""
+    text = (REPO / "docs" / "check.md").read_text()
+    section = text.split("## Kubernetes API calls", 1)[1].split("\n## ", 1)[0]
+    calls = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in {"verb", ""} or set(cells[0]) <= {"-", " "}:
+            continue
+        resource = re.sub(r"\s*\(([^)]+)\)", r".\1", cells[1])  # endpointslices (discovery.k8s.io)
+        calls.append((cells[0], resource, cells[2]))
+    assert calls, "docs/check.md lists no API calls"
+    return calls
+
+
+def test_the_worker_may_make_every_documented_call(testbed: Any, default_release: Release) -> None:
+    for verb, resource, where in documented_calls():
+        namespace = {"kube-system": KUBE_SYSTEM, "release namespace": default_release.namespace}.get(where)
+        if resource == "configmaps":
+            for name in ("coredns", "coredns-custom"):
+                assert can_i(testbed, default_release, verb, resource, KUBE_SYSTEM, name), (verb, resource, name)
+            continue
+        assert can_i(testbed, default_release, verb, resource, namespace), (verb, resource, where)
+
+
+WORKER_ALLOWED: list[tuple[str, str, str | None]] = [
+    ("list", "pods", None), ("watch", "pods", None), ("get", "pods/log", KUBE_SYSTEM),
+    ("list", "services", None), ("list", "endpoints", None), ("list", "endpointslices.discovery.k8s.io", None),
+    ("list", "nodes", None), ("list", "events", None), ("list", "pods.metrics.k8s.io", KUBE_SYSTEM),
+    ("list", "nodes.metrics.k8s.io", None),
+    ("create", "selfsubjectaccessreviews.authorization.k8s.io", None),
+    ("create", "selfsubjectrulesreviews.authorization.k8s.io", None),
+]
+
+WORKER_REFUSED: list[tuple[str, str, str | None]] = [
+    ("create", "pods", KUBE_SYSTEM), ("create", "pods", "default"), ("delete", "pods", KUBE_SYSTEM),
+    ("get", "secrets", None), ("list", "secrets", KUBE_SYSTEM), ("get", "configmaps", "default"),
+    ("list", "configmaps", KUBE_SYSTEM), ("update", "configmaps", KUBE_SYSTEM),
+    ("create", "deployments.apps", None), ("patch", "deployments.apps", KUBE_SYSTEM),
+    ("delete", "services", KUBE_SYSTEM), ("patch", "nodes", None), ("update", "pods", None),
+    ("create", "pods/exec", KUBE_SYSTEM), ("patch", "pods/ephemeralcontainers", KUBE_SYSTEM),
+    ("create", "pods/portforward", None), ("create", "serviceaccounts/token", None),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+    ("impersonate", "users", None), ("escalate", "clusterroles.rbac.authorization.k8s.io", None),
+    ("*", "*", None),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource", "namespace"), WORKER_ALLOWED)
+def test_worker_is_allowed(testbed: Any, default_release: Release, verb: str, resource: str,
+                           namespace: str | None) -> None:
+    assert can_i(testbed, default_release, verb, resource, namespace)
+
+
+@pytest.mark.parametrize(("verb", "resource", "namespace"), WORKER_REFUSED)
+def test_worker_is_refused(testbed: Any, default_release: Release, verb: str, resource: str,
+                           namespace: str | None) -> None:
+    assert not can_i(testbed, default_release, verb, resource, namespace)
+
+
+def test_worker_may_create_and_delete_pods_only_in_its_namespace(testbed: Any, default_release: Release) -> None:
+    ns = default_release.namespace
+    assert can_i(testbed, default_release, "create", "pods", ns)
+    assert can_i(testbed, default_release, "delete", "pods", ns)
+    assert not can_i(testbed, default_release, "create", "pods", None)  # not cluster-wide
+    assert not can_i(testbed, default_release, "create", "pods/exec", ns)  # capture is off
+
+
+def test_bot_service_account_may_do_nothing(testbed: Any, default_release: Release) -> None:
+    bot = Release(default_release.name, default_release.namespace, f"{default_release.name}-aksdns-bot",
+                  testbed.service_account_kubeconfig(default_release.namespace, f"{default_release.name}-aksdns-bot"))
+    for verb, resource, namespace in [("list", "pods", None), ("get", "pods", bot.namespace),
+                                      ("list", "nodes", None), ("get", "configmaps", KUBE_SYSTEM)]:
+        assert not can_i(testbed, bot, verb, resource, namespace), (verb, resource)
+
+
+def test_capture_rights_only_with_capture_enabled(testbed: Any, capture_release: Release,
+                                                   default_release: Release) -> None:
+    ns = capture_release.namespace
+    assert can_i(testbed, capture_release, "create", "pods/exec", ns)
+    assert can_i(testbed, capture_release, "get", "pods/exec", ns)
+    assert can_i(testbed, capture_release, "patch", "pods/ephemeralcontainers", KUBE_SYSTEM)
+    assert can_i(testbed, capture_release, "create", "pods/exec", KUBE_SYSTEM)
+    assert not can_i(testbed, capture_release, "patch", "pods/ephemeralcontainers", "default")
+    assert not can_i(testbed, capture_release, "create", "pods/exec", "default")
+    assert not can_i(testbed, capture_release, "create", "pods", KUBE_SYSTEM)
+    # Releases never share rights: the default release's worker still has none of these.
+    assert not can_i(testbed, default_release, "patch", "pods/ephemeralcontainers", KUBE_SYSTEM)
+
+
+# --- real calls with the worker's token ----------------------------------------------------------
+
+
+def test_worker_discovery_calls_succeed_with_its_token(testbed: Any, default_release: Release) -> None:
+    """The check job's own discovery code, run with the chart's ServiceAccount token."""
+    kube = pytest.importorskip("workers.probes.kube")
+    clients = kube.connect(str(default_release.sa_kubeconfig))
+    assert kube.list_coredns_pods(clients)
+    assert kube.get_service(clients) is not None
+    assert kube.list_nodes(clients)
+    kube.read_custom_dns(clients)  # coredns + coredns-custom ConfigMaps
+
+
+def probe_pod(namespace: str, node: str) -> Doc:
+    """A node probe pod exactly as the worker builds it."""
+    node_probe = pytest.importorskip("workers.probes.node_probe")
+    plan = node_probe.ProbePlan(job_id=node_probe.new_job_id(), namespace=namespace, image="aksdns:test",
+                                command=("aksdns", "probe"), names=("kubernetes.default.svc.cluster.local",))
+    pod: Doc = node_probe.probe_pod_manifest(plan, node, 0)
+    return pod
+
+
+def test_worker_token_creates_probe_pods_only_in_its_namespace(testbed: Any, default_release: Release) -> None:
+    ns = default_release.namespace
+    pod = probe_pod(ns, testbed.nodes[0])
+    ok = kubectl(testbed, "create", "--dry-run=server", "-f", "-", kubeconfig=default_release.sa_kubeconfig,
+                 stdin=json.dumps(pod), check=False)
+    assert ok.returncode == 0, ok.stderr
+    elsewhere = {**pod, "metadata": {**pod["metadata"], "namespace": KUBE_SYSTEM}}
+    refused = kubectl(testbed, "create", "--dry-run=server", "-f", "-", kubeconfig=default_release.sa_kubeconfig,
+                      stdin=json.dumps(elsewhere), check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+
+
+def test_the_janitor_runs_with_the_worker_token(testbed: Any, default_release: Release) -> None:
+    kube = pytest.importorskip("workers.probes.kube")
+    node_probe = pytest.importorskip("workers.probes.node_probe")
+    clients = kube.connect(str(default_release.sa_kubeconfig))
+    assert node_probe.janitor(clients.core, default_release.namespace) >= 0
+
+
+def test_hostnetwork_probe_pods_need_a_privileged_namespace(testbed: Any, default_release: Release) -> None:
+    """Why docs/install.md labels the namespace: Pod Security `baseline` refuses probe pods."""
+    namespace = "chart-baseline"
+    make_namespace(testbed, namespace, pod_security="baseline")
+    try:
+        pod = probe_pod(namespace, testbed.nodes[0])
+        proc = kubectl(testbed, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
+        assert proc.returncode != 0 and "hostNetwork" in proc.stderr, proc.stderr
+    finally:
+        drop_namespace(testbed, namespace)
+
+
+def test_uninstall_removes_cluster_scoped_objects(testbed: Any) -> None:
+    release = install(testbed, "tbu", "chart-uninstall")
+    name = f"{release.namespace}-{release.name}-aksdns-worker-read"
+    assert kubectl(testbed, "get", "clusterrole", name, check=False).returncode == 0
+    uninstall(testbed, release)
+    assert kubectl(testbed, "get", "clusterrole", name, check=False).returncode != 0
+    assert kubectl(testbed, "-n", KUBE_SYSTEM, "get", "role",
+                   f"{release.namespace}-{release.name}-aksdns-worker-coredns-config", check=False).returncode != 0
