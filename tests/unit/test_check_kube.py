@@ -119,3 +119,36 @@ def test_coredns_pod_restarts_and_oom() -> None:
         True,
         "OOMKilled",
     )
+
+
+def test_old_restarts_are_history() -> None:
+    from datetime import UTC, datetime
+
+    finished = datetime(2026, 1, 1, tzinfo=UTC)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="coredns-2"),
+        spec=client.V1PodSpec(node_name="n1", containers=[]),
+        status=client.V1PodStatus(
+            phase="Running",
+            pod_ip="10.244.0.6",
+            conditions=[client.V1PodCondition(type="Ready", status="True")],
+            container_statuses=[
+                client.V1ContainerStatus(
+                    name="coredns",
+                    image="i",
+                    image_id="",
+                    ready=True,
+                    restart_count=2,
+                    state=client.V1ContainerState(running=client.V1ContainerStateRunning()),
+                    last_state=client.V1ContainerState(
+                        terminated=client.V1ContainerStateTerminated(
+                            exit_code=1, reason="Error", finished_at=finished
+                        )
+                    ),
+                )
+            ],
+        ),
+    )
+    p = coredns_pod_from(pod, now=finished.timestamp() + 7200)
+    assert p.last_restart_age_s == 7200 and not p.recently_restarted and not p.troubled
+    assert coredns_pod_from(pod, now=finished.timestamp() + 60).recently_restarted

@@ -18,6 +18,7 @@ INTERNAL_NAME = "kubernetes.default.svc.cluster.local"
 CLUSTER_DOMAIN = "cluster.local"
 SLOW_MS = 5000.0  # the guide: answers slower than 5 s are what clients see as time-outs
 OK_STATUSES = frozenset({"NOERROR"})
+RECENT_S = 3600.0  # a CoreDNS restart older than this is history, not a symptom
 
 
 class Layer(StrEnum):
@@ -97,6 +98,16 @@ class CorednsPod:
     restarts: int = 0
     oom_killed: bool = False  # the last termination was OOMKilled
     last_reason: str = ""  # reason of the last termination (OOMKilled, Error, ...)
+    last_restart_age_s: float | None = None  # seconds since the last termination ended (None: unknown)
+
+    @property
+    def recently_restarted(self) -> bool:
+        """Restarts that matter now: within the last hour, or of unknown age."""
+        return self.restarts > 0 and (self.last_restart_age_s is None or self.last_restart_age_s < RECENT_S)
+
+    @property
+    def troubled(self) -> bool:
+        return not self.ready or self.oom_killed or self.recently_restarted
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from workers.analysis.check_evidence import (
     SLOW_MS,
     CheckEvidence,
+    CorednsPod,
     Layer,
     ProbeRecord,
     UpstreamRole,
@@ -187,11 +188,11 @@ def coredns_pods_line(ev: CheckEvidence) -> StatusLine:
             status = Status.WARN
         flags = [] if p.ready else ["not Ready"]
         if p.restarts:
-            flags.append(f"{p.restarts} restarts")
+            flags.append(f"{p.restarts} restarts" + ("" if p.recently_restarted else ", none in the last hour"))
         if p.oom_killed:
             flags.append("OOMKilled")
         per_pod.append(f"{p.name}: {_answered(t)}" + (f" [{', '.join(flags)}]" if flags else ""))
-    if ready < len(pods) or any(p.restarts or p.oom_killed for p in pods):
+    if any(p.troubled for p in pods):
         status = Status.FAIL if ready == 0 else max(status, Status.WARN, key=_severity)
     return StatusLine(status, Layer.COREDNS_POD.label, f"{ready}/{len(pods)} Ready · " + " · ".join(per_pod))
 
@@ -390,8 +391,8 @@ def _pod_perf(ev: CheckEvidence) -> str:
     parts = []
     for p in ev.coredns_pods:
         issues = [] if p.ready else ["not Ready"]
-        if p.restarts:
-            issues.append(f"{p.restarts} restarts" + (f" (last: {p.last_reason})" if p.last_reason else ""))
+        if p.recently_restarted:
+            issues.append(f"{p.restarts} restarts" + (f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""))
         if p.oom_killed:
             issues.append("OOMKilled (memory)")
         if issues:
@@ -399,6 +400,13 @@ def _pod_perf(ev: CheckEvidence) -> str:
     if not parts:
         return f"None seen on {len(ev.coredns_pods)} pods (Ready, no restarts, no OOMKilled); usage needs `health`"
     return "; ".join(parts)
+
+
+def _ago(p: CorednsPod) -> str:
+    age = p.last_restart_age_s
+    if age is None:
+        return ""
+    return f", {age / 60:.0f} min ago" if age >= 60 else f", {age:.0f} s ago"
 
 
 def _latency(ev: CheckEvidence) -> str:

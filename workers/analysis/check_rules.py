@@ -123,7 +123,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
     bad_pods = [
         p
         for p in ev.coredns_pods
-        if shares[p.name] > 0.0 or not p.ready or p.oom_killed or p.restarts >= 3
+        if shares[p.name] > 0.0 or p.troubled
     ]
     if not bad_pods or not healthy or len(bad_pods) >= len(ev.coredns_pods):
         return None
@@ -169,7 +169,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
 
 def rule_coredns_unhealthy(ev: CheckEvidence) -> Finding | None:
     """CoreDNS pods restart, are OOMKilled or not Ready even though they answer now."""
-    troubled = [p for p in ev.coredns_pods if p.oom_killed or p.restarts or not p.ready]
+    troubled = [p for p in ev.coredns_pods if p.troubled]
     if not troubled:
         return None
     oom = any(p.oom_killed for p in troubled)
@@ -646,7 +646,9 @@ def all_healthy(ev: CheckEvidence) -> Finding:
     t = tally(ev.probes)
     layers = sorted({r.layer.label for r in ev.probes})
     evidence = [f"{t.ok}/{t.total} queries NOERROR across {', '.join(layers) or 'no layer'}; p95 {fmt_ms(t.p95_ms)}"]
-    evidence.append(f"{sum(p.ready for p in ev.coredns_pods)}/{len(ev.coredns_pods)} CoreDNS pods Ready, no restarts")
+    evidence.append(
+        f"{sum(p.ready for p in ev.coredns_pods)}/{len(ev.coredns_pods)} CoreDNS pods Ready, no recent restarts"
+    )
     if ev.custom.present:
         evidence.append("custom CoreDNS configuration present and answering")
     return Finding(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -88,9 +89,11 @@ def is_not_found(err: ClusterError) -> bool:
 # ---------------------------------------------------------------------------- pure translation
 
 
-def coredns_pod_from(pod: Any) -> CorednsPod:
-    """CoreDNS pod facts: IP, node, readiness, restarts, OOMKilled (last termination)."""
+def coredns_pod_from(pod: Any, now: float | None = None) -> CorednsPod:
+    """CoreDNS pod facts: IP, node, readiness, restarts, OOMKilled and age of the last termination."""
+    now = time.time() if now is None else now
     status = pod.status
+    age: float | None = None
     ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
     restarts = 0
     oom = False
@@ -102,6 +105,9 @@ def coredns_pod_from(pod: Any) -> CorednsPod:
             if term is not None and term.reason:
                 reason = reason or term.reason
                 oom = oom or term.reason == "OOMKilled"
+            if term is not None and term.finished_at is not None and state is cs.last_state:
+                finished = term.finished_at.timestamp()
+                age = now - finished if age is None else min(age, now - finished)
     return CorednsPod(
         name=pod.metadata.name,
         ip=status.pod_ip or "",
@@ -111,6 +117,7 @@ def coredns_pod_from(pod: Any) -> CorednsPod:
         restarts=restarts,
         oom_killed=oom,
         last_reason=reason,
+        last_restart_age_s=None if age is None else round(age, 1),
     )
 
 
