@@ -176,15 +176,6 @@ def test_one_coredns_pod_dead(testbed: Any, env: JobEnv, clean: None) -> None:
     assert dead in facts(report)[QUESTIONS[2]]
 
 
-def test_one_coredns_pod_crashlooping(testbed: Any, env: JobEnv, clean: None) -> None:
-    bad = testbed.coredns_crashloop()
-    wait_for("the pod to be not Ready", lambda: not next(p for p in testbed.coredns_pods() if p.name == bad).ready)
-    report = run(env, names=(EXTERNAL,), nodes=1)
-    assert top(report) == "one_coredns_pod", report.data["hypotheses"]
-    assert bad in report.summary
-    assert "not Ready" in facts(report)[QUESTIONS[6]]
-
-
 def _times_out(ip: str) -> bool:
     (res,) = run_queries_sync([Query(DnsServer(ip), "kubernetes.default.svc.cluster.local")], timeout=1.0)
     return res.status in ("TIMEOUT", "ERROR")
@@ -348,3 +339,13 @@ def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> Non
     second = run(env, names=(EXTERNAL,), nodes=1)
     text = second.sections[0].text  # type: ignore[union-attr]
     assert "Since the previous run" in text and "no longer" in text
+
+
+# Last: a crash loop leaves recent restarts behind, which later healthy runs would rightly report.
+def test_one_coredns_pod_crashlooping(testbed: Any, env: JobEnv, clean: None) -> None:
+    bad = testbed.coredns_crashloop()
+    wait_for("the pod to be not Ready", lambda: not next(p for p in testbed.coredns_pods() if p.name == bad).ready)
+    report = run(env, names=(EXTERNAL,), nodes=1)
+    assert top(report) == "one_coredns_pod", report.data["hypotheses"]
+    assert bad in report.summary
+    assert "not Ready" in facts(report)[QUESTIONS[6]]
