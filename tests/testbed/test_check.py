@@ -181,6 +181,27 @@ def _times_out(ip: str) -> bool:
     return res.status in ("TIMEOUT", "ERROR")
 
 
+@pytest.fixture
+def kube_dns_selector_broken(testbed: Any) -> Iterator[None]:
+    """The kube-dns Service's selector matches nothing: no endpoints, so the VIP rejects (kube-proxy)."""
+    path = "/api/v1/namespaces/kube-system/services/kube-dns"
+    original = testbed.kube.get(path)["spec"]["selector"]
+    try:
+        testbed.kube.merge_patch(path, {"spec": {"selector": {"k8s-app": "matches-nothing"}}})
+        yield
+    finally:
+        testbed.kube.merge_patch(path, {"spec": {"selector": {"k8s-app": None, **original}}})
+        wait_for("kube-dns to answer again", lambda: not _times_out(testbed.kube_dns_ip), 30)
+
+
+def test_service_ip_fails_while_pods_answer(testbed: Any, env: JobEnv, kube_dns_selector_broken: None) -> None:
+    wait_for("the VIP to lose its endpoints", lambda: _times_out(testbed.kube_dns_ip), 30)
+    report = run(env, names=(EXTERNAL,), nodes=1)
+    assert top(report) == "service_ip", report.data["hypotheses"]
+    assert "no ready endpoints" in report.summary
+    assert layers(report)["CoreDNS Service"] == "fail" and layers(report)["CoreDNS pods"] == "ok"
+
+
 # ---------------------------------------------------------------------------- node knobs
 
 
