@@ -344,6 +344,7 @@ class Testbed:
             "node_ips": self.node_ips, "node_netns": self.node_netns, "upstream": self.upstream,
             "stands_in_for": self.azure_dns_ip, "worker_kubeconfig": str(self.worker_kubeconfig),
             "kubernetes_version": versions.KUBERNETES, "run_dir": str(self.run_dir),
+            "memory_mib": {k: round(v / 2**20) for k, v in procs.memory_in_use(self.state.pids).items()},
         }
 
     # ---- credentials -----------------------------------------------------------------------------

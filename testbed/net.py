@@ -23,15 +23,23 @@ def resolv_conf_text() -> str:
             f"nameserver {layout.UPSTREAM_IP}\nsearch {layout.NODE_SEARCH_DOMAIN}\n")
 
 
-def _write_netns_etc(netns: str) -> None:
+def cluster_first_resolv_conf(namespace: str) -> str:
+    """What kubelet writes for a dnsPolicy ClusterFirst pod."""
+    domain = layout.CLUSTER_DOMAIN
+    return (f"search {namespace}.svc.{domain} svc.{domain} {domain} {layout.NODE_SEARCH_DOMAIN}\n"
+            f"nameserver {layout.KUBE_DNS_IP}\noptions ndots:5\n")
+
+
+def _write_netns_etc(netns: str, resolv_conf: str | None = None) -> None:
     d = NETNS_ETC / netns
     d.mkdir(parents=True, exist_ok=True)
-    (d / "resolv.conf").write_text(resolv_conf_text())
+    (d / "resolv.conf").write_text(resolv_conf or resolv_conf_text())
 
 
-def _add_namespace_on_bridge(netns: str, host_veth: str, ip: str, prefix_len: int) -> None:
+def _add_namespace_on_bridge(netns: str, host_veth: str, ip: str, prefix_len: int,
+                             resolv_conf: str | None = None) -> None:
     run(["ip", "netns", "add", netns])
-    _write_netns_etc(netns)
+    _write_netns_etc(netns, resolv_conf)
     run(["ip", "link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
     run(["ip", "link", "set", host_veth, "master", layout.BRIDGE, "up"])
     run(["ip", "-n", netns, "link", "set", "lo", "up"])
@@ -54,7 +62,7 @@ def create_base(nodes: Iterable[layout.NodeSpec], api_port: int, kubelet_port: i
     for node in nodes:
         _add_namespace_on_bridge(node.netns, node.veth, node.ip, 16)
     _add_namespace_on_bridge(layout.UPSTREAM_NETNS, layout.UPSTREAM_VETH, layout.UPSTREAM_IP, 16)
-    run(["nft", "-f", "-"], input_text=host_rules(api_port, kubelet_port, []))
+    sync_kube_dns([n.netns for n in nodes], api_port, kubelet_port, [])
 
 
 def kube_dns_rules(backends: list[str]) -> str:
@@ -105,18 +113,23 @@ table ip {layout.NFT_TABLE} {{
 """
 
 
-def sync_kube_dns(nodes: Iterable[layout.NodeSpec], api_port: int, kubelet_port: int,
+def sync_kube_dns(namespaces: Iterable[str], api_port: int, kubelet_port: int,
                   backends: list[str]) -> None:
-    """Reprogram the VIP in the host and in every node namespace (atomic per namespace)."""
+    """Reprogram the VIP in the host and in the given namespaces (nodes, running pods); atomic per
+    namespace."""
     run(["nft", "-f", "-"], input_text=host_rules(api_port, kubelet_port, backends))
-    for node in nodes:
-        run(["ip", "netns", "exec", node.netns, "nft", "-f", "-"], input_text=node_rules(backends))
+    for netns in namespaces:
+        set_vip_in(netns, backends)
 
 
-def add_pod(uid: str, ip: str) -> str:
+def set_vip_in(netns: str, backends: list[str]) -> None:
+    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input_text=node_rules(backends))
+
+
+def add_pod(uid: str, ip: str, resolv_conf: str | None = None) -> str:
     netns, veth = layout.pod_netns(uid), layout.pod_veth(uid)
     delete_pod(uid)
-    _add_namespace_on_bridge(netns, veth, ip, 16)
+    _add_namespace_on_bridge(netns, veth, ip, 16, resolv_conf)
     return netns
 
 

@@ -120,3 +120,27 @@ def wait_for(predicate_desc: str, predicate: object, timeout_s: float, interval_
         time.sleep(interval_s)
     detail = f" (last error: {last_exc})" if last_exc else ""
     raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {predicate_desc}{detail}")
+
+
+def memory_in_use(pid_dir: Path) -> dict[str, int]:
+    """Resident memory (bytes) of every process in the process groups recorded in pid_dir, by pid file
+    name; children such as `ip netns exec` -> coredns count with their group."""
+    groups: dict[int, str] = {}
+    for pid_file in pid_dir.glob("*.pid") if pid_dir.is_dir() else []:
+        pid = read_pid(pid_file)
+        if pid is not None:
+            groups[pid] = pid_file.stem
+    usage = dict.fromkeys(groups.values(), 0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pgid = os.getpgid(int(entry.name))
+            if pgid not in groups:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    usage[groups[pgid]] += int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            continue
+    return usage

@@ -401,8 +401,12 @@ class Runner:
             for addr in ep.get("addresses", [])
         })
         if backends != self.backends:
-            net.sync_kube_dns(self.nodes.values(), self.state.api_port, self.state.kubelet_port, backends)
+            net.sync_kube_dns(self.vip_namespaces(), self.state.api_port, self.state.kubelet_port, backends)
             self.backends = backends
+
+    def vip_namespaces(self) -> list[str]:
+        pods = [j.netns for j in self.jobs.values() if not j.done and j.netns.startswith(layout.PREFIX + "pod-")]
+        return [n.netns for n in self.nodes.values()] + pods
 
     # ---- pods to execute -------------------------------------------------------------------------
     @staticmethod
@@ -455,7 +459,10 @@ class Runner:
         if spec.get("hostNetwork"):
             job.netns = self.nodes[spec["nodeName"]].netns
         else:
-            job.netns = net.add_pod(uid, status["podIP"])
+            policy = spec.get("dnsPolicy") or "ClusterFirst"
+            resolv = net.cluster_first_resolv_conf(meta["namespace"]) if policy == "ClusterFirst" else None
+            job.netns = net.add_pod(uid, status["podIP"], resolv)
+            net.set_vip_in(job.netns, self.backends or [])
         logs = {c["name"]: job_dir / f"{c['name']}.log" for c in spec["containers"]}
         self.ensure_logs_cr(job.namespace, job.name, uid, logs)
         for c in spec["containers"]:
