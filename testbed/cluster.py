@@ -232,8 +232,10 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
 
 
 def _kill_strays(run_dir: Path) -> None:
-    """Processes that lost their pid file but still name our run or cache directory."""
-    markers = (str(run_dir), str(paths.cache_dir()))
+    """Processes that lost their pid file but still name our run directory (every testbed process
+    does: data dir, kubeconfig, Corefile or --run-dir). Only the run directory counts, never the
+    cache: other people run the cached binaries (helm) and builds write there."""
+    marker = str(run_dir) + os.sep
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
@@ -242,7 +244,7 @@ def _kill_strays(run_dir: Path) -> None:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(m in cmdline for m in markers) and "testbed.build" not in cmdline and " go " not in cmdline:
+        if marker in cmdline or cmdline.rstrip().endswith(str(run_dir)):
             procs.stop_pid(int(entry.name), grace_s=2.0)
 
 

@@ -55,13 +55,19 @@ def alive(pid_dir: Path, name: str) -> bool:
 
 def stop_pid(pid: int, grace_s: float = 5.0) -> None:
     """SIGTERM the process group, SIGKILL it after the grace period."""
+    try:
+        leader = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(pid, sig)
+            # A group leader is one of ours started with start_new_session: take its children too.
+            if leader:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             return
-        except PermissionError:
-            os.kill(pid, sig)
         deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 2.0)
         while time.monotonic() < deadline:
             if _start_time(pid) is None or _zombie(pid):
