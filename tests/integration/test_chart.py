@@ -232,7 +232,8 @@ def test_every_object_validates_strictly(rendered: tuple[str, list[Doc]], versio
 
 def test_objects_carry_standard_labels_and_the_release_namespace(rendered: tuple[str, list[Doc]]) -> None:
     _, docs = rendered
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                      "ValidatingAdmissionPolicyBinding"}
     for doc in docs:
         labels = doc["metadata"].get("labels", {})
         for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
@@ -244,7 +245,7 @@ def test_objects_carry_standard_labels_and_the_release_namespace(rendered: tuple
             assert doc["metadata"]["name"].startswith(f"{NAMESPACE}-"), doc["metadata"]["name"]
         if doc["kind"] not in cluster_scoped:
             assert namespace == NAMESPACE or doc["kind"] in {"Role", "RoleBinding"}
-        rbac = doc["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+        rbac = doc["kind"] in {"Role", "RoleBinding"} | cluster_scoped
         assert len(doc["metadata"]["name"]) <= (253 if rbac else 63), doc["metadata"]["name"]
 
 
@@ -555,3 +556,22 @@ def test_container_commands_are_ones_the_cli_accepts() -> None:
         proc = subprocess.run([sys.executable, "-c", "import sys; from aksdns.cli import main; sys.exit(main())",
                                *args, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
         assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
+
+
+def test_pod_guard_narrows_what_the_worker_may_create() -> None:
+    docs = render()
+    policy = one(docs, "ValidatingAdmissionPolicy", "-worker-pods")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding", "-worker-pods")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    spec = policy["spec"]
+    assert spec["matchConstraints"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
+    assert spec["matchConditions"][0]["expression"] == \
+        f"request.userInfo.username == 'system:serviceaccount:{NAMESPACE}:{RELEASE}-aksdns-worker'"
+    rules = " ".join(v["expression"] for v in spec["validations"])
+    image = by_kind(docs, "ConfigMap")[0]["data"]["AKSDNS_PROBE_IMAGE"]
+    assert f"c.image == '{image}'" in rules
+    assert "x in []" in rules  # no capabilities while capture is off
+    capture = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-pods")
+    assert "x in ['NET_RAW', 'NET_ADMIN']" in " ".join(v["expression"] for v in capture["spec"]["validations"])
+    assert not by_kind(render(sets={"podGuard.enabled": "false"}), "ValidatingAdmissionPolicy")

@@ -304,24 +304,35 @@ def test_worker_discovery_calls_succeed_with_its_token(testbed: Any, default_rel
     kube.read_custom_dns(clients)  # coredns + coredns-custom ConfigMaps
 
 
-def probe_pod(namespace: str, node: str) -> Doc:
+def probe_image(testbed: Any, release: Release) -> str:
+    out = kubectl(testbed, "-n", release.namespace, "get", "configmap", f"{release.name}-aksdns-config",
+                  "-o", "jsonpath={.data.AKSDNS_PROBE_IMAGE}").stdout
+    assert out
+    return out
+
+
+def probe_pod(namespace: str, node: str, image: str) -> Doc:
     """A node probe pod exactly as the worker builds it."""
     node_probe = pytest.importorskip("workers.probes.node_probe")
-    plan = node_probe.ProbePlan(job_id=node_probe.new_job_id(), namespace=namespace, image="aksdns:test",
+    plan = node_probe.ProbePlan(job_id=node_probe.new_job_id(), namespace=namespace, image=image,
                                 command=("aksdns", "probe"), names=("kubernetes.default.svc.cluster.local",))
     pod: Doc = node_probe.probe_pod_manifest(plan, node, 0)
     return pod
 
 
+def create_as_worker(testbed: Any, release: Release, pod: Doc) -> subprocess.CompletedProcess[str]:
+    """Server-side dry run: authorization and admission (Pod Security, the pod guard) really run."""
+    return kubectl(testbed, "create", "--dry-run=server", "-f", "-", kubeconfig=release.sa_kubeconfig,
+                   stdin=json.dumps(pod), check=False)
+
+
 def test_worker_token_creates_probe_pods_only_in_its_namespace(testbed: Any, default_release: Release) -> None:
     ns = default_release.namespace
-    pod = probe_pod(ns, testbed.nodes[0])
-    ok = kubectl(testbed, "create", "--dry-run=server", "-f", "-", kubeconfig=default_release.sa_kubeconfig,
-                 stdin=json.dumps(pod), check=False)
+    pod = probe_pod(ns, testbed.nodes[0], probe_image(testbed, default_release))
+    ok = create_as_worker(testbed, default_release, pod)
     assert ok.returncode == 0, ok.stderr
     elsewhere = {**pod, "metadata": {**pod["metadata"], "namespace": KUBE_SYSTEM}}
-    refused = kubectl(testbed, "create", "--dry-run=server", "-f", "-", kubeconfig=default_release.sa_kubeconfig,
-                      stdin=json.dumps(elsewhere), check=False)
+    refused = create_as_worker(testbed, default_release, elsewhere)
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
 
 
@@ -337,11 +348,46 @@ def test_hostnetwork_probe_pods_need_a_privileged_namespace(testbed: Any, defaul
     namespace = "chart-baseline"
     make_namespace(testbed, namespace, pod_security="baseline")
     try:
-        pod = probe_pod(namespace, testbed.nodes[0])
+        pod = probe_pod(namespace, testbed.nodes[0], probe_image(testbed, default_release))
         proc = kubectl(testbed, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
         assert proc.returncode != 0 and "hostNetwork" in proc.stderr, proc.stderr
     finally:
         drop_namespace(testbed, namespace)
+
+
+def _container(pod: Doc, **security: Any) -> Doc:
+    c = dict(pod["spec"]["containers"][0])
+    c["securityContext"] = {**c.get("securityContext", {}), **security}
+    return {**pod, "spec": {**pod["spec"], "containers": [c]}}
+
+
+def test_pod_guard_refuses_what_probe_pods_never_need(testbed: Any, default_release: Release) -> None:
+    pod = probe_pod(default_release.namespace, testbed.nodes[0], probe_image(testbed, default_release))
+    spec = pod["spec"]
+    bad = {
+        "another image": {**pod, "spec": {**spec, "containers": [{**spec["containers"][0], "image": "busybox:1"}]}},
+        "privileged": _container(pod, privileged=True, allowPrivilegeEscalation=True),
+        "NET_ADMIN without capture": _container(pod, capabilities={"drop": ["ALL"], "add": ["NET_ADMIN"]}),
+        "a hostPath": {**pod, "spec": {**spec, "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}},
+        "hostPID": {**pod, "spec": {**spec, "hostPID": True}},
+        "a token": {**pod, "spec": {**spec, "automountServiceAccountToken": True}},
+        "no deadline": {**pod, "spec": {k: v for k, v in spec.items() if k != "activeDeadlineSeconds"}},
+    }
+    for what, body in bad.items():
+        proc = create_as_worker(testbed, default_release, body)
+        assert proc.returncode != 0 and "ValidatingAdmissionPolicy" in proc.stderr, (what, proc.stderr)
+
+
+def test_pod_guard_lets_capture_pods_add_exactly_net_raw_and_net_admin(testbed: Any,
+                                                                      capture_release: Release) -> None:
+    pod = probe_pod(capture_release.namespace, testbed.nodes[0], probe_image(testbed, capture_release))
+    capture = _container(pod, runAsUser=0, runAsNonRoot=False,
+                         capabilities={"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]})
+    proc = create_as_worker(testbed, capture_release, capture)
+    assert proc.returncode == 0, proc.stderr
+    more = _container(pod, runAsUser=0, capabilities={"drop": ["ALL"], "add": ["NET_RAW", "SYS_ADMIN"]})
+    refused = create_as_worker(testbed, capture_release, more)
+    assert refused.returncode != 0 and "NET_RAW and NET_ADMIN" in refused.stderr, refused.stderr
 
 
 def test_uninstall_removes_cluster_scoped_objects(testbed: Any) -> None:
