@@ -204,5 +204,20 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         scripts = zf.read(entry_points).decode()
     assert re.search(r"^aksdns = aksdns\.cli:main$", scripts, re.MULTILINE), scripts
-    for package in ("aksdns", "bot", "workers"):
-        assert f"{package}/__init__.py" in names, f"{package} missing from the wheel"
+    # Every tracked module of the runtime packages is in the wheel.
+    for rel in context_files():
+        if rel.startswith(("aksdns/", "bot/", "workers/")) and rel.endswith(".py"):
+            assert rel in names, f"{rel} is missing from the wheel"
+
+    # The installed wheel (not the source tree) runs the entry commands the chart uses.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=120)
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    where = subprocess.run([sys.executable, "-c", "import aksdns; print(aksdns.__file__)"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+    for args in (["--help"], ["bot", "--help"], ["worker", "--help"], ["healthcheck", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "aksdns.cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
