@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -33,7 +34,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,11 @@ def _bound_pair(host: str, port: int = 0) -> tuple[socket.socket, socket.socket]
         except OSError:
             udp.close()
             raise
-        port = udp.getsockname()[1]
+        chosen = udp.getsockname()[1]
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            tcp.bind((host, port))
+            tcp.bind((host, chosen))
         except OSError:
             udp.close()
             tcp.close()
@@ -138,11 +139,22 @@ def _tail(log: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if the test process dies without cleaning up."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def _process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: kill_group reaches its children too
+            preexec_fn=_die_with_parent,
         )
     try:
         yield proc
@@ -258,9 +270,7 @@ class FakeDnsServer:
         if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             wanted = [a for a in addresses if (":" in a) == (rdtype == dns.rdatatype.AAAA)]
             if wanted:
-                response.answer.append(
-                    dns.rrset.from_text_list(name, 30, "IN", dns.rdatatype.to_text(rdtype), wanted)
-                )
+                response.answer.append(dns.rrset.from_text_list(name, 30, "IN", dns.rdatatype.to_text(rdtype), wanted))
         return response
 
     def _delay_for(self) -> float:
@@ -331,6 +341,7 @@ ZONE_RECORDS: dict[str, tuple[str, list[str]]] = {
     "v6.aksdns.test.": ("AAAA", ["fd53:1::10"]),
     "alias.aksdns.test.": ("CNAME", ["www.aksdns.test."]),
     "big.aksdns.test.": ("TXT", [f'"{"x" * 200} {i}"' for i in range(6)]),
+    "*.bench.aksdns.test.": ("A", ["10.53.2.1"]),  # any name the benchmark makes up
 }
 
 
@@ -354,18 +365,20 @@ class RealServer:
     kind: str  # "bind9" | "dnsmasq"
     zone: str = ZONE
     log: Path | None = None
+    also: tuple[DnsServer, ...] = ()  # more ports the same daemon listens on (benchmarks)
 
 
-def named_conf(workdir: Path, host: str, port: int) -> str:
+def named_conf(workdir: Path, host: str, ports: Sequence[int]) -> str:
     # recursion no + no forwarders: named only answers from its zone and REFUSEs the rest,
     # so it never tries the root servers (there is no route to them anyway).
+    listen = "\n    ".join(f"listen-on port {port} {{ {host}; }};" for port in ports)
     return f"""
 options {{
     directory "{workdir}";
     pid-file "{workdir}/named.pid";
     session-keyfile "{workdir}/session.key";
     managed-keys-directory "{workdir}";
-    listen-on port {port} {{ {host}; }};
+    {listen}
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
@@ -379,21 +392,27 @@ zone "{ZONE.rstrip(".")}" {{ type primary; file "{workdir}/db.zone"; }};
 
 
 @contextlib.contextmanager
-def run_bind9(workdir: Path, host: str = LOOPBACK) -> Iterator[RealServer]:
+def run_bind9(workdir: Path, host: str = LOOPBACK, *, ports: int = 1) -> Iterator[RealServer]:
+    """named serving ZONE on ``ports`` free ports of ``host`` (one daemon, several endpoints)."""
     named = shutil.which("named") or "/usr/sbin/named"
     if not Path(named).exists():
         pytest.skip("bind9 (named) is not installed: apt-get install -y bind9")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port(host)
+    chosen: list[int] = []
+    while len(chosen) < ports:
+        port = free_port(host)
+        if port not in chosen:
+            chosen.append(port)
     (workdir / "db.zone").write_text(zone_file())
     conf = workdir / "named.conf"
-    conf.write_text(named_conf(workdir, host, port))
+    conf.write_text(named_conf(workdir, host, chosen))
     log = workdir / "named.log"
     # -g: foreground, log to stderr; -4: IPv4 only; -n 1: one worker thread is plenty here.
     with _process([named, "-g", "-4", "-n", "1", "-c", str(conf)], log) as proc:
-        server = DnsServer(host, port)
-        wait_until_answers(server, ZONE, proc, log)
-        yield RealServer(server, "bind9", log=log)
+        servers = [DnsServer(host, p) for p in chosen]
+        for server in servers:
+            wait_until_answers(server, ZONE, proc, log)
+        yield RealServer(servers[0], "bind9", log=log, also=tuple(servers[1:]))
 
 
 @contextlib.contextmanager
@@ -490,8 +509,36 @@ def bind9_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServe
 
 
 @pytest.fixture(scope="session")
-def dnsmasq_forwarder(
-    tmp_path_factory: pytest.TempPathFactory, bind9_server: RealServer
-) -> Iterator[RealServer]:
+def dnsmasq_forwarder(tmp_path_factory: pytest.TempPathFactory, bind9_server: RealServer) -> Iterator[RealServer]:
     with run_dnsmasq(tmp_path_factory.mktemp("dnsmasq"), bind9_server.server) as server:
         yield server
+
+
+# ------------------------------------------------------------------- out-of-process use
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tests.dnsservers MODE[:DELAY]...``: serve fake servers from another process.
+
+    Benchmarks use this so the servers' work does not share the client's GIL.  Prints
+    ``MODE HOST PORT`` per server, then ``ready``; serves until stdin closes.
+    """
+    import sys
+
+    servers = []
+    for spec in argv if argv is not None else sys.argv[1:]:
+        mode, _, delay = spec.partition(":")
+        servers.append(FakeDnsServer(mode=mode, delay=float(delay or 0)).start())
+    for fake in servers:
+        print(fake.mode, fake.server.host, fake.server.port, flush=True)
+    print("ready", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        for fake in servers:
+            fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,9 +29,10 @@ class FakeEngine:
         self.asked: list[Query] = []
         self.timeout: float | None = None
 
-    def __call__(self, queries: Sequence[Query], *, timeout: float) -> list[QueryResult]:
+    def __call__(self, queries: Sequence[Query], *, timeout: float, concurrency: int = 512) -> list[QueryResult]:
         self.asked = list(queries)
         self.timeout = timeout
+        self.concurrency = concurrency
         out = []
         for q in queries:
             statuses = self.script.get(q.server, ["NOERROR"])
@@ -68,6 +69,7 @@ def test_every_server_name_type_repeat(tmp_path: Path) -> None:
     dig.execute(cmd, env(tmp_path), runner=engine)
     assert len(engine.asked) == 2 * 2 * 2 * 3
     assert engine.timeout == 1.5
+    assert engine.concurrency == 24  # all in flight: fewer queries than the socket budget
     assert all(q.tcp for q in engine.asked)
     assert {q.attempt for q in engine.asked} == {1, 2, 3}
     assert engine.asked[0] == Query(A, "a.example", "A", 1, True)
@@ -95,15 +97,11 @@ def test_report_shape_and_json_contract(tmp_path: Path) -> None:
     progress: list[str] = []
     e = env(tmp_path)
     e.progress = progress.append
-    report = dig.execute(
-        DigCommand(servers=(A, B), names=("x.example",)), e, runner=FakeEngine({B: ["TIMEOUT"]})
-    )
+    report = dig.execute(DigCommand(servers=(A, B), names=("x.example",)), e, runner=FakeEngine({B: ["TIMEOUT"]}))
     assert progress and "2 server(s)" in progress[0]
     assert report.title == "dig x.example A"
     assert report.status is Status.FAIL
-    assert (
-        report.summary.startswith("2 queries to 2 servers in ") and "1 answered, 1 failed" in report.summary
-    )
+    assert report.summary.startswith("2 queries to 2 servers in ") and "1 answered, 1 failed" in report.summary
     lines = [s for s in report.sections if isinstance(s, StatusLine)]
     assert [(s.label, s.status) for s in lines] == [("10.0.0.10", Status.OK), ("127.0.0.1:5353", Status.FAIL)]
     (table,) = [s for s in report.sections if isinstance(s, Table)]
@@ -154,9 +152,7 @@ def test_slow_answers_are_marked() -> None:
     slow = QueryResult(A, "x.example", "A", 1, "NOERROR", 5000.0, ("10.1.2.3",))
     late_timeout = QueryResult(A, "x.example", "A", 2, "TIMEOUT", 6000.0, ())
     tc = QueryResult(A, "x.example", "A", 3, "NOERROR", 3.0, ("10.1.2.3",), tcp_retry=True)
-    report = dig.build_report(
-        DigCommand(servers=(A,), names=("x.example",), repeat=3), [slow, late_timeout, tc], 6.0
-    )
+    report = dig.build_report(DigCommand(servers=(A,), names=("x.example",), repeat=3), [slow, late_timeout, tc], 6.0)
     (table,) = [s for s in report.sections if isinstance(s, Table)]
     assert table.rows[0][5] == "5000.0 ⚠️"
     assert table.rows[1][5] == "6000.0"  # a TIMEOUT is a failure, not a slow answer

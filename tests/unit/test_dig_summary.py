@@ -5,6 +5,7 @@ import pytest
 from aksdns.commands import DnsServer
 from workers.analysis.dig_summary import (
     SLOW_MS,
+    format_ms,
     percentile,
     server_status,
     summarize,
@@ -71,9 +72,7 @@ def test_all_timeouts_have_no_latency() -> None:
 
 
 def test_slow_mark_at_or_above_five_seconds() -> None:
-    s = summarize_server(
-        "a", [res(A, "NOERROR", SLOW_MS - 0.1), res(A, "NOERROR", SLOW_MS), res(A, "NOERROR", 7000.0)]
-    )
+    s = summarize_server("a", [res(A, "NOERROR", SLOW_MS - 0.1), res(A, "NOERROR", SLOW_MS), res(A, "NOERROR", 7000.0)])
     assert s.slow == 2 and s.status is Status.WARN
     assert "⚠️ 2 at or above 5 s" in s.line()
     assert "max 7.00 s" in s.line()
@@ -128,3 +127,11 @@ def test_consistent_nxdomain_is_not_a_disagreement() -> None:
 def test_empty() -> None:
     summary = summarize([])
     assert (summary.queries, summary.servers, summary.status) == (0, (), Status.OK)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.047, "0.05 ms"), (9.994, "9.99 ms"), (12.34, "12.3 ms"), (999.9, "999.9 ms"), (5000.0, "5.00 s")],
+)
+def test_format_ms(value: float, text: str) -> None:
+    assert format_ms(value) == text

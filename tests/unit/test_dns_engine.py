@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+import sys
 
 import dns.exception
 import dns.message
@@ -88,18 +91,14 @@ def test_timeouts_give_timeout_status(exc: BaseException) -> None:
 
 
 def test_socket_error_gives_error_status_with_text() -> None:
-    r = engine.result_from_error(
-        Query(SERVER, "example.com"), ConnectionRefusedError(), 0.001, tcp_retry=True
-    )
+    r = engine.result_from_error(Query(SERVER, "example.com"), ConnectionRefusedError(), 0.001, tcp_retry=True)
     assert (r.status, r.error, r.tcp_retry) == ("ERROR", "connection refused", True)
 
 
 def test_result_from_response_carries_query_fields() -> None:
     q = Query(DnsServer("127.0.0.1", 5353), "example.com", "A", attempt=3)
-    r = engine.result_from_response(
-        q, response(records=[("example.com.", "A", "10.9.8.7")]), 0.01234, tcp_retry=True
-    )
-    assert r == QueryResult(q.server, "example.com", "A", 3, "NOERROR", 12.3, ("10.9.8.7",), tcp_retry=True)
+    r = engine.result_from_response(q, response(records=[("example.com.", "A", "10.9.8.7")]), 0.01234, tcp_retry=True)
+    assert r == QueryResult(q.server, "example.com", "A", 3, "NOERROR", 12.34, ("10.9.8.7",), tcp_retry=True)
     assert r.answered and r.responded
 
 
@@ -136,3 +135,24 @@ def test_run_queries_rejects_nonpositive_timeout() -> None:
 
 def test_run_queries_empty() -> None:
     assert engine.run_queries_sync([], timeout=1.0) == []
+
+
+def test_socket_budget_leaves_a_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _what: (1024, 4096))
+    assert engine.socket_budget() == 768
+    monkeypatch.setattr(resource, "getrlimit", lambda _what: (100, 4096))
+    assert engine.socket_budget() == 64
+    monkeypatch.setattr(resource, "getrlimit", lambda _what: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert engine.socket_budget() == 65536
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps are read on Linux only")
+def test_arrival_ns_reads_the_kernel_stamp() -> None:
+    stamp = struct.pack("@ll", 1_700_000_000, 123_456_789)
+    anc = [(socket.SOL_SOCKET, 35, stamp)]
+    assert engine.arrival_ns(anc) == 1_700_000_000_123_456_789
+    assert engine.arrival_ns([]) is None
+    assert engine.arrival_ns([(socket.SOL_SOCKET, 99, stamp)]) is None  # some other message
+    assert engine.arrival_ns([(socket.SOL_SOCKET, 35, b"\x00")]) is None  # cut short

@@ -54,9 +54,7 @@ class ServerSummary:
         parts = [f"{self.answered}/{self.queries} answered"]
         parts += [f"{n} {s}" for s, n in sorted(self.statuses.items()) if s not in ("NOERROR", "NXDOMAIN")]
         if self.p50_ms is not None:
-            parts.append(
-                f"p50 {_fmt_ms(self.p50_ms)} · p95 {_fmt_ms(self.p95_ms)} · max {_fmt_ms(self.max_ms)}"
-            )
+            parts.append(f"p50 {_fmt_ms(self.p50_ms)} · p95 {_fmt_ms(self.p95_ms)} · max {_fmt_ms(self.max_ms)}")
         else:
             parts.append("no response")
         if self.slow:
@@ -123,7 +121,14 @@ class DigSummary:
 def _fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+    return format_ms(value)
+
+
+def format_ms(value: float) -> str:
+    """``0.05 ms``, ``12.3 ms``, ``5.00 s``: enough digits to tell a local answer from a remote one."""
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
 
 
 def server_status(answered: int, failed: int, slow: int) -> Status:

@@ -16,7 +16,7 @@ from aksdns.commands import DigCommand, DnsServer
 from aksdns.errors import AksDnsError, UsageError
 from workers.analysis.dig_summary import SLOW_MS, DigSummary, is_slow, summarize
 from workers.jobenv import JobEnv
-from workers.probes.dns import Query, QueryResult, run_queries_sync
+from workers.probes.dns import Query, QueryResult, run_queries_sync, socket_budget
 from workers.probes.resolvconf import read_resolv_conf
 from workers.report import Attachment, Markdown, Report, Section, Status, StatusLine, Table
 
@@ -59,7 +59,7 @@ def _answer_cell(r: QueryResult) -> str:
 
 
 def _latency_cell(r: QueryResult) -> str:
-    text = f"{r.latency_ms:.1f}"
+    text = f"{r.latency_ms:.2f}" if r.latency_ms < 10 else f"{r.latency_ms:.1f}"
     # Only real answers get the slow mark: a TIMEOUT is already a failure of its own.
     return f"{text} ⚠️" if r.responded and is_slow(r.latency_ms) else text
 
@@ -89,9 +89,7 @@ def results_csv(results: Sequence[QueryResult]) -> bytes:
     """Every result, one row each, with the error text and TCP-retry flag a table hides."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        ["server", "name", "type", "attempt", "status", "latency_ms", "tcp_retry", "answers", "error"]
-    )
+    writer.writerow(["server", "name", "type", "attempt", "status", "latency_ms", "tcp_retry", "answers", "error"])
     for r in results:
         writer.writerow(
             [
@@ -130,15 +128,11 @@ def build_report(cmd: DigCommand, results: Sequence[QueryResult], elapsed_s: flo
     sections += [StatusLine(Status.WARN, "servers disagree", d.line()) for d in summary.disagreements]
     sections.append(results_table(results, with_attempt=cmd.repeat > 1))
     if cmd.repeat > 1 and summary.failed and summary.answered:
-        sections.append(
-            Markdown("Some attempts failed and others answered: intermittent loss, not a hard outage.")
-        )
+        sections.append(Markdown("Some attempts failed and others answered: intermittent loss, not a hard outage."))
     attachments = []
     if len(results) > CSV_AFTER_ROWS:
         attachments.append(
-            Attachment(
-                filename="dig-results.csv", content=results_csv(results), title="dig results", filetype="csv"
-            )
+            Attachment(filename="dig-results.csv", content=results_csv(results), title="dig results", filetype="csv")
         )
     types = " ".join(cmd.types)
     title = f"dig {' '.join(cmd.names)} {types}".strip()
@@ -154,6 +148,10 @@ def build_report(cmd: DigCommand, results: Sequence[QueryResult], elapsed_s: flo
     )
 
 
+def concurrency_for(count: int) -> int:
+    return max(1, min(count, socket_budget()))
+
+
 def execute(cmd: DigCommand, env: JobEnv, *, runner: Runner = run_queries_sync) -> Report:
     """Run `dig`; ``runner`` is the query engine (tests may pass a stand-in)."""
     if not cmd.names:
@@ -162,5 +160,7 @@ def execute(cmd: DigCommand, env: JobEnv, *, runner: Runner = run_queries_sync) 
     queries = build_queries(cmd, servers)
     env.progress(f"asking {len(servers)} server(s): {len(queries)} queries, timeout {cmd.timeout:g} s")
     start = time.monotonic()
-    results = runner(queries, timeout=cmd.timeout)
+    # Everything in flight at once (up to 5,000 queries, the grammar's bound), so the total is
+    # one timeout at worst, not one per round of slots.
+    results = runner(queries, timeout=cmd.timeout, concurrency=concurrency_for(len(queries)))
     return build_report(cmd, results, time.monotonic() - start)
