@@ -382,6 +382,7 @@ pub struct Analyzer {
     hops: Vec<PendingHop>,
     hop_index: HashMap<(TxKey, u64), Vec<usize>>,
     hop_count: u64,
+    mdns: HashMap<(Endpoint, Endpoint, u16), (i64, bool)>,
     sc: Scratch,
 }
 
@@ -467,6 +468,7 @@ impl Analyzer {
             hops: Vec::new(),
             hop_index: HashMap::new(),
             hop_count: 0,
+            mdns: HashMap::new(),
             sc: Scratch::default(),
         }
     }
@@ -516,7 +518,11 @@ impl Analyzer {
         match seg.transport {
             Transport::Udp => {
                 let (src, dst) = (seg.src, seg.dst);
-                self.message(ts, Transport::Udp, src, dst, seg.payload, 0);
+                if seg.multicast_dns {
+                    self.multicast_message(ts, src, dst, seg.payload);
+                } else {
+                    self.message(ts, Transport::Udp, src, dst, seg.payload, 0);
+                }
             }
             Transport::Tcp => {
                 let (src, dst, seq, flags) = (seg.src, seg.dst, seg.tcp_seq, seg.tcp_flags);
@@ -531,6 +537,50 @@ impl Analyzer {
 
     fn rel_ms(&self, ts: i64) -> f64 {
         ns_to_ms(ts - self.first_ts.unwrap_or(ts))
+    }
+
+    /// mDNS and LLMNR: only what the `dns.response_in` filter sees (they share dissect_dns_common
+    /// and its transaction table, but Wireshark keeps them out of the DNS statistics).
+    fn multicast_message(&mut self, ts: i64, src: Endpoint, dst: Endpoint, m: &[u8]) {
+        if m.len() < 4 {
+            return;
+        }
+        let id = u16::from_be_bytes([m[0], m[1]]);
+        let is_response = m[2] & 0x80 != 0;
+        let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
+        let key = (a, b, id);
+        let entry = self.mdns.get(&key).copied();
+        let mut retransmission = false;
+        if !is_response {
+            match entry {
+                Some((req, false)) if ((ts - req) as f64 / 1e9) < RETRANSMISSION_TIMER_S => retransmission = true,
+                Some((_, false)) => {
+                    self.unanswered_filter += 1; // the replaced transaction was never answered
+                    self.mdns.insert(key, (ts, false));
+                }
+                _ => {
+                    self.mdns.insert(key, (ts, false));
+                }
+            }
+        } else if let Some((req, false)) = entry {
+            self.mdns.insert(key, (req, true));
+        }
+        if !is_response && (retransmission || dns::parse_body(m, &mut self.sc).is_err()) {
+            self.unanswered_filter += 1;
+            if !retransmission {
+                // A malformed query is counted now, not again when it stays unanswered.
+                self.mdns.insert(key, (ts, true));
+            }
+        }
+        if self.mdns.len() > 1_000_000 {
+            self.settle_mdns();
+        }
+    }
+
+    fn settle_mdns(&mut self) {
+        let n = self.mdns.values().filter(|(_, answered)| !answered).count() as u64;
+        self.unanswered_filter += n;
+        self.mdns.clear();
     }
 
     /// dissect_dns_common for one message (`m` without any TCP length prefix).
@@ -983,6 +1033,7 @@ impl Analyzer {
     }
 
     pub fn finish(mut self, files: Vec<FileInfo>, warnings: Vec<String>) -> Analysis {
+        self.settle_mdns();
         let keys: Vec<TxKey> = self.txs.keys().copied().collect();
         for k in keys {
             let tx = self.txs.remove(&k).unwrap();

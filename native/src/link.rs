@@ -25,6 +25,9 @@ pub struct Endpoint {
 
 pub struct Segment<'a> {
     pub transport: Transport,
+    /// mDNS (5353) or LLMNR (5355) rather than DNS: Wireshark fills the dns.* fields
+    /// (so display filters see them) but leaves them out of the DNS statistics.
+    pub multicast_dns: bool,
     pub src: Endpoint,
     pub dst: Endpoint,
     pub tcp_seq: u32,
@@ -44,6 +47,21 @@ pub enum Skip {
 }
 
 pub const DNS_PORT: u16 = 53;
+pub const MDNS_PORT: u16 = 5353;
+pub const LLMNR_PORT: u16 = 5355;
+
+/// Which dissector UDP picks: the lower port is tried first (packet-udp.c decode_udp_ports).
+fn udp_dissector(sport: u16, dport: u16) -> Option<bool> {
+    let (lo, hi) = if sport <= dport { (sport, dport) } else { (dport, sport) };
+    for p in [lo, hi] {
+        match p {
+            DNS_PORT => return Some(false),
+            MDNS_PORT | LLMNR_PORT => return Some(true),
+            _ => {}
+        }
+    }
+    None
+}
 
 fn ethertype_payload(mut ethertype: u16, mut rest: &[u8]) -> Result<(u16, &[u8]), Skip> {
     // 802.1Q / 802.1ad / QinQ tags, as many as are stacked.
@@ -83,7 +101,8 @@ pub fn ip_of_frame(linktype: u32, frame: &[u8]) -> Result<&[u8], Skip> {
                 raw
             };
             return match fam {
-                2 | 10 | 24 | 28 | 30 => Ok(&frame[4..]),
+                // BSD AF_INET and the three BSD AF_INET6 values (packet-null.c); Linux's 10 is not one.
+                2 | 24 | 28 | 30 => Ok(&frame[4..]),
                 _ => Err(Skip::NotIp),
             };
         }
@@ -174,9 +193,7 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
             }
             let sport = u16::from_be_bytes([l4[0], l4[1]]);
             let dport = u16::from_be_bytes([l4[2], l4[3]]);
-            if sport != DNS_PORT && dport != DNS_PORT {
-                return Err(Skip::OtherPort);
-            }
+            let multicast_dns = udp_dissector(sport, dport).ok_or(Skip::OtherPort)?;
             let ulen = u16::from_be_bytes([l4[4], l4[5]]) as usize;
             if ulen < 8 {
                 return Err(Skip::Truncated);
@@ -184,6 +201,7 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
             let end = ulen.min(l4.len());
             Ok(Segment {
                 transport: Transport::Udp,
+                multicast_dns,
                 src: Endpoint { ip: src, port: sport },
                 dst: Endpoint { ip: dst, port: dport },
                 tcp_seq: 0,
@@ -206,6 +224,7 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
             }
             Ok(Segment {
                 transport: Transport::Tcp,
+                multicast_dns: false,
                 src: Endpoint { ip: src, port: sport },
                 dst: Endpoint { ip: dst, port: dport },
                 tcp_seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),

@@ -173,10 +173,10 @@ def link_frame(linktype: int, ip: bytes, *, vlan: int | None = None, outgoing: b
     if linktype == LINKTYPE_RAW:
         return ip
     if linktype == LINKTYPE_NULL:
-        family = 2 if version == 4 else 10
+        family = 2 if version == 4 else 24  # BSD AF_INET6: the value Wireshark accepts
         return struct.pack("<I", family) + ip  # host byte order; we write little-endian files
     if linktype == LINKTYPE_LOOP:
-        family = 2 if version == 4 else 10
+        family = 2 if version == 4 else 24  # BSD AF_INET6: the value Wireshark accepts
         return struct.pack("!I", family) + ip
     if linktype == LINKTYPE_LINUX_SLL:
         return struct.pack("!HHH8sH", 4 if outgoing else 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", ethertype) + ip

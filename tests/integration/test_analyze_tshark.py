@@ -1,0 +1,182 @@
+"""`analyze` against the oracle: tshark 4.0 on the same generated captures.
+
+Each capture shape is written byte by byte (workers.pcap.synth); we compare
+``--format tshark`` with ``tshark -q -z dns,tree`` and the two counts with tshark's
+two-pass display filters.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from workers.jobs.analyze import analyze_files, render
+from workers.pcap import synth as S
+
+TSHARK = shutil.which("tshark")
+MERGECAP = shutil.which("mergecap")
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark (the oracle) is not installed")
+
+UNANSWERED = "(dns.flags.response == 0) && ! dns.response_in"
+SLOW = "dns.time >= 5"
+
+
+def tshark_tree(path: Path) -> str:
+    # tshark exits 2 on a capture cut short but still prints the statistics.
+    out = subprocess.run([TSHARK or "tshark", "-q", "-n", "-r", str(path), "-z", "dns,tree"],
+                         capture_output=True, text=True, timeout=120)
+    return out.stdout
+
+
+def tshark_count(path: Path, display_filter: str) -> int:
+    out = subprocess.run([TSHARK or "tshark", "-n", "-2", "-r", str(path), "-Y", display_filter],
+                         capture_output=True, text=True, timeout=120)
+    return sum(1 for line in out.stdout.splitlines() if line.strip())
+
+
+def assert_same_as_tshark(path: Path, oracle_path: Path | None = None, *paths: Path) -> None:
+    result = analyze_files([path, *paths])
+    oracle = oracle_path or path
+    assert render(result, "tshark") == tshark_tree(oracle)
+    assert result.unanswered_queries == tshark_count(oracle, UNANSWERED)
+    assert result.slow_responses == tshark_count(oracle, SLOW)
+
+
+def write(path: Path, packets: list[S.Packet], **kw: object) -> Path:
+    with path.open("wb") as f:
+        S.write_pcap(f, packets, **kw)  # type: ignore[arg-type]
+    return path
+
+
+LINK_SHAPES: dict[str, Callable[[Path], Path]] = {
+    "pcap-us-le-ethernet": lambda d: write(d / "a.pcap", S.mixed_lookups(1)),
+    "pcap-ns-be-ethernet": lambda d: write(
+        d / "a.pcap", S.mixed_lookups(2), nanosecond=True, big_endian=True),
+    "linux-cooked-v1": lambda d: write(
+        d / "a.pcap", S.mixed_lookups(3, linktype=S.LINKTYPE_LINUX_SLL), linktype=S.LINKTYPE_LINUX_SLL),
+    "linux-cooked-v2": lambda d: write(
+        d / "a.pcap", S.mixed_lookups(4, linktype=S.LINKTYPE_LINUX_SLL2), linktype=S.LINKTYPE_LINUX_SLL2),
+    "raw-ip": lambda d: write(d / "a.pcap", S.mixed_lookups(5, linktype=S.LINKTYPE_RAW), linktype=S.LINKTYPE_RAW),
+    "loopback-null": lambda d: write(
+        d / "a.pcap", S.mixed_lookups(6, linktype=S.LINKTYPE_NULL, ipv6_share=0.0), linktype=S.LINKTYPE_NULL),
+    "loopback-loop": lambda d: write(
+        d / "a.pcap", S.mixed_lookups(7, linktype=S.LINKTYPE_LOOP), linktype=S.LINKTYPE_LOOP),
+    "ethernet-vlan": lambda d: write(d / "a.pcap", S.mixed_lookups(8, vlan=42, tcp_share=0.0)),
+    "tcp-heavy": lambda d: write(d / "a.pcap", S.mixed_lookups(9, tcp_share=1.0, lookups=40)),
+    "ipv6-only": lambda d: write(d / "a.pcap", S.mixed_lookups(10, ipv6_share=1.0)),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(LINK_SHAPES))
+def test_link_layers_and_transports_match_tshark(tmp_path: Path, shape: str) -> None:
+    assert_same_as_tshark(LINK_SHAPES[shape](tmp_path))
+
+
+def test_pcapng_multi_interface_and_sections_match_tshark(tmp_path: Path) -> None:
+    eth = S.mixed_lookups(20, lookups=30)
+    sll2 = [S.Packet(p.ts_ns, p.data, 1) for p in S.mixed_lookups(21, lookups=30, linktype=S.LINKTYPE_LINUX_SLL2)]
+    first = sorted(eth + sll2, key=lambda p: p.ts_ns)
+    later = S.mixed_lookups(22, lookups=20, start_ns=first[-1].ts_ns + 1_000_000_000)
+    path = tmp_path / "multi.pcapng"
+    with path.open("wb") as f:
+        S.write_pcapng(f, first, linktypes=(S.LINKTYPE_ETHERNET, S.LINKTYPE_LINUX_SLL2), nanosecond=True)
+        # A second section in the other byte order, with its own interface list.
+        S.write_pcapng(f, later, big_endian=True)
+    assert_same_as_tshark(path)
+
+
+def test_simple_packet_blocks_match_tshark(tmp_path: Path) -> None:
+    path = tmp_path / "spb.pcapng"
+    with path.open("wb") as f:
+        f.write(S.pcapng_section())
+        f.write(S.pcapng_interface(S.LINKTYPE_ETHERNET))
+        for i, p in enumerate(S.mixed_lookups(23, lookups=30)):
+            f.write(S.pcapng_spb(p) if i % 3 == 0 else S.pcapng_epb(p))
+    assert_same_as_tshark(path)
+
+
+@pytest.mark.skipif(MERGECAP is None, reason="mergecap is not installed")
+def test_merged_files_match_tshark_on_mergecap_output(tmp_path: Path) -> None:
+    client = write(tmp_path / "client.pcap", S.mixed_lookups(30, client_prefix="10.0.1."))
+    core1 = write(tmp_path / "core1.pcap", S.mixed_lookups(31, client_prefix="10.0.2."), nanosecond=True)
+    core2_path = tmp_path / "core2.pcapng"
+    with core2_path.open("wb") as f:
+        S.write_pcapng(f, S.mixed_lookups(32, client_prefix="10.0.3."))
+    merged = tmp_path / "merged.pcapng"
+    subprocess.run([MERGECAP or "mergecap", "-w", str(merged), str(client), str(core1), str(core2_path)],
+                   check=True, timeout=60)
+    assert_same_as_tshark(client, merged, core1, core2_path)
+
+
+def test_capture_cut_short_mid_packet_matches_tshark_and_warns(tmp_path: Path) -> None:
+    full = write(tmp_path / "full.pcap", S.mixed_lookups(40)).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(full[:-30])
+    assert_same_as_tshark(cut)
+    result = analyze_files([cut])
+    assert len(result.warnings) == 1
+    assert "cut short mid-packet" in result.warnings[0]
+
+
+def _header(ident: int, flags: int = 0x0100, qd: int = 1) -> bytes:
+    return struct.pack("!HHHHHH", ident, flags, qd, 0, 0, 0)
+
+
+def test_malformed_messages_are_handled_as_tshark_does(tmp_path: Path) -> None:
+    c, s = S.Endpoint("10.0.0.5", 4000), S.Endpoint("10.0.0.10", 53)
+    long_name = ".".join(["abcdefghij" * 6] * 5)
+    msgs = [
+        S.dns_message(1, "a.example.com"),
+        _header(2) + b"\xc0\x0c\x00\x01\x00\x01",  # pointer loop: counted, named specially
+        S.dns_message(3, "b.example.com")[:-3],  # question cut short: not counted
+        b"\x00\x04\x01",  # shorter than ID + flags
+        _header(5),  # promises a question it does not have
+        _header(6) + b"\x03abc\xc0\x0c\x00\x01\x00\x01",
+        _header(7) + b"\x80abc\x00\x00\x01\x00\x01",  # reserved label type
+        _header(8) + b"\x00\x00\x02\x00\x01",  # the root
+        _header(9, qd=2) + b"\x00\x00\x02\x00\x01\xc0\x0c\x00\x01\x00\x01",
+        S.dns_message(10, long_name),  # longer than 255: "<Name too long>"
+    ]
+    t0 = 1_711_990_000_000_000_000
+    packets = [S.udp_packet(t0 + i * 1_000_000, c, s, m) for i, m in enumerate(msgs)]
+    bad_answer = S.dns_message(3, "b.example.com", response=True, answers=[S.a_record("b.example.com", "1.1.1.1")])
+    packets.append(S.udp_packet(t0 + 50_000_000, s, c, bad_answer[:-2]))
+    packets.append(S.udp_packet(t0 + 60_000_000, s, c, S.dns_message(10, long_name, response=True)))
+    assert_same_as_tshark(write(tmp_path / "malformed.pcap", packets))
+
+
+def test_non_dns_traffic_and_mdns_are_ignored_like_tshark(tmp_path: Path) -> None:
+    t0 = 1_711_990_000_000_000_000
+    c = S.Endpoint("10.0.0.5", 5353)
+    packets = S.mixed_lookups(50, lookups=20)
+    packets.append(S.udp_packet(t0, c, S.Endpoint("224.0.0.251", 5353), S.dns_message(1, "printer.local")))
+    packets.append(S.udp_packet(t0 + 1, S.Endpoint("10.0.0.5", 5355), S.Endpoint("10.0.0.6", 5355),
+                                S.dns_message(2, "host")))
+    packets.append(S.udp_packet(t0 + 2, S.Endpoint("10.0.0.5", 40000), S.Endpoint("10.0.0.6", 123), b"\x1b" + b"\0" * 47))
+    packets.sort(key=lambda p: p.ts_ns)
+    assert_same_as_tshark(write(tmp_path / "noise.pcap", packets))
+
+
+def test_retransmission_timer_boundary_matches_tshark(tmp_path: Path) -> None:
+    """Re-sent at 4.999999 s: a retransmission; at 5.000000 s: a new transaction."""
+    c, s = S.Endpoint("10.0.0.5", 4000), S.Endpoint("10.0.0.10", 53)
+    t0 = 1_711_990_000_000_000_000
+    packets = []
+    for k, gap in enumerate((4_999_999_000, 5_000_000_000, 7_000_000_000)):
+        base = t0 + k * 20_000_000_000
+        q = S.dns_message(100 + k, "db.contoso.com")
+        packets += [
+            S.udp_packet(base, c, s, q),
+            S.udp_packet(base + gap, c, s, q),
+            S.udp_packet(base + gap + 1_000_000, s, c, S.dns_message(100 + k, "db.contoso.com", response=True)),
+        ]
+    path = write(tmp_path / "timer.pcap", packets)
+    assert_same_as_tshark(path)
+    result = analyze_files([path])
+    assert result.retransmitted_queries == 1
+    assert result.unanswered_transactions == 2
