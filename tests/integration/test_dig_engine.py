@@ -11,13 +11,10 @@ import pytest
 from aksdns.commands import DnsServer
 from workers.probes.dns import Query, QueryResult, run_queries_sync
 
-if TYPE_CHECKING:  # imported at run time by pytest_plugins below (keeps assertion rewriting)
+if TYPE_CHECKING:  # fixtures come from tests/conftest.py's pytest_plugins
     from tests.dnsservers import FakeDnsServer, RealServer
 
 DEFAULT_A = "10.53.0.1"  # tests.dnsservers.DEFAULT_A
-
-# Lets these tests run before tests/conftest.py lists the plugin; loading it twice is a no-op.
-pytest_plugins = ["tests.dnsservers"]
 
 Factory = Callable[..., "FakeDnsServer"]
 

@@ -18,8 +18,6 @@ from workers.report import Status, StatusLine, Table
 if TYPE_CHECKING:
     from tests.dnsservers import FakeDnsServer, RealServer
 
-pytest_plugins = ["tests.dnsservers"]
-
 Factory = Callable[..., "FakeDnsServer"]
 
 

@@ -135,7 +135,16 @@ def test_repeat_shows_attempts_and_intermittent_loss(tmp_path: Path) -> None:
     assert [r["status"] for r in report.data["results"]] == ["NOERROR", "TIMEOUT", "NOERROR", "TIMEOUT"]
     assert [r["attempt"] for r in report.data["results"]] == [1, 2, 3, 4]
     assert report.status is Status.WARN
-    assert any("intermittent" in getattr(s, "text", "") for s in report.sections)
+    assert any("Intermittent: 10.0.0.10" in getattr(s, "text", "") for s in report.sections)
+
+
+def test_a_dead_server_is_not_called_intermittent(tmp_path: Path) -> None:
+    report = dig.execute(
+        DigCommand(servers=(A, B), names=("x.example",), repeat=2),
+        env(tmp_path),
+        runner=FakeEngine({B: ["TIMEOUT"]}),
+    )
+    assert not any("Intermittent" in getattr(s, "text", "") for s in report.sections)
 
 
 def test_long_lists_get_a_csv_with_every_result(tmp_path: Path) -> None:
@@ -166,3 +175,17 @@ def test_disagreeing_servers_get_a_line(tmp_path: Path) -> None:
     )
     assert report.status is Status.WARN
     assert any(isinstance(s, StatusLine) and s.label == "servers disagree" for s in report.sections)
+
+
+def test_resolv_conf_source_is_said_and_ignored_nameservers_flagged(tmp_path: Path) -> None:
+    text = "".join(f"nameserver 10.0.0.{i}\n" for i in range(1, 5))
+    report = dig.execute(DigCommand(names=("x.example",)), env(tmp_path, text), runner=FakeEngine())
+    assert "resolv.conf" in getattr(report.sections[0], "text", "")
+    flagged = [s for s in report.sections if isinstance(s, StatusLine) and s.label == "resolv.conf"]
+    assert len(flagged) == 1 and "10.0.0.4" in flagged[0].detail and flagged[0].status is Status.WARN
+    assert len(report.data["results"]) == 3
+
+
+def test_title_stays_short() -> None:
+    cmd = DigCommand(servers=(A,), names=tuple(f"n{i}.example" for i in range(5)), types=("A", "AAAA"))
+    assert dig.report_title(cmd) == "dig n0.example n1.example n2.example (+2 more) A AAAA"

@@ -17,7 +17,7 @@ from aksdns.errors import AksDnsError, UsageError
 from workers.analysis.dig_summary import SLOW_MS, DigSummary, is_slow, summarize
 from workers.jobenv import JobEnv
 from workers.probes.dns import Query, QueryResult, run_queries_sync, socket_budget
-from workers.probes.resolvconf import read_resolv_conf
+from workers.probes.resolvconf import ResolvConf, read_resolv_conf
 from workers.report import Attachment, Markdown, Report, Section, Status, StatusLine, Table
 
 # Past this many results the full list also goes out as a CSV file: a Slack table that
@@ -29,8 +29,13 @@ Runner = Callable[..., list[QueryResult]]
 
 def servers_for(cmd: DigCommand, env: JobEnv) -> tuple[DnsServer, ...]:
     """The servers asked: those in the command, else resolv.conf's (glibc uses the first 3)."""
+    return servers_and_notes(cmd, env)[0]
+
+
+def servers_and_notes(cmd: DigCommand, env: JobEnv) -> tuple[tuple[DnsServer, ...], list[Section]]:
+    """Servers to ask, plus what the report should say about where they came from."""
     if cmd.servers:
-        return cmd.servers
+        return cmd.servers, []
     try:
         conf = read_resolv_conf(env.resolv_conf)
     except OSError as exc:
@@ -38,7 +43,25 @@ def servers_for(cmd: DigCommand, env: JobEnv) -> tuple[DnsServer, ...]:
     if not conf.nameservers:
         raise AksDnsError(f"no nameserver in {env.resolv_conf}; name one with @SERVER")
     # A link-local IPv6 nameserver may carry a zone (fe80::1%eth0); keep it as the host.
-    return tuple(DnsServer(ns) for ns in conf.nameservers)
+    servers = tuple(DnsServer(ns) for ns in conf.nameservers)
+    return servers, resolv_notes(conf, str(env.resolv_conf))
+
+
+def resolv_notes(conf: ResolvConf, path: str) -> list[Section]:
+    """Pure: say which resolv.conf servers were asked, and flag the ones glibc never uses."""
+    notes: list[Section] = [
+        Markdown(f"No server given: asked the nameservers of `{path}` ({', '.join(conf.nameservers)}).")
+    ]
+    if conf.ignored_nameservers:
+        notes.append(
+            StatusLine(
+                Status.WARN,
+                "resolv.conf",
+                f"{', '.join(conf.ignored_nameservers)} listed after the first three nameservers: "
+                "glibc never asks them",
+            )
+        )
+    return notes
 
 
 def build_queries(cmd: DigCommand, servers: Sequence[DnsServer]) -> list[Query]:
@@ -121,25 +144,40 @@ def summary_line(summary: DigSummary, elapsed_s: float) -> str:
     return line
 
 
-def build_report(cmd: DigCommand, results: Sequence[QueryResult], elapsed_s: float) -> Report:
+def report_title(cmd: DigCommand) -> str:
+    """``dig www.example.com A``; past three names, a count (a title is one short line)."""
+    names = list(cmd.names[:3])
+    if len(cmd.names) > 3:
+        names.append(f"(+{len(cmd.names) - 3} more)")
+    return " ".join(["dig", *names, *cmd.types])
+
+
+def build_report(
+    cmd: DigCommand, results: Sequence[QueryResult], elapsed_s: float, notes: Sequence[Section] = ()
+) -> Report:
     """Pure: results -> report (sections, CSV for long lists, the `--format json` data)."""
     summary = summarize(results)
-    sections: list[Section] = [StatusLine(s.status, s.server, s.line()) for s in summary.servers]
+    sections: list[Section] = list(notes)
+    sections += [StatusLine(s.status, s.server, s.line()) for s in summary.servers]
     sections += [StatusLine(Status.WARN, "servers disagree", d.line()) for d in summary.disagreements]
     sections.append(results_table(results, with_attempt=cmd.repeat > 1))
-    if cmd.repeat > 1 and summary.failed and summary.answered:
-        sections.append(Markdown("Some attempts failed and others answered: intermittent loss, not a hard outage."))
+    flaky = [s.server for s in summary.servers if s.answered and s.failed]
+    if cmd.repeat > 1 and flaky:
+        sections.append(
+            Markdown(
+                f"Intermittent: {', '.join(flaky)} answered some attempts and failed others "
+                "(loss or overload, not a hard outage)."
+            )
+        )
     attachments = []
     if len(results) > CSV_AFTER_ROWS:
         attachments.append(
             Attachment(filename="dig-results.csv", content=results_csv(results), title="dig results", filetype="csv")
         )
-    types = " ".join(cmd.types)
-    title = f"dig {' '.join(cmd.names)} {types}".strip()
     summary_json = summary.to_json()
     summary_json["elapsed_ms"] = round(elapsed_s * 1000.0, 1)
     return Report(
-        title=title,
+        title=report_title(cmd),
         status=summary.status,
         summary=summary_line(summary, elapsed_s),
         sections=sections,
@@ -156,11 +194,11 @@ def execute(cmd: DigCommand, env: JobEnv, *, runner: Runner = run_queries_sync) 
     """Run `dig`; ``runner`` is the query engine (tests may pass a stand-in)."""
     if not cmd.names:
         raise UsageError("dig needs at least one NAME", command="dig")
-    servers = servers_for(cmd, env)
+    servers, notes = servers_and_notes(cmd, env)
     queries = build_queries(cmd, servers)
     env.progress(f"asking {len(servers)} server(s): {len(queries)} queries, timeout {cmd.timeout:g} s")
     start = time.monotonic()
     # Everything in flight at once (up to 5,000 queries, the grammar's bound), so the total is
     # one timeout at worst, not one per round of slots.
     results = runner(queries, timeout=cmd.timeout, concurrency=concurrency_for(len(queries)))
-    return build_report(cmd, results, time.monotonic() - start)
+    return build_report(cmd, results, time.monotonic() - start, notes)

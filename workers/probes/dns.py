@@ -40,9 +40,9 @@ ERROR = "ERROR"
 # real answer (the name does not exist), not a failure of the server.
 ANSWERED_STATUSES = frozenset({"NOERROR", "NXDOMAIN"})
 
-# Slack's outer guard on top of dnspython's own timeouts: if a library path ever failed to
+# Margin of the outer guard on top of the per-step timeouts: if a library path ever failed to
 # honour its timeout, the query still ends shortly after its budget.
-_GUARD_SLACK_S = 0.25
+_GUARD_MARGIN_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ async def run_query(query: Query, *, timeout: float) -> QueryResult:
     except (dns.exception.DNSException, ValueError) as exc:
         return result_from_error(query, exc, 0.0, tcp_retry=False)
     try:
-        async with asyncio.timeout(timeout + _GUARD_SLACK_S):
+        async with asyncio.timeout(timeout + _GUARD_MARGIN_S):
             response = await _exchange(query, message, start + timeout, out)
     except (dns.exception.DNSException, OSError, EOFError, TimeoutError, ValueError) as exc:
         return result_from_error(query, exc, time.monotonic() - start, tcp_retry=out.tcp_retry)
