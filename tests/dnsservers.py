@@ -5,8 +5,9 @@ Load with ``pytest_plugins = ["tests.dnsservers"]`` in tests/conftest.py.
 Fixtures
 - ``dns_server_factory``: ``make(mode, *, delay=0.0, records=None, host=, port=0)``; modes are
   ``answer``, ``silent`` (never answers), ``late`` (answers after ``delay``), ``servfail``,
-  ``nxdomain``, ``refused`` and ``truncate`` (UDP answers carry TC and no records; TCP gives
-  the full answer).  Every server listens on UDP *and* TCP on one free 127.0.0.1 port and is
+  ``nxdomain``, ``refused``, ``truncate`` (UDP answers carry TC and no records; TCP gives
+  the full answer) and ``truncate-notcp`` (TC on UDP, nothing listens on TCP: TCP/53
+  blocked).  Every server listens on UDP *and* TCP on one free 127.0.0.1 port and is
   stopped at teardown.
 - ``answering_server``, ``silent_server``, ``late_server`` (0.5 s), ``servfail_server``,
   ``truncating_server``: one of each, function scope.
@@ -53,7 +54,7 @@ from aksdns.commands import DnsServer
 LOOPBACK = "127.0.0.1"
 DEFAULT_A = "10.53.0.1"  # what an "answer" FakeDnsServer gives for any A name (data only)
 DEFAULT_AAAA = "fd53::1"
-MODES = ("answer", "silent", "late", "servfail", "nxdomain", "refused", "truncate")
+MODES = ("answer", "silent", "late", "servfail", "nxdomain", "refused", "truncate", "truncate-notcp")
 START_TIMEOUT_S = 15.0
 
 # ------------------------------------------------------------------- ports and processes
@@ -118,17 +119,24 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
 def wait_until_answers(
     server: DnsServer, qname: str, proc: subprocess.Popen[bytes], log: Path, rdtype: str = "SOA"
 ) -> None:
-    """Poll ``server`` until it answers ``qname``; fail fast with the log if the process dies."""
+    """Poll ``server`` until it answers ``qname`` with NOERROR; fail fast with the log.
+
+    Any other rcode means the daemon is up but its zone did not load (named keeps running
+    without a broken zone and REFUSEs it), so waiting longer would not help.
+    """
     deadline = time.monotonic() + START_TIMEOUT_S
     query = dns.message.make_query(qname, rdtype)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited {proc.returncode}: {_tail(log)}")
         try:
-            dns.query.udp(query, server.host, port=server.port, timeout=0.2)
-            return
+            response = dns.query.udp(query, server.host, port=server.port, timeout=0.2)
         except (dns.exception.Timeout, OSError):
             time.sleep(0.05)
+            continue
+        if response.rcode() != dns.rcode.NOERROR:
+            raise RuntimeError(f"{server} answered {qname} with {dns.rcode.to_text(response.rcode())}: {_tail(log)}")
+        return
     raise RuntimeError(f"{server} did not answer {qname} within {START_TIMEOUT_S} s: {_tail(log)}")
 
 
@@ -203,8 +211,12 @@ class FakeDnsServer:
 
         async def setup() -> None:
             transport, _ = await self._loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
-            srv = await asyncio.start_server(self._serve_tcp, sock=tcp)
-            self._closers += [transport.close, srv.close]
+            self._closers.append(transport.close)
+            if self.mode == "truncate-notcp":
+                tcp.close()  # TCP/53 "blocked": the retry after TC is refused
+            else:
+                srv = await asyncio.start_server(self._serve_tcp, sock=tcp)
+                self._closers.append(srv.close)
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
@@ -254,7 +266,7 @@ class FakeDnsServer:
         if self.mode == "nxdomain":
             response.set_rcode(dns.rcode.NXDOMAIN)
             return response
-        if self.mode == "truncate" and not tcp:
+        if self.mode in ("truncate", "truncate-notcp") and not tcp:
             response.flags |= dns.flags.TC
             return response
         question = query.question[0]

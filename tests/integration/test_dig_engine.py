@@ -161,3 +161,16 @@ def test_dnsmasq_forwards_to_bind9(dnsmasq_forwarder: RealServer) -> None:
     outside = ask(dnsmasq_forwarder.server, "outside.example", timeout=2.0)
     assert (www.status, www.answers) == ("NOERROR", ("10.53.1.10",))
     assert outside.status == "REFUSED"  # no upstream for anything else: nothing leaves loopback
+
+
+def test_truncated_answer_with_tcp_blocked_says_so(dns_server_factory: Factory) -> None:
+    fake = dns_server_factory("truncate-notcp")
+    r = ask(fake.server, timeout=2.0)
+    assert (r.status, r.tcp_retry) == ("ERROR", True)
+    assert r.error == "TCP retry after truncation: connection refused"
+
+
+def test_tcp_only_query_to_a_silent_server_times_out(silent_server: FakeDnsServer) -> None:
+    r = ask(silent_server.server, tcp=True, timeout=0.5)
+    assert (r.status, r.error) == ("TIMEOUT", "no answer within the timeout")
+    assert silent_server.tcp_queries == 1 and silent_server.udp_queries == 0

@@ -91,8 +91,15 @@ def test_timeouts_give_timeout_status(exc: BaseException) -> None:
 
 
 def test_socket_error_gives_error_status_with_text() -> None:
+    r = engine.result_from_error(Query(SERVER, "example.com"), ConnectionRefusedError(), 0.001, tcp_retry=False)
+    assert (r.status, r.error, r.tcp_retry) == ("ERROR", "connection refused", False)
+
+
+def test_failure_after_truncation_names_the_tcp_retry() -> None:
     r = engine.result_from_error(Query(SERVER, "example.com"), ConnectionRefusedError(), 0.001, tcp_retry=True)
-    assert (r.status, r.error, r.tcp_retry) == ("ERROR", "connection refused", True)
+    assert (r.status, r.error, r.tcp_retry) == ("ERROR", "TCP retry after truncation: connection refused", True)
+    t = engine.result_from_error(Query(SERVER, "example.com"), TimeoutError(), 2.0, tcp_retry=True)
+    assert (t.status, t.error) == ("TIMEOUT", "TCP retry after truncation: no answer within the timeout")
 
 
 def test_result_from_response_carries_query_fields() -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workers.probes.resolvconf import ResolvConf, parse_resolv_conf, read_resolv_conf, search_list_expansion
 
@@ -135,3 +137,23 @@ def test_ndots_one_default() -> None:
     conf = ResolvConf(search=("corp.example",))
     assert search_list_expansion("host", conf) == ["host.corp.example.", "host."]
     assert search_list_expansion("host.sub", conf) == ["host.sub.", "host.sub.corp.example."]
+
+
+@given(st.text(max_size=400))
+def test_parser_never_raises_and_respects_glibc_bounds(text: str) -> None:
+    conf = parse_resolv_conf(text)
+    assert len(conf.nameservers) <= 3
+    assert 0 <= conf.ndots <= 15 and 1 <= conf.timeout <= 30 and 1 <= conf.attempts <= 5
+
+
+@given(
+    st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,10}){0,4}", fullmatch=True),
+    st.lists(st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,8}){0,2}", fullmatch=True), max_size=6),
+    st.integers(min_value=0, max_value=15),
+)
+def test_expansion_tries_each_candidate_once_and_the_name_itself(name: str, search: list[str], ndots: int) -> None:
+    conf = ResolvConf(search=tuple(search), ndots=ndots)
+    names = search_list_expansion(name, conf)
+    assert len(names) == len(search) + 1
+    assert f"{name}." in names and all(n.endswith(".") for n in names)
+    assert (names[0] == f"{name}.") == (name.count(".") >= ndots)

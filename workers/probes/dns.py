@@ -174,8 +174,15 @@ def result_from_error(query: Query, exc: BaseException, elapsed_s: float, *, tcp
         latency_ms=_ms(elapsed_s),
         answers=(),
         tcp_retry=tcp_retry,
-        error=("no answer within the timeout" if timed_out else error_text(exc)),
+        error=_error_reason(timed_out, exc, tcp_retry),
     )
+
+
+def _error_reason(timed_out: bool, exc: BaseException, tcp_retry: bool) -> str:
+    reason = "no answer within the timeout" if timed_out else error_text(exc)
+    # After a TC answer, a failure is the TCP retry's: "TCP/53 blocked" is a classic cause
+    # of large answers failing while small ones work.
+    return f"TCP retry after truncation: {reason}" if tcp_retry else reason
 
 
 # ---------------------------------------------------------------------------- socket edge
