@@ -47,6 +47,10 @@ struct Pending {
     id: u16,
     qtype: u16,
     name: u32,
+    /// Initial sequence numbers of a TCP connection (client, server).
+    isn: (u32, u32),
+    /// For a TCP FIN: the rcode of the connection's response (its length sets the ack).
+    fin_rcode: u8,
 }
 
 const INTERNAL: &[&str] = &["kubernetes.default.svc.cluster.local", "redis.cache.svc.cluster.local", "api.shop.svc.cluster.local",
@@ -90,6 +94,21 @@ fn checksum(data: &[u8], mut sum: u32) -> u16 {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+impl Pending {
+    fn rcode_hint(&self) -> u8 {
+        match self.kind {
+            Kind::Response { rcode, .. } => rcode,
+            _ => self.fin_rcode,
+        }
+    }
+    fn answer_hint(&self) -> bool {
+        match self.kind {
+            Kind::Response { answer, .. } => answer,
+            _ => self.fin_rcode == 0,
+        }
+    }
 }
 
 impl Writer {
@@ -162,15 +181,25 @@ impl Writer {
         let (src, dst) = if p.from_client { (p.client, p.server) } else { (p.server, p.client) };
         let mut l4 = Vec::with_capacity(payload.len() + 20);
         if p.tcp {
-            // Sequence numbers: client ISN 1000, server ISN 5000; one exchange per connection.
+            // One exchange per connection: the query's and the response's lengths fix
+            // every later sequence number.
+            let (ci, si) = p.isn;
+            let msg_len = |resp: bool| {
+                let mut b = Vec::new();
+                let kind = if resp { Kind::Response { rcode: p.rcode_hint(), answer: p.answer_hint() } } else { Kind::Query };
+                self.dns(&Pending { kind, ..p.clone() }, &mut b);
+                b.len() as u32 + 2
+            };
             let (seq, ack) = match (p.kind, p.from_client) {
-                (Kind::TcpSyn, _) => (1000u32, 0u32),
-                (Kind::TcpSynAck, _) => (5000, 1001),
-                (Kind::TcpAck, _) => (1001, 5001),
-                (Kind::Query, _) => (1001, 5001),
-                (Kind::Response { .. }, _) => (5001, 1001 + 200),
-                (Kind::TcpFin, true) => (1001 + 200, 5001 + 300),
-                (Kind::TcpFin, false) => (5001 + 300, 1001 + 201),
+                (Kind::TcpSyn, _) => (ci, 0u32),
+                (Kind::TcpSynAck, _) => (si, ci.wrapping_add(1)),
+                (Kind::TcpAck, _) => (ci.wrapping_add(1), si.wrapping_add(1)),
+                (Kind::Query, _) => (ci.wrapping_add(1), si.wrapping_add(1)),
+                (Kind::Response { .. }, _) => (si.wrapping_add(1), ci.wrapping_add(1).wrapping_add(msg_len(false))),
+                (Kind::TcpFin, _) => (
+                    ci.wrapping_add(1).wrapping_add(msg_len(false)),
+                    si.wrapping_add(1).wrapping_add(msg_len(true)),
+                ),
             };
             l4.extend_from_slice(&src.1.to_be_bytes());
             l4.extend_from_slice(&dst.1.to_be_bytes());
@@ -304,8 +333,10 @@ pub fn write_capture(path: &str, packets: u64, seed: u64, start_s: f64) -> std::
         let server_ip = if v6 { coredns6[rng.below(2) as usize] } else { coredns[rng.below(2) as usize] };
         let client = (client_ip, 32768 + rng.below(28000) as u16);
         let server = (server_ip, 53u16);
-        let tcp = rng.below(1000) < 10;
         let roll = rng.below(10_000);
+        // Lost queries are re-sent over UDP only: a re-sent TCP segment is a TCP retransmission.
+        let tcp = roll >= 280 && rng.below(1000) < 10;
+        let isn = (rng.next() as u32, rng.next() as u32);
         // Outcome mix: 84 % answered, 12.7 % NXDOMAIN, 2.7 % SERVFAIL after ~6 s, lost 0.1 %.
         let (name, rcode, delay_ns, lost) = if roll < 270 {
             (rng.below(EXTERNAL.len() as u64) as u32 + INTERNAL.len() as u32, 2u8, 6_000_000_000 + rng.below(500_000_000) as i64, false)
@@ -324,14 +355,16 @@ pub fn write_capture(path: &str, packets: u64, seed: u64, start_s: f64) -> std::
         let mut tq = t;
         if tcp {
             for (i, k) in [Kind::TcpSyn, Kind::TcpSynAck, Kind::TcpAck].into_iter().enumerate() {
-                push(&mut heap, Pending { ts_ns: tq + i as i64 * 30_000, seq: 0, kind: k, from_client: i != 1, tcp, client, server, id: 0, qtype: 0, name });
+                push(&mut heap, Pending { ts_ns: tq + i as i64 * 30_000, seq: 0, kind: k, from_client: i != 1, tcp, client, server,
+                    id: 0, qtype: types[0], name, isn, fin_rcode: rcode });
             }
             tq += 90_000;
         }
         for &qtype in types {
             next_id = next_id.wrapping_mul(25_173).wrapping_add(13_849);
             let id = next_id;
-            let q = Pending { ts_ns: tq, seq: 0, kind: Kind::Query, from_client: true, tcp, client, server, id, qtype, name };
+            let q = Pending { ts_ns: tq, seq: 0, kind: Kind::Query, from_client: true, tcp, client, server, id, qtype, name,
+                isn, fin_rcode: rcode };
             push(&mut heap, q.clone());
             let answer = rcode == 0;
             let resp = |ts: i64| Pending { ts_ns: ts, kind: Kind::Response { rcode, answer }, from_client: false, ..q.clone() };
@@ -352,7 +385,7 @@ pub fn write_capture(path: &str, packets: u64, seed: u64, start_s: f64) -> std::
                     // Forwarded upstream by CoreDNS: its own query and answer.
                     let up_client = (server_ip, 40000 + rng.below(20000) as u16);
                     let up = Pending { ts_ns: tq + 20_000, seq: 0, kind: Kind::Query, from_client: true, tcp: false,
-                        client: up_client, server: (upstream, 53), id: id ^ 0x5A5A, qtype, name };
+                        client: up_client, server: (upstream, 53), id: id ^ 0x5A5A, qtype, name, isn, fin_rcode: rcode };
                     if let (IpAddr::V4(_), IpAddr::V4(_)) = (up_client.0, upstream) {
                         push(&mut heap, up.clone());
                         if rcode != 2 {
@@ -365,7 +398,8 @@ pub fn write_capture(path: &str, packets: u64, seed: u64, start_s: f64) -> std::
         }
         if tcp {
             let end = tq + delay_ns + 100_000;
-            push(&mut heap, Pending { ts_ns: end, seq: 0, kind: Kind::TcpFin, from_client: true, tcp, client, server, id: 0, qtype: 0, name });
+            push(&mut heap, Pending { ts_ns: end, seq: 0, kind: Kind::TcpFin, from_client: true, tcp, client, server, id: 0,
+                qtype: types[0], name, isn, fin_rcode: rcode });
         }
     }
     while let Some(Reverse(p)) = heap.pop() {

@@ -42,6 +42,7 @@ impl Reassembler {
         }
         let key = (src, dst);
         if flags & SYN != 0 {
+            // A new connection (or the port reused): start the stream afresh.
             let st = self.streams.entry(key).or_default();
             st.buf.clear();
             st.next_seq = Some(seq.wrapping_add(1).wrapping_add(payload.len() as u32));
@@ -91,7 +92,11 @@ impl Reassembler {
             }
         }
         if flags & (FIN | RST) != 0 {
-            self.streams.remove(&key);
+            // Keep the sequence number: data re-sent after the FIN is a TCP retransmission,
+            // which Wireshark does not hand to DNS again.  Idle streams go in `sweep`.
+            if let Some(st) = self.streams.get_mut(&key) {
+                st.buf.clear();
+            }
         }
     }
 
