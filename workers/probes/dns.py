@@ -1,13 +1,13 @@
 """Async DNS query engine: many queries at once, one result each, never an exception.
 
-Used by the `dig` job and by `check`.  Every query runs concurrently (bounded by a
-semaphore), so the total time is about that of the slowest server, never the sum.  Each
-query has one time budget (``timeout``) that covers the UDP attempt *and* the TCP retry
-after a truncated (TC) answer, so no query ever outlives its budget.
+Used by the `dig` job and by `check`.  Every query runs concurrently (bounded by a pool
+of ``concurrency`` workers), so the total time is about that of the slowest server, never
+the sum.  Each query has one time budget (``timeout``) that covers the UDP attempt *and*
+the TCP retry after a truncated (TC) answer, so no query ever outlives its budget.
 
-The socket edge is :func:`_exchange`; everything that turns a response or an exception
-into a :class:`QueryResult` (``status_of``, ``answers_of``, ``error_text``) is pure and
-tested without network.
+The socket edge is :func:`_udp` / :func:`_exchange`; everything that turns a response or
+an exception into a :class:`QueryResult` (``status_of``, ``answers_of``, ``error_text``,
+``arrival_ns``) is pure and tested without network.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from aksdns.commands import DnsServer
 TIMEOUT = "TIMEOUT"
 ERROR = "ERROR"
 
-# Statuses that mean "the server answered authoritatively about the name": NXDOMAIN is a
-# real answer (the name does not exist), not a failure of the server.
+# Statuses that are a usable answer about the name: NXDOMAIN is a real answer (the name
+# does not exist), not a failure of the server.
 ANSWERED_STATUSES = frozenset({"NOERROR", "NXDOMAIN"})
 
 # Margin of the outer guard on top of the per-step timeouts: if a library path ever failed to
