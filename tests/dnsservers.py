@@ -60,13 +60,17 @@ START_TIMEOUT_S = 15.0
 # ------------------------------------------------------------------- ports and processes
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A port free for both UDP and TCP on ``host`` right now (kernel-chosen)."""
     for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        with socket.socket(_family(host), socket.SOCK_DGRAM) as udp:
             udp.bind((host, 0))
             port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            with socket.socket(_family(host), socket.SOCK_STREAM) as tcp:
                 try:
                     tcp.bind((host, port))
                 except OSError:
@@ -78,14 +82,14 @@ def free_port(host: str = LOOPBACK) -> int:
 def _bound_pair(host: str, port: int = 0) -> tuple[socket.socket, socket.socket]:
     """UDP and listening TCP sockets on the same port (0: a free one), held open (no race)."""
     for _ in range(50 if port == 0 else 1):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp = socket.socket(_family(host), socket.SOCK_DGRAM)
         try:
             udp.bind((host, port))
         except OSError:
             udp.close()
             raise
         chosen = udp.getsockname()[1]
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp = socket.socket(_family(host), socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             tcp.bind((host, chosen))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from aksdns.commands import DnsServer
+from tests.dnsservers import free_port
 from workers.probes.dns import Query, QueryResult, run_queries_sync
 
 if TYPE_CHECKING:  # fixtures come from tests/conftest.py's pytest_plugins
@@ -174,3 +175,15 @@ def test_tcp_only_query_to_a_silent_server_times_out(silent_server: FakeDnsServe
     r = ask(silent_server.server, tcp=True, timeout=0.5)
     assert (r.status, r.error) == ("TIMEOUT", "no answer within the timeout")
     assert silent_server.tcp_queries == 1 and silent_server.udp_queries == 0
+
+
+def test_ipv6_loopback_udp_tcp_and_refused(dns_server_factory: Factory) -> None:
+    try:
+        fake = dns_server_factory("truncate", host="::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    closed = DnsServer("::1", free_port("::1"))
+    good, refused = run_queries_sync([Query(fake.server, "x.example", "AAAA"), Query(closed, "x.example")], timeout=2.0)
+    assert (good.status, good.answers, good.tcp_retry) == ("NOERROR", ("fd53::1",), True)
+    assert str(good.server) == f"[::1]:{fake.server.port}"
+    assert (refused.status, refused.error) == ("ERROR", "connection refused")
