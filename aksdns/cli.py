@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from aksdns import grammar
 from aksdns.commands import AnalyzeCommand, Command, HelpCommand, Verb
@@ -31,18 +32,20 @@ CLI_OPTIONS_HELP = (
 
 def _split_cli_options(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
     """Take the CLI-only options out of a command line; the rest goes to the grammar."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = _RaisingParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--format", choices=CLI_FORMATS, default="text")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--out")
-    parser.error = _argparse_error  # type: ignore[method-assign]
     options, rest = parser.parse_known_args(argv)
     return rest, options
 
 
-def _argparse_error(message: str) -> None:
-    raise UsageError(message)
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse that raises a UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def run_command(argv: list[str], env: dict[str, str]) -> int:

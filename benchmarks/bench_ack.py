@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aksdns.standin import SlackStandIn  # noqa: E402
-from tests.dnsservers import free_port  # noqa: E402
-from tests.services import (  # noqa: E402
+from aksdns.standin import SlackStandIn
+from tests.dnsservers import free_port
+from tests.services import (
     BOT_TOKEN,
     SIGNING_SECRET,
     aksdns_env,
@@ -48,7 +48,7 @@ def burst(url: str, size: int, tag: str) -> list[tuple[int, float]]:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

@@ -23,6 +23,9 @@ from aksdns.settings import Settings
 from workers import runner
 
 log = logging.getLogger(__name__)
+JOB_MONITORING_INTERVAL_S = 5
+MAINTENANCE_INTERVAL_S = 15
+WORKER_TTL_S = 30
 
 
 def worker_name(cluster: str) -> str:
@@ -59,7 +62,17 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
     if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
         run_janitor(settings)
     queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer)
-    worker = Worker([queue], connection=connection, serializer=JSONSerializer, name=worker_name(settings.cluster))
+    worker = Worker(
+        [queue],
+        connection=connection,
+        serializer=JSONSerializer,
+        name=worker_name(settings.cluster),
+        # A killed worker's job is found by its expired heartbeat (interval + 60 s in RQ), and
+        # reported in its thread by the next maintenance pass: keep both short.
+        job_monitoring_interval=JOB_MONITORING_INTERVAL_S,
+        maintenance_interval=MAINTENANCE_INTERVAL_S,
+        worker_ttl=WORKER_TTL_S,  # an idle worker wakes every worker_ttl - 15 s, so maintenance runs
+    )
     worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
     return 0
 

@@ -163,3 +163,42 @@ def test_timed_out_job_is_reported_in_its_thread(
         assert slack.wait_for(lambda s: any("timed out" in r for r in _replies(slack)), timeout=40), (
             (tmp_path / "worker2.log").read_text()[-2000:]
         )
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_is_reported_in_its_thread(
+    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, bot: str, silent_server: object
+) -> None:
+    """kill -9 of the worker (and its work-horse) mid-job: the next worker reports it."""
+    import contextlib
+    import os
+    import signal
+
+    server = silent_server.server
+    env = _env(redis_server.url, slack, cluster)
+    with run_aksdns(["worker"], env, tmp_path / "worker1.log") as first:
+        body = slash_body(f"dig @{server.host}:{server.port} www.aksdns.test --timeout 30")
+        assert post(bot, body, sign(body), FORM)[0] == 200
+        # Progress rewrites the parent ("`dig` on `cluster`: …"): the job is running.
+        assert slack.wait_for(lambda s: any("`dig` on" in m.text for m in s.messages), timeout=20)
+        # As when a pod is killed: the worker and its work-horse (RQ forks it into a session of
+        # its own, so the process group alone would miss it).
+        children = [
+            int(p.name) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _ppid(p) == first.pid
+        ]
+        for pid in [first.pid, *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # RQ finds the job abandoned once its heartbeat expires (monitoring interval + 60 s).
+    with run_aksdns(["worker"], env, tmp_path / "worker2.log"):
+        assert slack.wait_for(lambda s: any("worker running it stopped" in r for r in _replies(slack)), timeout=150), (
+            (tmp_path / "worker2.log").read_text()[-2000:]
+        )
+
+
+def _ppid(proc_dir: Path) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
