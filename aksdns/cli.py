@@ -24,6 +24,7 @@ from aksdns.jobspec import JobSpec, queue_name
 from aksdns.settings import Settings
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
+PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
 CLI_OPTIONS_HELP = (
     "CLI options: --format text|json (analyze also csv|tshark), --dry-run (print the job, run nothing), "
     "--kubeconfig FILE, --out DIR (write attachments there)."
@@ -150,8 +151,8 @@ def _dispatch(args: list[str], env: dict[str, str]) -> int:
         _build_parser().print_help()
         return 0
     program, rest = args[0], args[1:]
-    if program in {v.value for v in Verb}:
-        return run_command(args, env)
+    if program not in PROGRAMS and not program.startswith("-"):
+        return run_command(args, env)  # the grammar's commands, and its "unknown command" answer
     if program == "probe":
         from workers.probes import node_probe
 

@@ -202,3 +202,18 @@ def _ppid(proc_dir: Path) -> int:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+def test_a_burst_of_30_commands_is_answered(bot: str, slack: SlackStandIn) -> None:
+    """Slack gives up on a command after 3 s: every one of 30 sent at once gets its 200 in time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [slash_body(f"dig n{i}.burst.aksdns.test", user=f"U{i:03d}") for i in range(30)]
+
+    def send(body: bytes) -> int:
+        return post(bot, body, sign(body), FORM, timeout=3.0)[0]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(send, bodies))
+    assert statuses == [200] * 30
+    assert slack.wait_for(lambda s: len([m for m in s.messages if m.thread_ts is None]) == 30, timeout=30)
