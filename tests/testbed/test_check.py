@@ -244,7 +244,8 @@ def test_node_overcommitted(testbed: Any, env: JobEnv, clean: None) -> None:
     node = testbed.node_overcommit()
     report = run(env, names=(EXTERNAL,), nodes=1)
     assert f"{node}: limits CPU" in facts(report)[QUESTIONS[5]]
-    assert any(h["rule"] == "node_pressure" for h in report.data["hypotheses"])
+    # Over-commit alone is a fact, not a hypothesis: it becomes one when queries fail.
+    assert top(report) == "all_healthy"
 
 
 # ---------------------------------------------------------------------------- custom DNS

@@ -571,7 +571,10 @@ def rule_search_storm(ev: CheckEvidence) -> Finding | None:
 
 def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
     """Nodes NotReady, under pressure or over-committed: time-outs come from resource exhaustion."""
-    hot = [n for n in ev.nodes if not n.ready or n.pressure or n.overcommitted]
+    failures = tally(ev.probes).server_failures
+    # Limits above allocatable are common (AKS's own CoreDNS limit is 3 CPUs): a cause worth naming
+    # only when queries fail; NotReady and pressure conditions are worth naming on their own.
+    hot = [n for n in ev.nodes if not n.ready or n.pressure or (n.overcommitted and failures)]
     if not hot:
         return None
     coredns_nodes = {p.node for p in ev.coredns_pods}
@@ -583,7 +586,6 @@ def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
             issues.append(f"limits CPU {n.cpu_limits_pct}%, memory {n.memory_limits_pct}% of allocatable")
         host = " (hosts a CoreDNS pod)" if n.name in coredns_nodes else ""
         evidence.append(f"{n.name}{host}: {', '.join(issues)}")
-    failures = tally(ev.probes).server_failures
     hosts = any(n.name in coredns_nodes for n in hot)
     return Finding(
         "node_pressure",
