@@ -221,3 +221,28 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
         proc = subprocess.run([sys.executable, "-m", "aksdns.cli", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.slow
+def test_builder_stage_builds_the_compiled_core_from_the_context(tmp_path: Path) -> None:
+    """`pip wheel --no-deps ./native` (maturin, Rust) on the files Docker would send: about a minute."""
+    if shutil.which("cargo") is None:
+        pytest.skip("no Rust toolchain here (the image's builder stage copies one from the rust image)")
+    ctx = tmp_path / "context"
+    for rel in context_files():
+        if rel.startswith("native/"):
+            dest = ctx / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path / "wheels"),
+                           "./native"], cwd=ctx, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    wheel = next((tmp_path / "wheels").glob("aksdns_native-*.whl"))
+    assert "-abi3-" in wheel.name  # one wheel serves the final stage's Python
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=120)
+    probe = subprocess.run([sys.executable, "-c", "import aksdns_native._core as c; print(c.__file__)"],
+                           cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.startswith(str(site)), probe.stdout + probe.stderr
