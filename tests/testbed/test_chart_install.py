@@ -405,3 +405,61 @@ def test_uninstall_removes_cluster_scoped_objects(testbed: Any) -> None:
     assert kubectl(testbed, "get", "clusterrole", name, check=False).returncode != 0
     assert kubectl(testbed, "-n", KUBE_SYSTEM, "get", "role",
                    f"{release.namespace}-{release.name}-aksdns-worker-coredns-config", check=False).returncode != 0
+
+
+# What every authenticated user has (system:basic-user and friends): not the chart's doing.
+EVERYONE = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews", "create", ()),
+    ("authorization.k8s.io", "selfsubjectrulesreviews", "create", ()),
+    ("authentication.k8s.io", "selfsubjectreviews", "create", ()),
+}
+READ = ("get", "list", "watch")
+Rule = tuple[str, str, str, tuple[str, ...]]  # (apiGroup, resource, verb, resourceNames)
+
+
+def granted_rules(testbed: Any, release: Release, namespace: str) -> set[Rule]:
+    """Every (group, resource, verb, resourceNames) the worker token holds in `namespace`
+    (SelfSubjectRulesReview: cluster-wide grants included)."""
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "spec": {"namespace": namespace}}
+    proc = kubectl(testbed, "create", "--validate=false", "-f", "-", "-o", "json",
+                   kubeconfig=release.sa_kubeconfig, stdin=json.dumps(review))
+    status = json.loads(proc.stdout)["status"]
+    assert not status.get("incomplete"), status
+    out: set[Rule] = set()
+    for rule in status["resourceRules"]:
+        for group in rule.get("apiGroups", [""]):
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((group, resource, verb, tuple(sorted(rule.get("resourceNames", [])))))
+    return out - EVERYONE
+
+
+def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> set[Rule]:
+    rules = {("", r, v, ()) for r in ("pods", "services", "endpoints", "nodes", "events") for v in READ}
+    rules.add(("", "pods/log", "get", ()))
+    rules |= {("metrics.k8s.io", r, v, ()) for r in ("pods", "nodes") for v in ("get", "list")}
+    rules |= {("discovery.k8s.io", "endpointslices", v, ()) for v in READ}
+    if namespace == KUBE_SYSTEM:
+        rules.add(("", "configmaps", "get", ("coredns", "coredns-custom")))
+    if namespace == release_ns:
+        rules |= {("", "pods", "create", ()), ("", "pods", "delete", ())}
+    if capture and namespace in {release_ns, KUBE_SYSTEM}:
+        rules |= {("", "pods/exec", "create", ()), ("", "pods/exec", "get", ())}
+    if capture and namespace == KUBE_SYSTEM:
+        rules |= {("", "pods/ephemeralcontainers", v, ()) for v in ("get", "patch", "update")}
+    return rules
+
+
+@pytest.mark.parametrize("where", ["release", KUBE_SYSTEM, "default"])
+def test_worker_holds_exactly_the_rules_it_needs(testbed: Any, default_release: Release, where: str) -> None:
+    """"Refused the rest": the complete rule set of the token, per namespace, is the expected one."""
+    namespace = default_release.namespace if where == "release" else where
+    assert granted_rules(testbed, default_release, namespace) == expected_rules(namespace, default_release.namespace)
+
+
+@pytest.mark.parametrize("where", ["release", KUBE_SYSTEM, "default"])
+def test_capture_worker_holds_exactly_the_rules_it_needs(testbed: Any, capture_release: Release, where: str) -> None:
+    namespace = capture_release.namespace if where == "release" else where
+    want = expected_rules(namespace, capture_release.namespace, capture=True)
+    assert granted_rules(testbed, capture_release, namespace) == want
