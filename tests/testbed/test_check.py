@@ -364,7 +364,24 @@ def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> Non
 
 
 # Last: a crash loop leaves recent restarts behind, which later healthy runs would rightly report.
-def test_one_coredns_pod_crashlooping(testbed: Any, env: JobEnv, clean: None) -> None:
+@pytest.fixture
+def fresh_coredns_after(testbed: Any) -> Iterator[None]:
+    """Replace crash-looped pods afterwards, so their restarts do not follow later runs on this testbed."""
+    try:
+        yield
+    finally:
+        testbed.reset_faults()
+        for pod in testbed.coredns_pods():
+            testbed.kube.delete(f"/api/v1/namespaces/kube-system/pods/{pod.name}")
+        wait_for(
+            "two fresh CoreDNS pods answering",
+            lambda: len(pods := testbed.coredns_pods()) == 2
+            and all(p.ready and not _times_out(p.ip) for p in pods),
+            60,
+        )
+
+
+def test_one_coredns_pod_crashlooping(testbed: Any, env: JobEnv, fresh_coredns_after: None) -> None:
     bad = testbed.coredns_crashloop()
     wait_for("the pod to be not Ready", lambda: not next(p for p in testbed.coredns_pods() if p.name == bad).ready)
     report = run(env, names=(EXTERNAL,), nodes=1)

@@ -188,7 +188,7 @@ def coredns_pods_line(ev: CheckEvidence) -> StatusLine:
             status = Status.WARN
         flags = [] if p.ready else ["not Ready"]
         if p.restarts:
-            flags.append(f"{p.restarts} restarts" + ("" if p.recently_restarted else ", none in the last hour"))
+            flags.append(_restarts(p.restarts) + ("" if p.recently_restarted else ", none in the last hour"))
         if p.oom_killed:
             flags.append("OOMKilled")
         per_pod.append(f"{p.name}: {_answered(t)}" + (f" [{', '.join(flags)}]" if flags else ""))
@@ -392,7 +392,7 @@ def _pod_perf(ev: CheckEvidence) -> str:
     for p in ev.coredns_pods:
         issues = [] if p.ready else ["not Ready"]
         if p.recently_restarted:
-            issues.append(f"{p.restarts} restarts" + (f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""))
+            issues.append(_restarts(p.restarts) + (f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""))
         if p.oom_killed:
             issues.append("OOMKilled (memory)")
         if issues:
@@ -400,6 +400,10 @@ def _pod_perf(ev: CheckEvidence) -> str:
     if not parts:
         return f"None seen on {len(ev.coredns_pods)} pods (Ready, no restarts, no OOMKilled); usage needs `health`"
     return "; ".join(parts)
+
+
+def _restarts(n: int) -> str:
+    return f"{n} restart" + ("" if n == 1 else "s")
 
 
 def _ago(p: CorednsPod) -> str:

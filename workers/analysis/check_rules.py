@@ -69,6 +69,10 @@ def _failing(records: list[ProbeRecord]) -> list[ProbeRecord]:
     return [r for r in records if r.status not in ("NOERROR", "NXDOMAIN")]
 
 
+def _restarts(n: int) -> str:
+    return f"{n} restart" + ("" if n == 1 else "s")
+
+
 def _count(records: list[ProbeRecord]) -> str:
     t = tally(records)
     return f"{t.server_failures}/{t.total} failed ({error_kinds(t) or 'none'})"
@@ -123,7 +127,8 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
     bad_pods = [
         p
         for p in ev.coredns_pods
-        if shares[p.name] > 0.0 or p.troubled
+        # Restarts alone, with every answer right, are rule_coredns_unhealthy's quieter story.
+        if shares[p.name] > 0.0 or not p.ready or p.oom_killed
     ]
     if not bad_pods or not healthy or len(bad_pods) >= len(ev.coredns_pods):
         return None
@@ -133,7 +138,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
         recs = ev.records(Layer.COREDNS_POD, target=p.name)
         flags = [] if p.ready else ["not Ready"]
         if p.restarts:
-            flags.append(f"{p.restarts} restarts" + (f", last {p.last_reason}" if p.last_reason else ""))
+            flags.append(_restarts(p.restarts) + (f", last {p.last_reason}" if p.last_reason else ""))
         if p.oom_killed:
             flags.append("OOMKilled")
         evidence.append(
@@ -174,7 +179,7 @@ def rule_coredns_unhealthy(ev: CheckEvidence) -> Finding | None:
         return None
     oom = any(p.oom_killed for p in troubled)
     evidence = tuple(
-        f"{p.name}: {'Ready' if p.ready else 'not Ready'}, {p.restarts} restarts"
+        f"{p.name}: {'Ready' if p.ready else 'not Ready'}, {_restarts(p.restarts)}"
         + (f", last termination {p.last_reason}" if p.last_reason else "")
         for p in troubled
     )
