@@ -30,6 +30,12 @@ ENV CARGO_HOME=/usr/local/cargo \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/aksdns
 WORKDIR /src
+# Dependencies first, from pyproject.toml alone: this layer survives source changes.
+# (The project's own packages, such as aksdns-native, are built from source below.)
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+print("\n".join(d for d in deps if not d.startswith("aksdns")))' > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
 # The build context is an allowlist (.dockerignore): sources and pyproject files only.
 COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,20 @@ def test_final_stage_copies_the_builder_venv_onto_the_same_python(stages: list[S
     builder_runs = " ".join(builder.args("RUN"))
     assert "pip wheel --no-deps --wheel-dir /wheels ." in builder_runs
     assert "./native" in builder_runs and "pip install /wheels/*.whl" in builder_runs
+
+
+def test_dependencies_are_installed_before_the_sources_are_copied(stages: list[Stage]) -> None:
+    """Layer caching: a source change must not re-download every dependency."""
+    builder = next(s for s in stages if s.name == "builder")
+    steps = [f"{k} {a}" for k, a in builder.instructions]
+    deps = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "pip install -r" in s)
+    assert steps.index("COPY pyproject.toml ./") < deps < steps.index("COPY . .")
+    snippet = re.search(r"python -c '(.*?)' >", steps[deps], re.DOTALL)
+    assert snippet, steps[deps]
+    proc = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert proc.stdout.split() == [d for d in project["dependencies"] if not d.startswith("aksdns")]
 
 
 def test_final_stage_has_no_build_tools_and_has_tcpdump(stages: list[Stage]) -> None:
