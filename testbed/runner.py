@@ -110,9 +110,9 @@ def spawn(cmd: list[str], log: CriLog, pid_file: Path, env: dict[str, str] | Non
     return proc
 
 
-def stop_proc(proc: subprocess.Popen[bytes] | None, pid_file: Path | None = None) -> None:
+def stop_proc(proc: subprocess.Popen[bytes] | None, pid_file: Path | None = None, grace_s: float = 3.0) -> None:
     if proc is not None and proc.poll() is None:
-        procs.stop_pid(proc.pid, grace_s=3.0)
+        procs.stop_pid(proc.pid, grace_s=grace_s)
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -320,7 +320,8 @@ class Runner:
     def apply_fault(self, inst: Instance, fault: str) -> None:
         previous, inst.fault = inst.fault, fault
         if fault in ("dead", "crashloop"):
-            stop_proc(inst.proc, inst.pid_file)
+            # A crash, not a graceful stop: no lameduck period.
+            stop_proc(inst.proc, inst.pid_file, grace_s=0.0)
             inst.proc = None
         if fault == "dead":
             net.set_pod_link(inst.uid, up=False)
@@ -385,7 +386,8 @@ class Runner:
 
     def remove_instance(self, uid: str) -> None:
         inst = self.instances.pop(uid)
-        stop_proc(inst.proc, inst.pid_file)
+        # Short grace: CoreDNS's 5 s lameduck would make every teardown slow.
+        stop_proc(inst.proc, inst.pid_file, grace_s=0.5)
         if inst.log is not None:
             inst.log.close()
         net.delete_pod(uid)
