@@ -8,12 +8,14 @@ use crate::reader::{MergedReader, OpenError};
 use crate::stats_tree::Row;
 use crate::tcp::Reassembler;
 use serde::Serialize;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use crate::FastMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Wireshark's dns.retransmission_timer default (packet-dns.c), in seconds.
 const RETRANSMISSION_TIMER_S: f64 = 5.0;
 /// Answered transactions are kept this long (capture time) to recognise duplicate responses.
-const KEEP_ANSWERED_NS: i64 = 60_000_000_000;
+const KEEP_ANSWERED_NS: i64 = 30_000_000_000;
 /// Unanswered transactions wait this long for a late response before they are final.
 const KEEP_UNANSWERED_NS: i64 = 300_000_000_000;
 const MAX_FAILING_NAMES: usize = 200_000;
@@ -37,10 +39,48 @@ struct Tx {
     paired: bool,
     loss_counted: bool,
     retransmissions: u32,
-    client: Endpoint,
-    server: Endpoint,
+    /// The query came from endpoint `a` of the key (else from `b`).
+    client_is_a: bool,
     qtype: u16,
-    qname: Box<str>,
+    /// The question's name as Wireshark expanded it (raw bytes).
+    qname: Box<[u8]>,
+}
+
+impl Tx {
+    fn endpoints(&self, key: &TxKey) -> (Endpoint, Endpoint) {
+        if self.client_is_a { (key.a, key.b) } else { (key.b, key.a) }
+    }
+}
+
+/// Printable form of raw name bytes (non-printable bytes escaped).
+fn display_name(bytes: &[u8]) -> String {
+    dns::Name { bytes: bytes.to_vec(), len: bytes.len() }.display()
+}
+
+/// Counters per RR type: an array for the common types, a map for the rest.
+struct TypeCounts<T: Default + Clone> {
+    small: Vec<T>,
+    big: FastMap<u16, T>,
+}
+
+impl<T: Default + Clone> TypeCounts<T> {
+    fn new() -> Self {
+        TypeCounts { small: vec![T::default(); 256], big: FastMap::default() }
+    }
+    fn entry(&mut self, t: u16) -> &mut T {
+        if t < 256 { &mut self.small[t as usize] } else { self.big.entry(t).or_default() }
+    }
+    fn items(&self) -> Vec<(u16, T)> {
+        let mut v: Vec<(u16, T)> = self.small.iter().cloned().enumerate().map(|(i, c)| (i as u16, c)).collect();
+        v.extend(self.big.iter().map(|(k, c)| (*k, c.clone())));
+        v
+    }
+}
+
+impl TypeCounts<u64> {
+    fn add(&mut self, t: u16) {
+        *self.entry(t) += 1;
+    }
 }
 
 /// One query or response in the lists the report shows.
@@ -307,10 +347,19 @@ struct LastQuery {
     qtype: u16,
     name_hash: u64,
     key: TxKey,
+    transport: Transport,
+    client: Endpoint,
 }
+
+/// How many recent A/AAAA queries are kept to find the other half of a pair.
+const RECENT_QUERIES: usize = 16;
+/// Slots of the table of recent queries that a forwarded query is matched against.
+const HOP_SLOTS: usize = 1 << 16;
 
 /// Outstanding client lookups by (name, type), to follow them upstream.
 struct HopCandidate {
+    name_hash: u64,
+    qtype: u16,
     ts: i64,
     key: TxKey,
     serial: u64,
@@ -334,7 +383,7 @@ pub struct Analyzer {
     slow_ns: i64,
     list_limit: usize,
     tree: DnsTree,
-    txs: HashMap<TxKey, Tx>,
+    txs: FastMap<TxKey, Tx>,
     serial: u64,
     fifo: VecDeque<(TxKey, i64, u64)>,
     fifo_unanswered: VecDeque<(TxKey, i64, u64)>,
@@ -361,28 +410,37 @@ pub struct Analyzer {
     lat_acc: AggAcc,
     unanswered_heap: BinaryHeap<TxRecord>,
     slow_list: Vec<TxRecord>,
-    servers: HashMap<std::net::IpAddr, Peer>,
-    clients: HashMap<std::net::IpAddr, Peer>,
-    failing: HashMap<(Box<str>, u16), u64>,
+    servers: Vec<Peer>,
+    clients: Vec<Peer>,
+    server_slots: FastMap<std::net::IpAddr, usize>,
+    client_slots: FastMap<std::net::IpAddr, usize>,
+    server_cache: Option<(std::net::IpAddr, usize)>,
+    client_cache: Option<(std::net::IpAddr, usize)>,
+    /// Lower-cased name bytes followed by the rcode (2 bytes).
+    failing: FastMap<Box<[u8]>, u64>,
     failing_truncated: bool,
-    last_query: HashMap<(Transport, Endpoint), LastQuery>,
+    name_buf: Vec<u8>,
+    recent_queries: VecDeque<LastQuery>,
     pairs: u64,
     pair_lost: u64,
-    timeline: HashMap<i64, Second>,
+    timeline: Vec<Second>,
+    second_slots: FastMap<i64, usize>,
+    last_second: Option<(i64, usize)>,
     // guide table
-    q_types: HashMap<u16, u64>,
-    r_types: HashMap<u16, u64>,
+    q_types: TypeCounts<u64>,
+    r_types: TypeCounts<u64>,
     answer_rrs: AggAcc,
-    answer_types: HashMap<u16, u64>,
-    ttl: HashMap<u16, AggAcc>,
+    answer_types: TypeCounts<u64>,
+    ttl: TypeCounts<AggAcc>,
     rt_buckets: [AggAcc; 20],
     size_buckets: [AggAcc; 8],
     // hops
-    hop_candidates: HashMap<(u64, u16), Vec<HopCandidate>>,
+    /// Recent new queries in a direct-mapped table indexed by (name, type) hash.
+    hop_candidates: Vec<Option<HopCandidate>>,
     hops: Vec<PendingHop>,
-    hop_index: HashMap<(TxKey, u64), Vec<usize>>,
+    hop_index: FastMap<(TxKey, u64), Vec<usize>>,
     hop_count: u64,
-    mdns: HashMap<(Endpoint, Endpoint, u16), (i64, bool)>,
+    mdns: FastMap<(Endpoint, Endpoint, u16), (i64, bool)>,
     sc: Scratch,
 }
 
@@ -422,7 +480,7 @@ impl Analyzer {
             slow_ns: (slow_s * 1e9).round() as i64,
             list_limit,
             tree: DnsTree::new(),
-            txs: HashMap::new(),
+            txs: FastMap::default(),
             serial: 0,
             fifo: VecDeque::new(),
             fifo_unanswered: VecDeque::new(),
@@ -449,26 +507,33 @@ impl Analyzer {
             lat_acc: AggAcc::default(),
             unanswered_heap: BinaryHeap::new(),
             slow_list: Vec::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
-            failing: HashMap::new(),
+            servers: Vec::new(),
+            clients: Vec::new(),
+            server_slots: FastMap::default(),
+            client_slots: FastMap::default(),
+            server_cache: None,
+            client_cache: None,
+            failing: FastMap::default(),
             failing_truncated: false,
-            last_query: HashMap::new(),
+            name_buf: Vec::new(),
+            recent_queries: VecDeque::with_capacity(RECENT_QUERIES),
             pairs: 0,
             pair_lost: 0,
-            timeline: HashMap::new(),
-            q_types: HashMap::new(),
-            r_types: HashMap::new(),
+            timeline: Vec::new(),
+            second_slots: FastMap::default(),
+            last_second: None,
+            q_types: TypeCounts::new(),
+            r_types: TypeCounts::new(),
             answer_rrs: AggAcc::default(),
-            answer_types: HashMap::new(),
-            ttl: HashMap::new(),
+            answer_types: TypeCounts::new(),
+            ttl: TypeCounts::new(),
             rt_buckets: [AggAcc::default(); 20],
             size_buckets: [AggAcc::default(); 8],
-            hop_candidates: HashMap::new(),
+            hop_candidates: (0..HOP_SLOTS).map(|_| None).collect(),
             hops: Vec::new(),
-            hop_index: HashMap::new(),
+            hop_index: FastMap::default(),
             hop_count: 0,
-            mdns: HashMap::new(),
+            mdns: FastMap::default(),
             sc: Scratch::default(),
         }
     }
@@ -595,53 +660,73 @@ impl Analyzer {
         let is_response = flags & 0x8000 != 0;
         let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
         let key = TxKey { transport, a, b, id };
+        // Parsing does not depend on the transaction state, so it goes first; Wireshark
+        // updates the state before it can throw, which the branches below respect.
+        let parse = dns::parse_body(m, &mut self.sc);
+        let multiple = match &parse {
+            Ok(p) if p.qdcount > 0 => Some(p.multiple_responds),
+            _ => None,
+        };
 
         // --- transaction state, first pass (packet-dns.c, !pinfo->fd->visited) ---
         let mut retransmission = false;
         let mut found = false;
         let mut delta_ns = 0i64;
         let mut new_tx = false;
+        let mut retired: Option<Tx> = None;
+        let mut tx_retransmissions = 0;
         if !is_response {
-            let existing = self.txs.get(&key);
-            let make_new = match existing {
-                None => true,
-                Some(tx) if tx.answered => true,
-                Some(tx) => {
-                    let d = ts - tx.req_ns;
-                    if (d as f64 / 1e9) < RETRANSMISSION_TIMER_S {
-                        retransmission = true;
-                        false
-                    } else {
-                        true
-                    }
-                }
-            };
             found = true;
-            if make_new {
-                new_tx = true;
-                if let Some(old) = self.txs.remove(&key) {
-                    if !old.answered {
-                        self.finalize_unanswered(&key, old);
+            let fresh = |serial: u64| Tx {
+                serial,
+                req_ns: ts,
+                answered: false,
+                multiple_responds: false,
+                query_malformed: false,
+                paired: false,
+                loss_counted: false,
+                retransmissions: 0,
+                client_is_a: src == a,
+                qtype: 0,
+                qname: Box::default(),
+            };
+            match self.txs.entry(key) {
+                Entry::Occupied(mut o) => {
+                    let tx = o.get_mut();
+                    // A re-send younger than dns.retransmission_timer, still unanswered, is
+                    // a retransmission; anything else opens a new transaction.
+                    if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
+                        retransmission = true;
+                        tx.retransmissions += 1;
+                        tx_retransmissions = tx.retransmissions;
+                        if tx.paired && !tx.loss_counted {
+                            tx.loss_counted = true;
+                            self.pair_lost += 1;
+                        }
+                    } else {
+                        self.serial += 1;
+                        let old = std::mem::replace(tx, fresh(self.serial));
+                        if !old.answered {
+                            retired = Some(old);
+                        }
+                        new_tx = true;
+                    }
+                    if let Some(mr) = multiple {
+                        tx.multiple_responds = mr;
                     }
                 }
-                self.serial += 1;
+                Entry::Vacant(v) => {
+                    self.serial += 1;
+                    let tx = v.insert(fresh(self.serial));
+                    if let Some(mr) = multiple {
+                        tx.multiple_responds = mr;
+                    }
+                    new_tx = true;
+                }
+            }
+            if new_tx {
                 self.transactions += 1;
-                let tx = Tx {
-                    serial: self.serial,
-                    req_ns: ts,
-                    answered: false,
-                    multiple_responds: false,
-                    query_malformed: false,
-                    paired: false,
-                    loss_counted: false,
-                    retransmissions: 0,
-                    client: src,
-                    server: dst,
-                    qtype: 0,
-                    qname: "".into(),
-                };
                 self.fifo.push_back((key, ts, self.serial));
-                self.txs.insert(key, tx);
             }
         } else if let Some(tx) = self.txs.get_mut(&key) {
             found = true;
@@ -652,10 +737,17 @@ impl Analyzer {
             } else if !tx.multiple_responds {
                 retransmission = true;
             }
+            tx_retransmissions = tx.retransmissions;
+            if let Some(mr) = multiple {
+                tx.multiple_responds = mr;
+            }
+        }
+        if let Some(old) = retired {
+            self.finalize_unanswered(&key, old);
         }
 
-        // --- the rest of the message; an exception here means no statistics ---
-        let parsed = match dns::parse_body(m, &mut self.sc) {
+        // --- an exception after the state update: no statistics ---
+        let parsed = match parse {
             Ok(p) => p,
             Err(_) => {
                 self.malformed += 1;
@@ -671,25 +763,21 @@ impl Analyzer {
                 return;
             }
         };
-        if found && parsed.qdcount > 0 {
-            if let Some(tx) = self.txs.get_mut(&key) {
-                tx.multiple_responds = parsed.multiple_responds;
-            }
-        }
         self.dns_messages += 1;
         let rcode = flags & 0xF;
         let opcode = (flags >> 11) & 0xF;
         let qname_len = if parsed.qdcount > 0 { self.sc.qname.len as u32 } else { 0 };
         let labels = if parsed.qdcount > 0 { self.sc.qname.labels() } else { 0 };
         let unsolicited = is_response && !found;
-        let rrt_ms = (delta_ns / 1_000_000_000) as f64 * 1000.0 + (delta_ns % 1_000_000_000) as f64 / 1_000_000.0;
+        let rrt_ms = ns_to_ms(delta_ns);
+        let size = m.len() as u32 + prefix;
         let tap = DnsTap {
             qr: (flags >> 15),
             qtype: parsed.qtype,
             qclass: parsed.qclass,
             rcode,
             opcode,
-            payload_size: m.len() as u32 + prefix,
+            payload_size: size,
             qname_len,
             qname_labels: labels,
             nquestions: parsed.qdcount,
@@ -704,7 +792,7 @@ impl Analyzer {
         self.tree.packet(now, &tap);
 
         // --- everything beyond the tshark tree ---
-        let size_bucket = match m.len() as u32 + prefix {
+        let size_bucket = match size {
             0..=63 => 0,
             64..=127 => 1,
             128..=255 => 2,
@@ -714,54 +802,52 @@ impl Analyzer {
             2048..=4095 => 6,
             _ => 7,
         };
-        self.size_buckets[size_bucket].add((m.len() as u32 + prefix) as f64);
+        self.size_buckets[size_bucket].add(size as f64);
         let second = ts.div_euclid(1_000_000_000);
+        let sec = self.second_index(second);
         if !is_response {
             self.queries += 1;
-            *self.q_types.entry(parsed.qtype).or_default() += 1;
-            self.tick_second(second, |s| s.queries += 1);
-            self.peer(true, dst.ip).queries += 1;
-            self.peer(false, src.ip).queries += 1;
+            self.q_types.add(parsed.qtype);
+            if let Some(i) = sec {
+                self.timeline[i].queries += 1;
+            }
+            let si = self.peer_index(true, dst.ip);
+            self.servers[si].queries += 1;
+            let ci = self.peer_index(false, src.ip);
+            self.clients[ci].queries += 1;
             if retransmission {
                 self.unanswered_filter += 1;
                 self.retrans_q += 1;
-                if let Some(tx) = self.txs.get_mut(&key) {
-                    tx.retransmissions += 1;
-                    if tx.paired && !tx.loss_counted {
-                        tx.loss_counted = true;
-                        self.pair_lost += 1;
-                    }
-                }
             } else if new_tx {
-                let name = self.sc.qname.display();
-                let name_hash = fnv(name.as_bytes());
+                let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
+                let name_hash = fnv(&self.sc.qname.bytes[..n]);
                 if let Some(tx) = self.txs.get_mut(&key) {
                     tx.qtype = parsed.qtype;
-                    tx.qname = name.clone().into_boxed_str();
+                    tx.qname = self.sc.qname.bytes[..n].into();
                 }
                 self.track_pairs(ts, transport, src, key, parsed.qtype, name_hash);
                 self.track_hop_query(ts, key, src, dst, parsed.qtype, name_hash);
             }
         } else {
             self.responses += 1;
-            *self.r_types.entry(parsed.qtype).or_default() += 1;
+            self.r_types.add(parsed.qtype);
             self.response_rcodes[rcode as usize] += 1;
             self.answer_rrs.add(parsed.ancount as f64);
             for i in 0..self.sc.answers.len() {
                 let rr = self.sc.answers[i];
-                *self.answer_types.entry(rr.rtype).or_default() += 1;
-                self.ttl.entry(rr.rtype).or_default().add(rr.ttl as f64);
+                self.answer_types.add(rr.rtype);
+                self.ttl.entry(rr.rtype).add(rr.ttl as f64);
             }
             let is_error = rcode != 0;
-            self.tick_second(second, |s| {
-                s.responses += 1;
+            if let Some(i) = sec {
+                self.timeline[i].responses += 1;
                 if is_error {
-                    s.errors += 1;
+                    self.timeline[i].errors += 1;
                 }
-            });
-            for server_side in [true, false] {
-                let ip = if server_side { src.ip } else { dst.ip };
-                let p = self.peer(server_side, ip);
+            }
+            let si = self.peer_index(true, src.ip);
+            let ci = self.peer_index(false, dst.ip);
+            for p in [&mut self.servers[si], &mut self.clients[ci]] {
                 p.responses += 1;
                 match rcode {
                     0 => p.noerror += 1,
@@ -772,15 +858,7 @@ impl Analyzer {
                 }
             }
             if is_error && parsed.qdcount > 0 {
-                let name = self.sc.qname.display().to_ascii_lowercase();
-                let k = (name.into_boxed_str(), rcode);
-                if let Some(c) = self.failing.get_mut(&k) {
-                    *c += 1;
-                } else if self.failing.len() < MAX_FAILING_NAMES {
-                    self.failing.insert(k, 1);
-                } else {
-                    self.failing_truncated = true;
-                }
+                self.count_failing(rcode);
             }
             if unsolicited {
                 self.unsolicited += 1;
@@ -794,9 +872,9 @@ impl Analyzer {
                 let bi = if secs < 1.0 { (secs.max(0.0) * 10.0) as usize } else { ((secs as usize) + 9).min(19) };
                 self.rt_buckets[bi.min(19)].add(secs);
                 let slow = delta_ns >= self.slow_ns;
-                for server_side in [true, false] {
-                    let ip = if server_side { src.ip } else { dst.ip };
-                    let p = self.peer(server_side, ip);
+                let si = self.peer_index(true, src.ip);
+                let ci = self.peer_index(false, dst.ip);
+                for p in [&mut self.servers[si], &mut self.clients[ci]] {
                     p.timed += 1;
                     p.rt_sum_ms += ms;
                     if ms > p.rt_max_ms {
@@ -808,7 +886,9 @@ impl Analyzer {
                 }
                 if slow {
                     self.slow_count += 1;
-                    self.tick_second(second, |s| s.slow += 1);
+                    if let Some(i) = sec {
+                        self.timeline[i].slow += 1;
+                    }
                     if self.slow_list.len() < self.list_limit {
                         let rec = TxRecord {
                             time_ns: ts,
@@ -820,7 +900,7 @@ impl Analyzer {
                             qname: self.sc.qname.display(),
                             rcode: Some(rcode_name(rcode)),
                             response_time_ms: Some(delta_ns as f64 / 1e6),
-                            retransmissions: self.txs.get(&key).map_or(0, |t| t.retransmissions),
+                            retransmissions: tx_retransmissions,
                         };
                         self.slow_list.push(rec);
                     }
@@ -830,64 +910,121 @@ impl Analyzer {
         }
     }
 
-    fn tick_second(&mut self, second: i64, f: impl FnOnce(&mut Second)) {
-        if let Some(s) = self.timeline.get_mut(&second) {
-            f(s);
-        } else if self.timeline.len() < MAX_TIMELINE_SECONDS {
-            let mut s = Second { second, ..Default::default() };
-            f(&mut s);
-            self.timeline.insert(second, s);
+    /// Count a failed response by (lower-cased name, rcode), bounded in entries.
+    fn count_failing(&mut self, rcode: u16) {
+        let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
+        self.name_buf.clear();
+        self.name_buf.extend(self.sc.qname.bytes[..n].iter().map(|b| b.to_ascii_lowercase()));
+        self.name_buf.extend_from_slice(&rcode.to_be_bytes());
+        if let Some(c) = self.failing.get_mut(self.name_buf.as_slice()) {
+            *c += 1;
+        } else if self.failing.len() < MAX_FAILING_NAMES {
+            self.failing.insert(self.name_buf.as_slice().into(), 1);
+        } else {
+            self.failing_truncated = true;
         }
     }
 
-    fn peer(&mut self, server: bool, ip: std::net::IpAddr) -> &mut Peer {
-        let map = if server { &mut self.servers } else { &mut self.clients };
-        if !map.contains_key(&ip) && map.len() >= MAX_PEERS {
-            // Bound memory on hostile input: fold the rest into one entry.
-            let other: std::net::IpAddr = std::net::Ipv4Addr::UNSPECIFIED.into();
-            return map.entry(other).or_insert_with(|| Peer { address: "other".into(), ..Default::default() });
+    /// The timeline slot of `second` (None once the timeline is full).
+    fn second_index(&mut self, second: i64) -> Option<usize> {
+        if let Some((s, i)) = self.last_second {
+            if s == second {
+                return Some(i);
+            }
         }
-        map.entry(ip).or_insert_with(|| Peer { address: ip.to_string(), ..Default::default() })
+        let i = match self.second_slots.get(&second) {
+            Some(&i) => i,
+            None if self.timeline.len() < MAX_TIMELINE_SECONDS => {
+                self.timeline.push(Second { second, ..Default::default() });
+                self.second_slots.insert(second, self.timeline.len() - 1);
+                self.timeline.len() - 1
+            }
+            None => return None,
+        };
+        self.last_second = Some((second, i));
+        Some(i)
+    }
+
+    fn peer_index(&mut self, server: bool, ip: std::net::IpAddr) -> usize {
+        let (list, index, cache) = if server {
+            (&mut self.servers, &mut self.server_slots, &mut self.server_cache)
+        } else {
+            (&mut self.clients, &mut self.client_slots, &mut self.client_cache)
+        };
+        if let Some((cip, i)) = *cache {
+            if cip == ip {
+                return i;
+            }
+        }
+        let i = match index.get(&ip) {
+            Some(&i) => i,
+            None => {
+                // Bound memory on hostile input: past MAX_PEERS, fold the rest into one row.
+                let (key, label) = if list.len() >= MAX_PEERS {
+                    (std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED), "other".to_string())
+                } else {
+                    (ip, ip.to_string())
+                };
+                match index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        list.push(Peer { address: label, ..Default::default() });
+                        index.insert(key, list.len() - 1);
+                        list.len() - 1
+                    }
+                }
+            }
+        };
+        *cache = Some((ip, i));
+        i
     }
 
     /// glibc sends A and AAAA back to back from one socket; when conntrack drops one of
     /// them the lookup waits for the resolver time-out (the guide's "race" signature).
+    /// The partner is looked for among the last few A/AAAA queries (a small ring).
     fn track_pairs(&mut self, ts: i64, transport: Transport, client: Endpoint, key: TxKey, qtype: u16, name_hash: u64) {
         if qtype != 1 && qtype != 28 {
             return;
         }
-        let sock = (transport, client);
-        if let Some(last) = self.last_query.get(&sock) {
-            if last.qtype != qtype && last.name_hash == name_hash && ts - last.ts < 1_000_000_000 && ts >= last.ts {
-                self.pairs += 1;
-                let other = last.key;
-                for k in [other, key] {
-                    if let Some(tx) = self.txs.get_mut(&k) {
-                        tx.paired = true;
-                    }
+        let hit = self.recent_queries.iter().position(|q| {
+            q.qtype != qtype
+                && q.name_hash == name_hash
+                && q.transport == transport
+                && q.client == client
+                && ts >= q.ts
+                && ts - q.ts < 1_000_000_000
+        });
+        if let Some(pos) = hit {
+            let other = self.recent_queries.remove(pos).unwrap().key;
+            self.pairs += 1;
+            for k in [other, key] {
+                if let Some(tx) = self.txs.get_mut(&k) {
+                    tx.paired = true;
                 }
-                self.last_query.remove(&sock);
-                return;
             }
+            return;
         }
-        if self.last_query.len() > 500_000 {
-            let cutoff = ts - 10_000_000_000;
-            self.last_query.retain(|_, q| q.ts > cutoff);
+        if self.recent_queries.len() >= RECENT_QUERIES {
+            self.recent_queries.pop_front();
         }
-        self.last_query.insert(sock, LastQuery { ts, qtype, name_hash, key });
+        self.recent_queries.push_back(LastQuery { ts, qtype, name_hash, key, transport, client });
     }
 
     /// A query for the same name and type sent by the server of an outstanding lookup is
     /// that lookup forwarded upstream (client -> CoreDNS -> upstream).
     fn track_hop_query(&mut self, ts: i64, key: TxKey, src: Endpoint, dst: Endpoint, qtype: u16, name_hash: u64) {
-        let hk = (name_hash, qtype);
-        let mut matched: Option<(TxKey, u64, i64)> = None;
-        if let Some(cands) = self.hop_candidates.get_mut(&hk) {
-            cands.retain(|c| ts - c.ts < 10_000_000_000);
-            if let Some(c) = cands.iter().rev().find(|c| c.server_ip == src.ip && c.ts <= ts) {
-                matched = Some((c.key, c.serial, c.ts));
+        let slot = ((name_hash ^ (qtype as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) as usize) & (HOP_SLOTS - 1);
+        let matched = match &self.hop_candidates[slot] {
+            Some(c) if c.name_hash == name_hash
+                && c.qtype == qtype
+                && c.server_ip == src.ip
+                && c.ts <= ts
+                && ts - c.ts < 10_000_000_000 =>
+            {
+                Some((c.key, c.serial, c.ts))
             }
-        }
+            _ => None,
+        };
         if let Some((ckey, cserial, cts)) = matched {
             self.hop_count += 1;
             if self.hops.len() < self.list_limit {
@@ -911,18 +1048,8 @@ impl Analyzer {
                 self.hop_index.entry((key, userial)).or_default().push(idx);
             }
         }
-        if self.hop_candidates.len() > 200_000 {
-            let cutoff = ts - 10_000_000_000;
-            self.hop_candidates.retain(|_, v| {
-                v.retain(|c| c.ts > cutoff);
-                !v.is_empty()
-            });
-        }
         let serial = self.serial;
-        let v = self.hop_candidates.entry(hk).or_default();
-        if v.len() < 64 {
-            v.push(HopCandidate { ts, key, serial, server_ip: dst.ip });
-        }
+        self.hop_candidates[slot] = Some(HopCandidate { ts, key, serial, server_ip: dst.ip, name_hash, qtype });
     }
 
     fn track_hop_response(&mut self, ts: i64, key: TxKey) {
@@ -948,14 +1075,18 @@ impl Analyzer {
 
     fn tx_record(&self, key: &TxKey, ts: i64) -> TxRecord {
         let tx = self.txs.get(key);
+        let (client, server) = match tx {
+            Some(t) if t.client_is_a => (key.a, key.b),
+            _ => (key.b, key.a),
+        };
         TxRecord {
             time_ns: ts,
-            client: tx.map_or(String::new(), |t| ep_str(&t.client)),
-            server: tx.map_or(String::new(), |t| ep_str(&t.server)),
+            client: ep_str(&client),
+            server: ep_str(&server),
             transport: transport_str(key.transport),
             id: key.id,
             qtype: tx.map_or(String::new(), |t| type_mnemonic(t.qtype)),
-            qname: tx.map_or(String::new(), |t| t.qname.to_string()),
+            qname: tx.map_or(String::new(), |t| display_name(&t.qname)),
             rcode: None,
             response_time_ms: None,
             retransmissions: 0,
@@ -971,30 +1102,35 @@ impl Analyzer {
             self.pair_lost += 1;
         }
         let second = tx.req_ns.div_euclid(1_000_000_000);
-        self.tick_second(second, |s| s.unanswered += 1);
-        self.peer(true, tx.server.ip).unanswered += 1;
-        self.peer(false, tx.client.ip).unanswered += 1;
-        let rec = TxRecord {
+        if let Some(i) = self.second_index(second) {
+            self.timeline[i].unanswered += 1;
+        }
+        let (client, server) = tx.endpoints(key);
+        let si = self.peer_index(true, server.ip);
+        self.servers[si].unanswered += 1;
+        let ci = self.peer_index(false, client.ip);
+        self.clients[ci].unanswered += 1;
+        // Keep the earliest `list_limit` (a max-heap whose top is the latest kept).
+        if self.unanswered_heap.len() >= self.list_limit {
+            match self.unanswered_heap.peek() {
+                Some(top) if (tx.req_ns, key.id) < (top.time_ns, top.id) => {
+                    self.unanswered_heap.pop();
+                }
+                _ => return,
+            }
+        }
+        self.unanswered_heap.push(TxRecord {
             time_ns: tx.req_ns,
-            client: ep_str(&tx.client),
-            server: ep_str(&tx.server),
+            client: ep_str(&client),
+            server: ep_str(&server),
             transport: transport_str(key.transport),
             id: key.id,
             qtype: type_mnemonic(tx.qtype),
-            qname: tx.qname.to_string(),
+            qname: display_name(&tx.qname),
             rcode: None,
             response_time_ms: None,
             retransmissions: tx.retransmissions,
-        };
-        // Keep the earliest `list_limit` (a max-heap whose top is the latest kept).
-        if self.unanswered_heap.len() < self.list_limit {
-            self.unanswered_heap.push(rec);
-        } else if let Some(top) = self.unanswered_heap.peek() {
-            if rec < *top {
-                self.unanswered_heap.pop();
-                self.unanswered_heap.push(rec);
-            }
-        }
+        });
     }
 
     /// Bound memory: drop answered transactions older than a minute and settle unanswered
@@ -1062,26 +1198,30 @@ impl Analyzer {
             .map(|(r, &c)| (rcode_name(r as u16), c))
             .collect();
         response_rcodes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let sort_peers = |m: HashMap<std::net::IpAddr, Peer>| {
-            let mut v: Vec<Peer> = m.into_values().collect();
+        let sort_peers = |mut v: Vec<Peer>| {
             v.sort_by(|a, b| (b.queries + b.responses).cmp(&(a.queries + a.responses)).then(a.address.cmp(&b.address)));
             v
         };
         let mut failing: Vec<FailingName> = self
             .failing
             .into_iter()
-            .map(|((name, rc), count)| FailingName { name: name.into_string(), rcode: rcode_name(rc), count })
+            .map(|(key, count)| {
+                let (name, rc) = key.split_at(key.len() - 2);
+                FailingName { name: display_name(name), rcode: rcode_name(u16::from_be_bytes([rc[0], rc[1]])), count }
+            })
             .collect();
         failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
         failing.truncate(self.list_limit.max(100));
-        let mut timeline: Vec<Second> = self.timeline.into_values().collect();
+        let mut timeline: Vec<Second> = self.timeline;
         timeline.sort_by_key(|s| s.second);
-        let by_count = |m: HashMap<u16, u64>| {
-            let mut v: Vec<(String, u64)> = m.into_iter().map(|(t, c)| (type_mnemonic(t), c)).collect();
+        let by_count = |m: TypeCounts<u64>| {
+            let mut v: Vec<(String, u64)> =
+                m.items().into_iter().filter(|(_, c)| *c > 0).map(|(t, c)| (type_mnemonic(t), c)).collect();
             v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             v
         };
-        let mut ttl: Vec<Agg> = self.ttl.iter().map(|(t, a)| a.out(type_mnemonic(*t))).collect();
+        let mut ttl: Vec<Agg> =
+            self.ttl.items().into_iter().filter(|(_, a)| a.count > 0).map(|(t, a)| a.out(type_mnemonic(t))).collect();
         ttl.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
         let rt_label = |i: usize| {
             if i < 10 {

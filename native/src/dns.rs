@@ -183,6 +183,76 @@ fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
     Ok(used)
 }
 
+/// The bytes a name occupies at `offset`, with the same errors as `get_name` but
+/// without building the name (record owners and RDATA names are only validated).
+pub fn skip_name(m: &[u8], offset: usize) -> R<usize> {
+    let start = offset;
+    let mut off = offset;
+    let mut len: Option<usize> = None;
+    let mut pointers = 0;
+    let mut maxname: i32 = MAX_DNAME_LEN;
+    let mut name_len: usize = 0;
+    let mut wrote = false;
+    loop {
+        let c = byte(m, off)? as usize;
+        off += 1;
+        if c == 0 {
+            break;
+        }
+        match c & 0xC0 {
+            0x00 => {
+                if wrote {
+                    if maxname > 0 {
+                        name_len += 1;
+                        maxname -= 1;
+                    }
+                } else {
+                    maxname -= 1;
+                }
+                let end = off + c;
+                if end > m.len() {
+                    return Err(Malformed);
+                }
+                let take = (c as i32).min(maxname.max(0)) as usize;
+                name_len += take;
+                maxname -= take as i32;
+                wrote |= take > 0;
+                off = end;
+            }
+            // Extended and odd labels are rare: take the exact path.
+            0x40 => {
+                let mut n = Name { bytes: Vec::new(), len: 0 };
+                return get_name(m, offset, &mut n);
+            }
+            0x80 => return Err(Malformed),
+            _ => {
+                let lo = byte(m, off)? as usize;
+                let indir = ((c & 0x3F) << 8) | lo;
+                off += 1;
+                pointers += 1;
+                if len.is_none() {
+                    len = Some(off - start);
+                }
+                if indir == off + 2 || pointers > MAX_DNAME_LEN {
+                    return Ok(len.unwrap_or(off - start)); // "<Name contains a pointer that loops>"
+                }
+                off = indir;
+            }
+        }
+    }
+    let used = len.unwrap_or(off - start);
+    if maxname <= 0 {
+        return Ok(used); // "<Name too long>": not empty
+    }
+    if !wrote && used <= MIN_DNAME_LEN {
+        return Ok(used); // "<Root>"
+    }
+    if used < MIN_DNAME_LEN || (used > MIN_DNAME_LEN && name_len == 0) {
+        return Err(Malformed);
+    }
+    Ok(used)
+}
+
 /// One resource record's type and TTL (what the statistics need).
 #[derive(Debug, Clone, Copy)]
 pub struct RrInfo {
@@ -250,14 +320,14 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     for section in 0..3 {
         let count = [an, ns, ar][section];
         for _ in 0..count {
-            let used = get_name(m, off, &mut sc.other)?;
+            let used = skip_name(m, off)?;
             off += used;
             let rtype = be16(m, off)?;
             let _class = be16(m, off + 2)?;
             let ttl = be32(m, off + 4)?;
             let rdlen = be16(m, off + 8)? as usize;
             off += 10;
-            check_rdata(m, off, rtype, rdlen, &mut sc.other)?;
+            check_rdata(m, off, rtype, rdlen)?;
             off += rdlen;
             if section == 0 {
                 sc.answers.push(RrInfo { rtype, ttl });
@@ -269,7 +339,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
 
 /// The parts of RDATA whose dissection can throw for the common types; other types are
 /// shown as bytes, which throws only when the data runs past the message.
-fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize, scratch: &mut Name) -> R<()> {
+fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
     match rtype {
         1 => {
             if rdlen > 0 {
@@ -282,20 +352,20 @@ fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize, scratch: &mut Nam
             }
         }
         2 | 5 | 12 | 39 => {
-            get_name(m, off, scratch)?;
+            skip_name(m, off)?;
         }
         15 => {
             be16(m, off)?;
-            get_name(m, off + 2, scratch)?;
+            skip_name(m, off + 2)?;
         }
         6 => {
-            let a = get_name(m, off, scratch)?;
-            let b = get_name(m, off + a, scratch)?;
+            let a = skip_name(m, off)?;
+            let b = skip_name(m, off + a)?;
             byte(m, off + a + b + 19)?;
         }
         33 => {
             be16(m, off + 4)?;
-            get_name(m, off + 6, scratch)?;
+            skip_name(m, off + 6)?;
         }
         _ => {}
     }

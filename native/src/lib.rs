@@ -3,6 +3,10 @@
 //! Python calls `analyze(paths, slow_s, list_limit)` and gets JSON text back; a capture
 //! that cannot be opened raises `CaptureError(path, reason)`.
 
+/// Hash maps keyed by packet contents: aHash with a per-process random key, so a hostile
+/// capture cannot force collisions, and far cheaper than SipHash.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 pub mod analyzer;
 pub mod dns;
 pub mod dns_tree;

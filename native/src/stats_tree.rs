@@ -3,7 +3,7 @@
 //! plain-text layout tshark prints.
 
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 const BURST_RESOLUTION_MS: f64 = 5.0; // prefs.st_burst_resolution
 const BURST_WINDOW_MS: f64 = 100.0; // prefs.st_burst_windowlen
@@ -38,8 +38,8 @@ pub struct Node {
     bcount: i64,
     max_burst: i64,
     burst_time: f64,
-    /// Pivot children by the numeric value they stand for.
-    by_value: HashMap<u32, usize>,
+    /// Pivot children by the numeric value they stand for (few: a linear scan is fastest).
+    by_value: Vec<(u32, usize)>,
 }
 
 impl Node {
@@ -63,15 +63,29 @@ impl Node {
             bcount: 0,
             max_burst: 0,
             burst_time: -1.0,
-            by_value: HashMap::new(),
+            by_value: Vec::new(),
         }
     }
 
     /// update_burst_calc, including its handling of time going backwards.
-    fn burst(&mut self, now: f64, value: i64) {
-        let current = (now / BURST_RESOLUTION_MS).floor();
+    /// `current` is floor(now / resolution), computed once per message.
+    fn burst(&mut self, now: f64, current: f64, value: i64) {
         let win = BURST_WINDOW_MS / BURST_RESOLUTION_MS;
-        let tail_no = self.buckets.back().unwrap().no;
+        let tail = self.buckets.back_mut().unwrap();
+        if current == tail.no {
+            // The common case: another message in the newest bucket.
+            tail.count += value;
+            if tail.start_time > now {
+                tail.start_time = now;
+            }
+            self.bcount += value;
+            if self.bcount > self.max_burst {
+                self.max_burst = self.bcount;
+                self.burst_time = self.buckets.front().unwrap().start_time;
+            }
+            return;
+        }
+        let tail_no = tail.no;
         let head_no = self.buckets.front().unwrap().no;
         if current > tail_no {
             self.buckets.push_back(Bucket { no: current, count: value, start_time: now });
@@ -128,13 +142,14 @@ pub struct StatsTree {
     pub title: String,
     pub nodes: Vec<Node>, // 0 is the root
     now: f64,
+    bucket: f64,
     start: f64,
     elapsed: f64,
 }
 
 impl StatsTree {
     pub fn new(title: &str) -> StatsTree {
-        StatsTree { title: title.into(), nodes: vec![Node::new(title, None, DataType::Int)], now: 0.0, start: -1.0, elapsed: 0.0 }
+        StatsTree { title: title.into(), nodes: vec![Node::new(title, None, DataType::Int)], now: 0.0, bucket: 0.0, start: -1.0, elapsed: 0.0 }
     }
 
     pub fn create(&mut self, name: &str, parent: usize, datatype: DataType) -> usize {
@@ -147,6 +162,7 @@ impl StatsTree {
     /// stats_tree_packet: every tapped message sets "now" (ms since the first frame).
     pub fn set_now(&mut self, now_ms: f64) {
         self.now = now_ms;
+        self.bucket = (now_ms / BURST_RESOLUTION_MS).floor();
         if self.start < 0.0 {
             self.start = now_ms;
         }
@@ -154,20 +170,21 @@ impl StatsTree {
     }
 
     pub fn tick(&mut self, id: usize) {
-        let now = self.now;
+        let (now, bucket) = (self.now, self.bucket);
         let n = &mut self.nodes[id];
         n.counter = n.counter.wrapping_add(1);
-        n.burst(now, 1);
+        n.burst(now, bucket, 1);
     }
 
     /// stats_tree_tick_pivot: the pivot and its child named after `value`.
     pub fn tick_pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
         self.tick(pivot);
-        let child = match self.nodes[pivot].by_value.get(&value) {
-            Some(&c) => c,
+        let found = self.nodes[pivot].by_value.iter().find(|(v, _)| *v == value).map(|&(_, c)| c);
+        let child = match found {
+            Some(c) => c,
             None => {
                 let c = self.create(&name(), pivot, DataType::Int);
-                self.nodes[pivot].by_value.insert(value, c);
+                self.nodes[pivot].by_value.push((value, c));
                 c
             }
         };

@@ -3,7 +3,7 @@
 //! order, as Wireshark's tcp_dissect_pdus does with desegmentation on.
 
 use crate::link::Endpoint;
-use std::collections::HashMap;
+use crate::FastMap;
 
 const MAX_BUFFER: usize = 2 + 65_535;
 
@@ -16,7 +16,7 @@ struct Stream {
 
 #[derive(Default)]
 pub struct Reassembler {
-    streams: HashMap<(Endpoint, Endpoint), Stream>,
+    streams: FastMap<(Endpoint, Endpoint), Stream>,
     ops: u64,
 }
 

@@ -1,0 +1,7 @@
+//! `cargo run --release --example profile -- FILE...`: time the analysis without Python.
+fn main() {
+    let paths: Vec<String> = std::env::args().skip(1).collect();
+    let t = std::time::Instant::now();
+    let out = aksdns_native::analyze_to_json(&paths, 5.0, 1000).expect("analysis failed");
+    eprintln!("{:.3} s, {} bytes of JSON", t.elapsed().as_secs_f64(), out.len());
+}
