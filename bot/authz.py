@@ -78,12 +78,20 @@ class GroupDirectory:
 
 
 def authorize(
-    policy: Policy, directory: GroupDirectory | None, *, user: str, channel: str, command: Command
+    policy: Policy,
+    directory: GroupDirectory | None,
+    *,
+    user: str,
+    channel: str,
+    command: Command,
+    log_decision: bool = True,
 ) -> Decision:
-    """Decide, looking groups up only when it matters, and log every decision."""
+    """Decide, looking groups up only when it matters, and log every decision (once)."""
     needs_groups = command.privileged and user not in policy.privileged_users and directory is not None
     groups = directory.groups_of(user) if needs_groups and directory else frozenset()
     decision = decide(policy, user=user, channel=channel, command=command, groups_of_user=groups)
+    if not log_decision:
+        return decision
     log.info(
         "authorization",
         extra={
