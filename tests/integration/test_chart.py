@@ -575,3 +575,8 @@ def test_pod_guard_narrows_what_the_worker_may_create() -> None:
     capture = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-pods")
     assert "x in ['NET_RAW', 'NET_ADMIN']" in " ".join(v["expression"] for v in capture["spec"]["validations"])
     assert not by_kind(render(sets={"podGuard.enabled": "false"}), "ValidatingAdmissionPolicy")
+    # Ephemeral containers (capture only): the policy checks just the containers a request adds.
+    assert not [d for d in by_kind(docs, "ValidatingAdmissionPolicy") if d["metadata"]["name"].endswith("-ephemeral")]
+    eph = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-ephemeral")
+    assert eph["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["pods/ephemeralcontainers"]
+    assert "oldObject.spec.ephemeralContainers" in eph["spec"]["variables"][0]["expression"]

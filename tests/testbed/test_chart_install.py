@@ -463,3 +463,34 @@ def test_capture_worker_holds_exactly_the_rules_it_needs(testbed: Any, capture_r
     namespace = capture_release.namespace if where == "release" else where
     want = expected_rules(namespace, capture_release.namespace, capture=True)
     assert granted_rules(testbed, capture_release, namespace) == want
+
+
+def add_ephemeral(testbed: Any, release: Release, pod: str, image: str,
+                  **security: Any) -> subprocess.CompletedProcess[str]:
+    """As the worker: add a tcpdump ephemeral container to a CoreDNS pod (server-side dry run)."""
+    container = {"name": f"aksdns-capture-{int(time.time() * 1000) % 10**8}", "image": image,
+                 "command": ["tcpdump", "-i", "any", "-w", "/tmp/dns.pcap", "port", "53"],
+                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                     "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}, **security}}
+    patch = {"spec": {"ephemeralContainers": [container]}}
+    return kubectl(testbed, "-n", KUBE_SYSTEM, "patch", "pod", pod, "--subresource=ephemeralcontainers",
+                   "--type=strategic", "--dry-run=server", "-p", json.dumps(patch),
+                   kubeconfig=release.sa_kubeconfig, check=False)
+
+
+def test_capture_ephemeral_containers_are_guarded(testbed: Any, capture_release: Release,
+                                                  default_release: Release) -> None:
+    pod = testbed.coredns_pods()[0].name
+    image = probe_image(testbed, capture_release)
+    ok = add_ephemeral(testbed, capture_release, pod, image)
+    assert ok.returncode == 0, ok.stderr
+    other = add_ephemeral(testbed, capture_release, pod, "nicolaka/netshoot:latest")
+    assert other.returncode != 0 and "ValidatingAdmissionPolicy" in other.stderr, other.stderr
+    privileged = add_ephemeral(testbed, capture_release, pod, image, privileged=True, allowPrivilegeEscalation=True)
+    assert privileged.returncode != 0 and "may not be privileged" in privileged.stderr, privileged.stderr
+    more = add_ephemeral(testbed, capture_release, pod, image,
+                         capabilities={"drop": ["ALL"], "add": ["NET_RAW", "SYS_PTRACE"]})
+    assert more.returncode != 0 and "NET_RAW and NET_ADMIN" in more.stderr, more.stderr
+    # Without capture the worker may not add ephemeral containers at all.
+    denied = add_ephemeral(testbed, default_release, pod, probe_image(testbed, default_release))
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
