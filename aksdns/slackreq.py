@@ -82,3 +82,22 @@ def post(url: str, body: bytes, headers: dict[str, str], content_type: str, time
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def button_body(action_id: str, value: str, *, thread_ts: str, user: str = "U0ONCALL",
+                channel: str = "C0INCIDENT") -> bytes:
+    """A block_actions interaction (a button click in a threaded message), form-encoded."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0LOCAL"},
+        "user": {"id": user},
+        "api_app_id": "A0AKSDNS",
+        "channel": {"id": channel},
+        "message": {"ts": thread_ts + "9", "thread_ts": thread_ts, "text": ""},
+        "container": {"type": "message", "message_ts": thread_ts + "9", "channel_id": channel},
+        "trigger_id": "1.2.3",
+        "response_url": "http://127.0.0.1:9/unused",
+        "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": value,
+                     "action_ts": str(time.time())}],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()

@@ -7,6 +7,7 @@ jobs abandoned by a killed worker are reported in their thread, never dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -80,9 +81,48 @@ def _release(settings: Settings, key: str | None) -> None:
     if not key:
         return
     try:
-        redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).delete(key)
+        _redis(settings).delete(key)
     except redis.RedisError:
         log.warning("could not release dedup key", extra={"key": key})
+
+
+LAST_RESULT_TTL_S = 7 * 24 * 3600
+LAST_RESULT_MAX_BYTES = 2 * 1024 * 1024
+
+
+def _last_key(spec: JobSpec) -> str | None:
+    """Where a thread keeps the previous result of a command, for Re-run differences."""
+    if spec.thread is None:
+        return None
+    return f"aksdns:last:{spec.cluster}:{spec.thread.channel}:{spec.thread.thread_ts}:{spec.command.verb.value}"
+
+
+def _load_previous(settings: Settings, spec: JobSpec) -> dict[str, Any] | None:
+    key = _last_key(spec)
+    if key is None:
+        return None
+    try:
+        raw = _redis(settings).get(key)
+        loaded = json.loads(raw) if raw else None
+    except (redis.RedisError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _store_result(settings: Settings, spec: JobSpec, data: dict[str, Any]) -> None:
+    key = _last_key(spec)
+    if key is None:
+        return
+    try:
+        raw = json.dumps(data, default=str)
+        if len(raw) <= LAST_RESULT_MAX_BYTES:
+            _redis(settings).set(key, raw, ex=LAST_RESULT_TTL_S)
+    except (redis.RedisError, TypeError, ValueError):
+        log.warning("could not keep the result for a re-run", extra={"job": spec.id})
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +140,11 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if poster:
             poster.status(f"{emoji} `{verb}` on `{spec.cluster}`: {text}")
 
-    env = replace(ctx.env, progress=progress, workdir=workdir, extras={"source": "slack", "job_id": spec.id})
+    extras: dict[str, Any] = {"source": "slack", "job_id": spec.id}
+    previous = _load_previous(ctx.settings, spec)
+    if previous is not None:
+        extras[f"previous_{verb}"] = previous  # e.g. previous_check: the Re-run shows what changed
+    env = replace(ctx.env, progress=progress, workdir=workdir, extras=extras)
     if poster and spec.thread:
         thread, client = spec.thread, poster.client
         wanted = getattr(spec.command, "files", ())
@@ -117,6 +161,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     progress("running…")
     try:
         report = jobs.execute(spec.command, env)
+        _store_result(ctx.settings, spec, report.data)
         elapsed = time.monotonic() - started
         if poster:
             poster.post(render_blocks(report))

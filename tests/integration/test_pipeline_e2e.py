@@ -217,3 +217,20 @@ def test_a_burst_of_30_commands_is_answered(bot: str, slack: SlackStandIn) -> No
         statuses = list(pool.map(send, bodies))
     assert statuses == [200] * 30
     assert slack.wait_for(lambda s: len([m for m in s.messages if m.thread_ts is None]) == 30, timeout=30)
+
+
+def test_rerun_button_queues_again_in_the_same_thread(
+    bot: str, worker: Path, slack: SlackStandIn, bind9_server: RealServer
+) -> None:
+    from aksdns import grammar, slackreq
+
+    server = bind9_server.server
+    command = grammar.parse(f"dig @{server.host}:{server.port} www.aksdns.test")
+    thread_ts = "1700000000.000100"
+    body = slackreq.button_body("aksdns_rerun", json.dumps(command.to_dict()), thread_ts=thread_ts)
+    assert post(bot, body, sign(body), FORM)[0] == 200
+    assert slack.wait_for(lambda s: any(m.thread_ts == thread_ts and m.blocks for m in s.messages), timeout=30)
+    broken = slackreq.button_body("aksdns_rerun", "{not json", thread_ts=thread_ts)
+    assert post(bot, broken, sign(broken), FORM)[0] == 200
+    assert slack.wait_for(lambda s: any(m.ephemeral_to and "no longer works" in m.text for m in s.messages),
+                          timeout=10)
