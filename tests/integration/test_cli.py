@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from tests.dnsservers import RealServer
 from tests.services import VENV_BIN, aksdns_env
 
 
@@ -62,8 +63,8 @@ def test_errors_are_one_line_with_the_right_exit_code(argv: list[str], code: int
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_dig_json_output_against_bind9(bind9_server: object) -> None:
-    server = getattr(bind9_server, "server")
+def test_dig_json_output_against_bind9(bind9_server: RealServer) -> None:
+    server = bind9_server.server
     result = run("dig", f"@{server.host}:{server.port}", "www.aksdns.test", "--format", "json")
     assert result.returncode == 0, result.stderr
     results = json.loads(result.stdout)["results"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aksdns.standin import SlackStandIn
-from tests.dnsservers import RealServer, free_port
+from tests.dnsservers import FakeDnsServer, RealServer, free_port
 from tests.services import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -149,7 +149,7 @@ def test_redis_down_gives_a_clear_answer_and_the_bot_keeps_running(
 
 
 def test_timed_out_job_is_reported_in_its_thread(
-    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, silent_server: object
+    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, silent_server: FakeDnsServer
 ) -> None:
     server = silent_server.server
     env = _env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="2")  # the bot sets the job timeout
@@ -167,7 +167,7 @@ def test_timed_out_job_is_reported_in_its_thread(
 
 @pytest.mark.slow
 def test_worker_killed_mid_job_is_reported_in_its_thread(
-    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, bot: str, silent_server: object
+    redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path, bot: str, silent_server: FakeDnsServer
 ) -> None:
     """kill -9 of the worker (and its work-horse) mid-job: the next worker reports it."""
     import contextlib
