@@ -167,7 +167,10 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
     procs.start("kube-apiserver", [
         _bin("kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{state.etcd_port}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={state.api_port}",
+        # Listens on loopback only; advertises the bridge address, which nodes and pods reach through
+        # DNAT, so the `kubernetes` Service gets a valid endpoint (loopback ones are rejected).
+        "--bind-address=127.0.0.1", f"--advertise-address={layout.GATEWAY_IP}",
+        f"--secure-port={state.api_port}",
         f"--cert-dir={state.run / 'apiserver'}",
         f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
         f"--client-ca-file={p / 'ca.crt'}",

@@ -91,7 +91,7 @@ delete table ip {layout.NFT_TABLE}
 table ip {layout.NFT_TABLE} {{
   chain prerouting {{
     type nat hook prerouting priority -100;
-    iifname "{layout.BRIDGE}" ip daddr {layout.GATEWAY_IP} tcp dport {layout.API_GATEWAY_PORT} \
+    iifname "{layout.BRIDGE}" ip daddr {layout.GATEWAY_IP} tcp dport {{ {layout.API_GATEWAY_PORT}, {api_port} }} \
       dnat to 127.0.0.1:{api_port}
   }}
   chain output {{
