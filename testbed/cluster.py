@@ -289,6 +289,8 @@ class CorednsPod:
 class Testbed:
     """Handle on a running testbed: addresses, credentials and fault knobs (each with its reset)."""
 
+    __test__ = False  # not a pytest test class, whatever module imports it
+
     def __init__(self, state: State) -> None:
         self.state = state
         self.run_dir = state.run

@@ -45,6 +45,10 @@ RECORDS: dict[str, list[str]] = {
     "management.azure.com.": ["192.0.2.23"],
     "db.contoso.internal.": ["192.0.2.30"],
 }
+# Every name under this zone exists (a wildcard), so tests can ask names no cache has seen yet and still
+# tell a healthy answer from an injected NXDOMAIN.
+WILDCARD_ZONE = ".wild.example.com."
+WILDCARD_ADDRESS = "192.0.2.50"
 TTL = 60
 # Bounds the work a flood of delayed queries can pile up; above it queries are dropped, as an overloaded
 # resolver would.
@@ -106,6 +110,8 @@ def answer(wire: bytes, faults: Faults) -> bytes | None:
     question = query.question[0]
     qname = question.name.to_text().lower()
     addresses = RECORDS.get(qname)
+    if addresses is None and qname.endswith(WILDCARD_ZONE):
+        addresses = [WILDCARD_ADDRESS]
     if addresses is None:
         response.set_rcode(dns.rcode.NXDOMAIN)
         response.authority.append(
