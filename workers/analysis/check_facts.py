@@ -203,7 +203,8 @@ def service_line(ev: CheckEvidence) -> StatusLine:
         return StatusLine(Status.FAIL, Layer.SERVICE.label, "Service kube-dns not found in kube-system")
     t = tally(ev.records(Layer.SERVICE))
     status = _layer_status(t)
-    detail = f"{svc.ip} ({svc.ready_endpoints} ready endpoints): {_answered(t)}"
+    plural = "" if svc.ready_endpoints == 1 else "s"
+    detail = f"{svc.ip} ({svc.ready_endpoints} ready endpoint{plural}): {_answered(t)}"
     if svc.ready_endpoints == 0:
         status = Status.FAIL
     return StatusLine(status, Layer.SERVICE.label, detail)

@@ -576,9 +576,10 @@ def rule_search_storm(ev: CheckEvidence) -> Finding | None:
 
 def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
     """Nodes NotReady, under pressure or over-committed: time-outs come from resource exhaustion."""
-    failures = tally(ev.probes).server_failures
+    failures = tally(ev.probes).timeouts
     # Limits above allocatable are common (AKS's own CoreDNS limit is 3 CPUs): a cause worth naming
-    # only when queries fail; NotReady and pressure conditions are worth naming on their own.
+    # only when queries time out (what exhaustion looks like); NotReady and pressure conditions are
+    # worth naming on their own.
     hot = [n for n in ev.nodes if not n.ready or n.pressure or (n.overcommitted and failures)]
     if not hot:
         return None
