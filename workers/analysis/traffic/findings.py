@@ -36,9 +36,15 @@ class ExpansionStorm:
     nxdomain: int
 
 
-def search_base(name: str) -> str | None:
-    """The name a search-list expansion was made from, or None if it is not one."""
+def search_bases(name: str) -> tuple[str, ...]:
+    """Every name ``name`` can be a search-list expansion of (most specific suffix last).
+
+    "a.b.com.svc.cluster.local" is "a.b.com" + "svc.cluster.local" or "a.b" + the
+    namespace suffix "com.svc.cluster.local": only the other expansions of the same name
+    tell which, so callers pick the candidate shared by most names.
+    """
     lowered = name.lower().rstrip(".")
+    bases = []
     for pattern in _SEARCH_SUFFIXES:
         m = pattern.search(lowered)
         if m:
@@ -46,21 +52,27 @@ def search_base(name: str) -> str | None:
             # Only a multi-label name is an expansion of something the client asked for:
             # "redis.cache.svc.cluster.local" is a service, "db.contoso.com.cluster.local" is not.
             if "." in base and not base.endswith((".svc", ".cluster")):
-                return base
-            return None
-    return None
+                bases.append(base)
+    return tuple(dict.fromkeys(bases))
 
 
 def expansion_storms(result: AnalysisResult, *, min_expansions: int = 2) -> tuple[ExpansionStorm, ...]:
     """Names whose search-list expansions were answered NXDOMAIN, worst first."""
+    nx = [f for f in result.failing_names if f.rcode == NXDOMAIN]
+    candidates = {f.name: search_bases(f.name) for f in nx}
+    support: dict[str, int] = {}
+    for bases in candidates.values():
+        for base in bases:
+            support[base] = support.get(base, 0) + 1
     groups: dict[str, dict[str, int]] = {}
-    for f in result.failing_names:
-        if f.rcode != NXDOMAIN:
+    for f in nx:
+        bases = candidates[f.name]
+        if not bases:
             continue
-        base = search_base(f.name)
-        if base is None:
-            continue
-        groups.setdefault(base, {})[f.name] = groups.get(base, {}).get(f.name, 0) + f.count
+        # The candidate most names agree on; ties to the shortest suffix (the latest pattern).
+        best = max(enumerate(bases), key=lambda ib: (support[ib[1]], ib[0]))[1]
+        names = groups.setdefault(best, {})
+        names[f.name] = names.get(f.name, 0) + f.count
     storms = [
         ExpansionStorm(base, tuple(sorted(names)), sum(names.values()))
         for base, names in groups.items()
