@@ -580,3 +580,20 @@ def test_pod_guard_narrows_what_the_worker_may_create() -> None:
     eph = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-ephemeral")
     assert eph["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["pods/ephemeralcontainers"]
     assert "oldObject.spec.ephemeralContainers" in eph["spec"]["variables"][0]["expression"]
+
+
+def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:
+    """`helm package` keeps every file the chart needs (.helmignore) and the archive renders the same."""
+    run_helm(["package", str(CHART), "--destination", str(tmp_path)])
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    archive = tmp_path / f"aksdns-{chart['version']}.tgz"
+    assert archive.exists()
+    out = run_helm(["template", RELEASE, str(archive), "--namespace", NAMESPACE, "--kube-version", kube_version(),
+                    "-f", str(CHART / "ci" / "http-values.yaml")]).stdout
+    packaged = [d for d in yaml.safe_load_all(out) if d]
+    source = render([CHART / "ci" / "http-values.yaml"])
+
+    def names(docs: Sequence[Doc]) -> list[str]:
+        return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+
+    assert names(packaged) == names(source)
