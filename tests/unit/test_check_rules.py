@@ -35,6 +35,12 @@ def load(name: str) -> CheckEvidence:
         ("node_upstream_unreachable", "node_upstream", ["Node-level"]),
         ("search_storm", "search_storm", ["8 queries"]),
         ("coredns_oom", "coredns_unhealthy", ["OOMKilled"]),
+        # Recorded on the testbed (real CoreDNS, probe pods, upstream stand-in), by fault knob.
+        ("recorded_healthy", "all_healthy", ["All healthy"]),
+        ("recorded_upstream_dead", "vnet_dns", ["does not answer"]),
+        ("recorded_upstream_delay_6s", "vnet_dns", ["virtual network"]),
+        ("recorded_upstream_drops_40", "vnet_dns", ["virtual network"]),
+        ("recorded_coredns_pod_dead", "one_coredns_pod", ["One CoreDNS pod"]),
     ],
 )
 def test_top_hypothesis(fixture: str, top_rule: str, title_words: list[str]) -> None:
@@ -72,6 +78,13 @@ def test_all_pods_dead_is_coredns_down() -> None:
                  for r in ev.probes)
     ev.probes = dead
     assert diagnose(ev)[0].rule == "coredns_down"
+
+
+def test_cached_answers_do_not_hide_a_dead_upstream() -> None:
+    # Recorded: CoreDNS still answered microsoft.com from its cache while the upstream was dead;
+    # the worker's direct queries to the virtual network's DNS are what tell the story.
+    rules = [f.rule for f in diagnose(load("recorded_upstream_dead"))]
+    assert rules[0] == "vnet_dns" and "node_upstream" not in rules
 
 
 def test_node_only_failure_does_not_blame_the_vnet_dns() -> None:

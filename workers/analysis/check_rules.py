@@ -370,6 +370,8 @@ def rule_node_upstream(ev: CheckEvidence) -> Finding | None:
     direct = [r for r in ev.records(Layer.VNET_DNS) if r.role != UpstreamRole.COREDNS_FORWARDER]
     if core and _share(core) > 0.0:
         return None  # pods fail too: the vnet_dns rule tells that story
+    if direct and _share(direct) > 0.0:
+        return None  # the worker cannot reach the virtual network's DNS either: rule_vnet_dns
     per_node: dict[str, list[ProbeRecord]] = defaultdict(list)
     for r in node_recs:
         per_node[r.target].append(r)
@@ -576,14 +578,19 @@ def rule_search_storm(ev: CheckEvidence) -> Finding | None:
 
 def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
     """Nodes NotReady, under pressure or over-committed: time-outs come from resource exhaustion."""
-    failures = tally(ev.probes).timeouts
+    coredns_nodes = {p.node for p in ev.coredns_pods}
+    # Time-outs on the pod side (CoreDNS pods, Service) are what exhaustion of a CoreDNS node looks like;
+    # upstream time-outs are not evidence against the nodes.
+    pod_timeouts = tally(ev.records((Layer.COREDNS_POD, Layer.SERVICE))).timeouts
     # Limits above allocatable are common (AKS's own CoreDNS limit is 3 CPUs): a cause worth naming
-    # only when queries time out (what exhaustion looks like); NotReady and pressure conditions are
-    # worth naming on their own.
-    hot = [n for n in ev.nodes if not n.ready or n.pressure or (n.overcommitted and failures)]
+    # only with such time-outs; NotReady and pressure conditions are worth naming on their own.
+    hot = [
+        n
+        for n in ev.nodes
+        if not n.ready or n.pressure or (n.overcommitted and pod_timeouts and n.name in coredns_nodes)
+    ]
     if not hot:
         return None
-    coredns_nodes = {p.node for p in ev.coredns_pods}
     evidence = []
     for n in hot:
         issues = [] if n.ready else ["NotReady"]
@@ -592,13 +599,17 @@ def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
             issues.append(f"limits CPU {n.cpu_limits_pct}%, memory {n.memory_limits_pct}% of allocatable")
         host = " (hosts a CoreDNS pod)" if n.name in coredns_nodes else ""
         evidence.append(f"{n.name}{host}: {', '.join(issues)}")
+    if pod_timeouts:
+        evidence.append(f"{pod_timeouts} time-outs on the pod side (CoreDNS pods, Service)")
     hosts = any(n.name in coredns_nodes for n in hot)
+    measured = any(not n.ready or n.pressure for n in hot)  # conditions the kubelet reported, not limits
+    failures = pod_timeouts
     return Finding(
         "node_pressure",
-        50 if hosts and failures else 30,
+        50 if hosts and failures and measured else 25,
         Hypothesis(
             title="Node resource exhaustion or NotReady nodes" + (" hosting CoreDNS" if hosts else ""),
-            confidence=MEDIUM if hosts and failures else LOW,
+            confidence=MEDIUM if hosts and failures and measured else LOW,
             evidence=tuple(evidence),
             actions=(
                 "kubectl top nodes",
