@@ -70,6 +70,10 @@ def drop_namespace(testbed: Any, namespace: str) -> None:
 
 
 def install(testbed: Any, name: str, namespace: str, values: Sequence[Path] = (), sets: Sequence[str] = ()) -> Release:
+    # Leftovers of an interrupted run (the testbed outlives test sessions) would make `helm install` fail.
+    if kubectl(testbed, "get", "namespace", namespace, check=False).returncode == 0:
+        helm(testbed, "uninstall", name, "--namespace", namespace, "--wait", check=False)
+        kubectl(testbed, "delete", "namespace", namespace, "--wait=true", "--timeout=90s", check=False, timeout=120)
     make_namespace(testbed, namespace)
     kubectl(testbed, "-n", namespace, "create", "secret", "generic", SLACK_SECRET,
             "--from-literal=SLACK_BOT_TOKEN=xoxb-test", "--from-literal=SLACK_APP_TOKEN=xapp-test")
