@@ -75,25 +75,30 @@ class Engineer:
 
     def slash(self, text: str, timeout_s: float = 120.0) -> Message:
         print(f"\n$ /aksdns {text}", flush=True)
+        seen = self._seen()
         body = slackreq.slash_body(text, channel=CHANNEL)
         status, response = slackreq.post(self.events_url, body, slackreq.sign(body, SIGNING_SECRET), slackreq.FORM)
         if status != 200:
             raise AksDnsError(f"the bot answered HTTP {status}")
         if response.strip():
             print(f"(ephemeral) {response.decode()[:500]}")
-        return self._wait_parent(None, timeout_s)
+        return self._wait_parent(seen, None, timeout_s)
 
     def mention(self, text: str, thread: Message, timeout_s: float = 120.0) -> Message:
         print(f"\n@aksdns {text}   (in the thread)", flush=True)
+        seen = self._seen()
         ts = self.slack.state.next_ts()
         body = slackreq.mention_body(text, ts=ts, thread_ts=thread.ts, channel=CHANNEL)
         status, _ = slackreq.post(self.events_url, body, slackreq.sign(body, SIGNING_SECRET), slackreq.JSON)
         if status != 200:
             raise AksDnsError(f"the bot answered HTTP {status}")
-        return self._wait_parent(thread.ts, timeout_s)
+        return self._wait_parent(seen, thread.ts, timeout_s)
 
-    def _wait_parent(self, thread_ts: str | None, timeout_s: float) -> Message:
-        seen = {id(m) for m in self.slack.state.messages}
+    def _seen(self) -> set[int]:
+        with self.slack.state.lock:
+            return {id(m) for m in self.slack.state.messages}
+
+    def _wait_parent(self, seen: set[int], thread_ts: str | None, timeout_s: float) -> Message:
         deadline = time.monotonic() + timeout_s
 
         def new_parent() -> Message | None:
