@@ -1,0 +1,25 @@
+"""The README's run command ends in `aksdns demo`: it must print real threads."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.services import VENV_BIN, aksdns_env
+
+pytestmark = pytest.mark.testbed
+
+
+def test_demo_prints_the_dig_check_and_analyze_threads(testbed: Any) -> None:
+    result = subprocess.run([str(VENV_BIN / "aksdns"), "demo"], capture_output=True, text=True, timeout=600,
+                            env=aksdns_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    # dig: the kubernetes Service's ClusterIP, as the real CoreDNS kubernetes plugin answers it
+    assert "kubernetes.default.svc.cluster.local  A     NOERROR" in out
+    assert "`dig` done" in out
+    assert "DNS check · testbed" in out and "Facts (the guide's baseline questions)" in out
+    assert "DNS traffic analysis" in out and "dns-response-times.png" in out
+    assert "Traceback" not in out + result.stderr
