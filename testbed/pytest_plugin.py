@@ -7,17 +7,23 @@
 Without the binaries, or without root, every test that uses it is skipped with one line saying how to
 build them. Tests that use the fixture (and everything under tests/testbed/) are marked `testbed`.
 
-If a testbed is already running (`python -m testbed up`, or another pytest session on this machine),
-the fixture uses it and leaves it running. Otherwise it starts one and stops it at the end of the
-session, unless another session is still using it (a shared lock tells). A crash that skips teardown is
-caught by atexit and SIGTERM handlers; anything left after a SIGKILL is cleaned by the next `up`/`down`.
+There is one testbed per machine and its fault knobs are global, so test sessions that use it run one
+at a time: a session whose tests ask for the testbed takes an exclusive lock after collection (before
+any test, so no per-test timeout applies) and waits, saying so, while another session holds it. If a
+testbed is already running (`python -m testbed up`), the fixture resets its faults and uses it, and
+leaves it running; otherwise it starts one and stops it at the end of the session. A crash that skips
+teardown is caught by atexit and SIGTERM handlers; anything left after a SIGKILL is cleaned by the next
+`up`/`down`.
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import os
 import signal
+import sys
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import IO, Any
@@ -26,6 +32,7 @@ import pytest
 
 from testbed import cluster, paths
 
+SESSION_WAIT_S = 1800.0
 _owned: dict[str, Any] = {"testbed": None, "lock": None}
 
 
@@ -34,10 +41,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    wanted = False
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
+        if "testbed" in fixtures:
+            wanted = True
         if "testbed" in fixtures or "/tests/testbed/" in str(item.path):
             item.add_marker(pytest.mark.testbed)
+    if wanted and cluster.requirements_missing() is None and _owned["lock"] is None:
+        _owned["lock"] = _session_lock()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -45,11 +57,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"testbed: unavailable - {why}" if why else f"testbed: binaries in {paths.cache_dir()}"
 
 
-def _users_lock() -> IO[str]:
+def _session_lock() -> IO[str]:
+    """Exclusive per machine: the testbed's fault knobs must not be turned by two sessions at once."""
     run = paths.run_dir()
     run.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(run.parent / "testbed.users", "w")  # held for the whole session
-    fcntl.flock(fh, fcntl.LOCK_SH)
+    fh = open(run.parent / "testbed.session", "a+")  # held for the whole session
+    deadline = time.monotonic() + SESSION_WAIT_S
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fh.close()
+                raise pytest.UsageError(
+                    f"testbed: another test session held it for {SESSION_WAIT_S:.0f} s") from None
+            if not told:
+                fh.seek(0)
+                holder = fh.read().strip() or "another session"
+                print(f"\ntestbed: waiting for {holder} to finish with the testbed ...", file=sys.stderr)
+                told = True
+            time.sleep(1.0)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pytest pid {os.getpid()}\n")
+    fh.flush()
     return fh
 
 
@@ -58,19 +91,12 @@ def _teardown() -> None:
     owned = _owned["testbed"] is not None
     _owned["testbed"] = None
     _owned["lock"] = None
-    if lock is None:
-        return
     try:
         if owned:
-            try:
-                # Exclusive only when no other session holds the shared lock: then nobody else uses it.
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print("testbed: left running for another test session; `python -m testbed down` stops it")
-                return
             cluster.down()
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
 def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
@@ -83,11 +109,13 @@ def testbed() -> Iterator[cluster.Testbed]:
     why = cluster.requirements_missing()
     if why:
         pytest.skip(f"testbed: {why}")
-    lock = _users_lock()
-    _owned["lock"] = lock
+    if _owned["lock"] is None:  # collected outside the usual hooks (e.g. requested dynamically)
+        _owned["lock"] = _session_lock()
+    atexit.register(_teardown)
     tb = cluster.attach()
-    if tb is None:
-        atexit.register(_teardown)
+    if tb is not None:
+        tb.reset_faults()  # a previous session may have died with a knob turned
+    else:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGTERM, _on_sigterm)
         try:
