@@ -1,7 +1,7 @@
 //! One pass over merged captures: DNS transactions matched as Wireshark matches them,
 //! the `dns,tree` statistics, and the figures the on-call engineer needs first.
 
-use crate::dns::{self, Scratch};
+use crate::dns::{self, RrInfo, Scratch};
 use crate::dns_tree::{rcode_name, type_mnemonic, DnsTap, DnsTree};
 use crate::link::{self, Endpoint, Skip, Transport};
 use crate::reader::{MergedReader, OpenError};
@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::FastMap;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
 
 /// Wireshark's dns.retransmission_timer default (packet-dns.c), in seconds.
 const RETRANSMISSION_TIMER_S: f64 = 5.0;
@@ -379,10 +381,9 @@ struct PendingHop {
     upstream: TxRecord,
 }
 
+/// The first half of the pass (its own thread): read, decode, parse, match transactions.
 pub struct Analyzer {
-    slow_ns: i64,
     list_limit: usize,
-    tree: DnsTree,
     txs: FastMap<TxKey, Tx>,
     serial: u64,
     fifo: VecDeque<(TxKey, i64, u64)>,
@@ -392,9 +393,6 @@ pub struct Analyzer {
     last_ts: Option<i64>,
     max_ts: i64,
     frames: u64,
-    dns_messages: u64,
-    queries: u64,
-    responses: u64,
     malformed: u64,
     ignored: Ignored,
     transactions: u64,
@@ -402,13 +400,36 @@ pub struct Analyzer {
     unanswered_filter: u64,
     unanswered_tx: u64,
     retrans_q: u64,
+    unanswered_heap: BinaryHeap<TxRecord>,
+    recent_queries: VecDeque<LastQuery>,
+    pairs: u64,
+    pair_lost: u64,
+    // hops
+    /// Recent new queries in a direct-mapped table indexed by (name, type) hash.
+    hop_candidates: Vec<Option<HopCandidate>>,
+    hops: Vec<PendingHop>,
+    hop_index: FastMap<(TxKey, u64), Vec<usize>>,
+    hop_count: u64,
+    mdns: FastMap<(Endpoint, Endpoint, u16), (i64, bool)>,
+    sc: Scratch,
+    batch: Batch,
+    sender: Option<SyncSender<Batch>>,
+    stats: Option<JoinHandle<Stats>>,
+}
+
+/// The second half (a second thread): the tshark tree and every other figure.
+pub struct Stats {
+    slow_ns: i64,
+    tree: DnsTree,
+    dns_messages: u64,
+    queries: u64,
+    responses: u64,
     retrans_r: u64,
     unsolicited: u64,
     slow_count: u64,
     response_rcodes: [u64; 16],
     lat: LatencyHistogram,
     lat_acc: AggAcc,
-    unanswered_heap: BinaryHeap<TxRecord>,
     slow_list: Vec<TxRecord>,
     servers: Vec<Peer>,
     clients: Vec<Peer>,
@@ -420,9 +441,6 @@ pub struct Analyzer {
     failing: FastMap<Box<[u8]>, u64>,
     failing_truncated: bool,
     name_buf: Vec<u8>,
-    recent_queries: VecDeque<LastQuery>,
-    pairs: u64,
-    pair_lost: u64,
     timeline: Vec<Second>,
     second_slots: FastMap<i64, usize>,
     last_second: Option<(i64, usize)>,
@@ -434,14 +452,309 @@ pub struct Analyzer {
     ttl: TypeCounts<AggAcc>,
     rt_buckets: [AggAcc; 20],
     size_buckets: [AggAcc; 8],
-    // hops
-    /// Recent new queries in a direct-mapped table indexed by (name, type) hash.
-    hop_candidates: Vec<Option<HopCandidate>>,
-    hops: Vec<PendingHop>,
-    hop_index: FastMap<(TxKey, u64), Vec<usize>>,
-    hop_count: u64,
-    mdns: FastMap<(Endpoint, Endpoint, u16), (i64, bool)>,
-    sc: Scratch,
+    list_limit: usize,
+}
+
+/// Messages handed from the matching thread to the statistics thread.
+const BATCH_EVENTS: usize = 4096;
+
+/// What the statistics need of one DNS message that dissected cleanly.
+struct MsgEv {
+    ts: i64,
+    now_ms: f64,
+    transport: Transport,
+    src: Endpoint,
+    dst: Endpoint,
+    id: u16,
+    flags: u16,
+    size: u32,
+    qdcount: u16,
+    ancount: u16,
+    nscount: u16,
+    arcount: u16,
+    qtype: u16,
+    qclass: u16,
+    qname_len: u32,
+    labels: u32,
+    unsolicited: bool,
+    retransmission: bool,
+    delta_ns: i64,
+    tx_retransmissions: u32,
+    /// Ranges in the batch's `names` and `answers`.
+    names: (u32, u32),
+    answers: (u32, u32),
+}
+
+enum Ev {
+    Msg(MsgEv),
+    /// A transaction settled as never answered.
+    Unanswered { req_ns: i64, server: std::net::IpAddr, client: std::net::IpAddr },
+}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<Ev>,
+    names: Vec<u8>,
+    answers: Vec<RrInfo>,
+}
+
+impl Stats {
+    fn new(slow_s: f64, list_limit: usize) -> Stats {
+        Stats {
+            slow_ns: (slow_s * 1e9).round() as i64,
+            list_limit,
+            tree: DnsTree::new(),
+            dns_messages: 0,
+            queries: 0,
+            responses: 0,
+            retrans_r: 0,
+            unsolicited: 0,
+            slow_count: 0,
+            response_rcodes: [0; 16],
+            lat: LatencyHistogram::new(),
+            lat_acc: AggAcc::default(),
+            slow_list: Vec::new(),
+            servers: Vec::new(),
+            clients: Vec::new(),
+            server_slots: FastMap::default(),
+            client_slots: FastMap::default(),
+            server_cache: None,
+            client_cache: None,
+            failing: FastMap::default(),
+            failing_truncated: false,
+            name_buf: Vec::new(),
+            timeline: Vec::new(),
+            second_slots: FastMap::default(),
+            last_second: None,
+            q_types: TypeCounts::new(),
+            r_types: TypeCounts::new(),
+            answer_rrs: AggAcc::default(),
+            answer_types: TypeCounts::new(),
+            ttl: TypeCounts::new(),
+            rt_buckets: [AggAcc::default(); 20],
+            size_buckets: [AggAcc::default(); 8],
+        }
+    }
+
+    /// The statistics for one batch of messages, in capture order.
+    fn account(&mut self, batch: &Batch) {
+        for ev in &batch.events {
+            match ev {
+                Ev::Msg(e) => {
+                    let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
+                    let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
+                    self.message(e, name, answers);
+                }
+                Ev::Unanswered { req_ns, server, client } => {
+                    if let Some(i) = self.second_index(req_ns.div_euclid(1_000_000_000)) {
+                        self.timeline[i].unanswered += 1;
+                    }
+                    let si = self.peer_index(true, *server);
+                    self.servers[si].unanswered += 1;
+                    let ci = self.peer_index(false, *client);
+                    self.clients[ci].unanswered += 1;
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, e: &MsgEv, qname: &[u8], answers: &[RrInfo]) {
+        let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
+        let is_response = flags & 0x8000 != 0;
+        self.dns_messages += 1;
+        let rcode = flags & 0xF;
+        let opcode = (flags >> 11) & 0xF;
+        let delta_ns = e.delta_ns;
+        let tap = DnsTap {
+            qr: (flags >> 15),
+            qtype: e.qtype,
+            qclass: e.qclass,
+            rcode,
+            opcode,
+            payload_size: e.size,
+            qname_len: e.qname_len,
+            qname_labels: e.labels,
+            nquestions: e.qdcount,
+            nanswers: e.ancount,
+            nauthorities: e.nscount,
+            nadditionals: e.arcount,
+            unsolicited: e.unsolicited,
+            retransmission: e.retransmission,
+            rrt_ms: ns_to_ms(delta_ns) as f32,
+        };
+        self.tree.packet(e.now_ms, &tap);
+
+        // --- everything beyond the tshark tree ---
+        let size_bucket = match e.size {
+            0..=63 => 0,
+            64..=127 => 1,
+            128..=255 => 2,
+            256..=511 => 3,
+            512..=1023 => 4,
+            1024..=2047 => 5,
+            2048..=4095 => 6,
+            _ => 7,
+        };
+        self.size_buckets[size_bucket].add(e.size as f64);
+        let sec = self.second_index(ts.div_euclid(1_000_000_000));
+        if !is_response {
+            self.queries += 1;
+            self.q_types.add(e.qtype);
+            if let Some(i) = sec {
+                self.timeline[i].queries += 1;
+            }
+            let si = self.peer_index(true, dst.ip);
+            self.servers[si].queries += 1;
+            let ci = self.peer_index(false, src.ip);
+            self.clients[ci].queries += 1;
+            return;
+        }
+        self.responses += 1;
+        self.r_types.add(e.qtype);
+        self.response_rcodes[rcode as usize] += 1;
+        self.answer_rrs.add(e.ancount as f64);
+        for rr in answers {
+            self.answer_types.add(rr.rtype);
+            self.ttl.entry(rr.rtype).add(rr.ttl as f64);
+        }
+        let is_error = rcode != 0;
+        if let Some(i) = sec {
+            self.timeline[i].responses += 1;
+            if is_error {
+                self.timeline[i].errors += 1;
+            }
+        }
+        let si = self.peer_index(true, src.ip);
+        let ci = self.peer_index(false, dst.ip);
+        for p in [&mut self.servers[si], &mut self.clients[ci]] {
+            p.responses += 1;
+            match rcode {
+                0 => p.noerror += 1,
+                2 => p.servfail += 1,
+                3 => p.nxdomain += 1,
+                5 => p.refused += 1,
+                _ => p.other_errors += 1,
+            }
+        }
+        if is_error && e.qdcount > 0 {
+            self.count_failing(qname, rcode);
+        }
+        if e.unsolicited {
+            self.unsolicited += 1;
+            return;
+        }
+        if e.retransmission {
+            self.retrans_r += 1;
+            return;
+        }
+        let ms = tap.rrt_ms as f64;
+        self.lat_acc.add(ms);
+        self.lat.add((delta_ns.max(0) / 1000) as u64);
+        let secs = delta_ns as f64 / 1e9;
+        let bi = if secs < 1.0 { (secs.max(0.0) * 10.0) as usize } else { ((secs as usize) + 9).min(19) };
+        self.rt_buckets[bi.min(19)].add(secs);
+        let slow = delta_ns >= self.slow_ns;
+        for p in [&mut self.servers[si], &mut self.clients[ci]] {
+            p.timed += 1;
+            p.rt_sum_ms += ms;
+            if ms > p.rt_max_ms {
+                p.rt_max_ms = ms;
+            }
+            if slow {
+                p.slow += 1;
+            }
+        }
+        if slow {
+            self.slow_count += 1;
+            if let Some(i) = sec {
+                self.timeline[i].slow += 1;
+            }
+            if self.slow_list.len() < self.list_limit {
+                let rec = TxRecord {
+                    time_ns: ts,
+                    client: ep_str(&dst),
+                    server: ep_str(&src),
+                    transport: transport_str(e.transport),
+                    id: e.id,
+                    qtype: type_mnemonic(e.qtype),
+                    qname: display_name(qname),
+                    rcode: Some(rcode_name(rcode)),
+                    response_time_ms: Some(delta_ns as f64 / 1e6),
+                    retransmissions: e.tx_retransmissions,
+                };
+                self.slow_list.push(rec);
+            }
+        }
+    }
+
+    /// Count a failed response by (lower-cased name, rcode), bounded in entries.
+    fn count_failing(&mut self, qname: &[u8], rcode: u16) {
+        self.name_buf.clear();
+        self.name_buf.extend(qname.iter().map(|b| b.to_ascii_lowercase()));
+        self.name_buf.extend_from_slice(&rcode.to_be_bytes());
+        if let Some(c) = self.failing.get_mut(self.name_buf.as_slice()) {
+            *c += 1;
+        } else if self.failing.len() < MAX_FAILING_NAMES {
+            self.failing.insert(self.name_buf.as_slice().into(), 1);
+        } else {
+            self.failing_truncated = true;
+        }
+    }
+
+    /// The timeline slot of `second` (None once the timeline is full).
+    fn second_index(&mut self, second: i64) -> Option<usize> {
+        if let Some((s, i)) = self.last_second {
+            if s == second {
+                return Some(i);
+            }
+        }
+        let i = match self.second_slots.get(&second) {
+            Some(&i) => i,
+            None if self.timeline.len() < MAX_TIMELINE_SECONDS => {
+                self.timeline.push(Second { second, ..Default::default() });
+                self.second_slots.insert(second, self.timeline.len() - 1);
+                self.timeline.len() - 1
+            }
+            None => return None,
+        };
+        self.last_second = Some((second, i));
+        Some(i)
+    }
+
+    fn peer_index(&mut self, server: bool, ip: std::net::IpAddr) -> usize {
+        let (list, index, cache) = if server {
+            (&mut self.servers, &mut self.server_slots, &mut self.server_cache)
+        } else {
+            (&mut self.clients, &mut self.client_slots, &mut self.client_cache)
+        };
+        if let Some((cip, i)) = *cache {
+            if cip == ip {
+                return i;
+            }
+        }
+        let i = match index.get(&ip) {
+            Some(&i) => i,
+            None => {
+                // Bound memory on hostile input: past MAX_PEERS, fold the rest into one row.
+                let (key, label) = if list.len() >= MAX_PEERS {
+                    (std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED), "other".to_string())
+                } else {
+                    (ip, ip.to_string())
+                };
+                match index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        list.push(Peer { address: label, ..Default::default() });
+                        index.insert(key, list.len() - 1);
+                        list.len() - 1
+                    }
+                }
+            }
+        };
+        *cache = Some((ip, i));
+        i
+    }
+
 }
 
 fn ep_str(e: &Endpoint) -> String {
@@ -476,10 +789,18 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 impl Analyzer {
     pub fn new(slow_s: f64, list_limit: usize) -> Analyzer {
+        let stats = Stats::new(slow_s, list_limit);
+        // Batches flow to the statistics thread in order; a few in flight keep both busy.
+        let (sender, receiver) = sync_channel::<Batch>(4);
+        let handle = std::thread::spawn(move || {
+            let mut stats = stats;
+            for batch in receiver {
+                stats.account(&batch);
+            }
+            stats
+        });
         Analyzer {
-            slow_ns: (slow_s * 1e9).round() as i64,
             list_limit,
-            tree: DnsTree::new(),
             txs: FastMap::default(),
             serial: 0,
             fifo: VecDeque::new(),
@@ -489,9 +810,6 @@ impl Analyzer {
             last_ts: None,
             max_ts: i64::MIN,
             frames: 0,
-            dns_messages: 0,
-            queries: 0,
-            responses: 0,
             malformed: 0,
             ignored: Ignored::default(),
             transactions: 0,
@@ -499,42 +817,19 @@ impl Analyzer {
             unanswered_filter: 0,
             unanswered_tx: 0,
             retrans_q: 0,
-            retrans_r: 0,
-            unsolicited: 0,
-            slow_count: 0,
-            response_rcodes: [0; 16],
-            lat: LatencyHistogram::new(),
-            lat_acc: AggAcc::default(),
             unanswered_heap: BinaryHeap::new(),
-            slow_list: Vec::new(),
-            servers: Vec::new(),
-            clients: Vec::new(),
-            server_slots: FastMap::default(),
-            client_slots: FastMap::default(),
-            server_cache: None,
-            client_cache: None,
-            failing: FastMap::default(),
-            failing_truncated: false,
-            name_buf: Vec::new(),
             recent_queries: VecDeque::with_capacity(RECENT_QUERIES),
             pairs: 0,
             pair_lost: 0,
-            timeline: Vec::new(),
-            second_slots: FastMap::default(),
-            last_second: None,
-            q_types: TypeCounts::new(),
-            r_types: TypeCounts::new(),
-            answer_rrs: AggAcc::default(),
-            answer_types: TypeCounts::new(),
-            ttl: TypeCounts::new(),
-            rt_buckets: [AggAcc::default(); 20],
-            size_buckets: [AggAcc::default(); 8],
             hop_candidates: (0..HOP_SLOTS).map(|_| None).collect(),
             hops: Vec::new(),
             hop_index: FastMap::default(),
             hop_count: 0,
             mdns: FastMap::default(),
             sc: Scratch::default(),
+            batch: Batch::default(),
+            sender: Some(sender),
+            stats: Some(handle),
         }
     }
 
@@ -600,10 +895,6 @@ impl Analyzer {
         }
     }
 
-    fn rel_ms(&self, ts: i64) -> f64 {
-        ns_to_ms(ts - self.first_ts.unwrap_or(ts))
-    }
-
     /// mDNS and LLMNR: only what the `dns.response_in` filter sees (they share dissect_dns_common
     /// and its transaction table, but Wireshark keeps them out of the DNS statistics).
     fn multicast_message(&mut self, ts: i64, src: Endpoint, dst: Endpoint, m: &[u8]) {
@@ -648,25 +939,48 @@ impl Analyzer {
         self.mdns.clear();
     }
 
-    /// dissect_dns_common for one message (`m` without any TCP length prefix).
+    /// dissect_dns_common for one message (`m` without any TCP length prefix): the
+    /// transaction state here, the statistics on the other thread (`Stats::account`).
     fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32) {
         if m.len() < 4 {
             // The ID and flags are read first; a shorter message throws before any state.
             self.malformed += 1;
             return;
         }
+        // Parsing does not depend on the transaction state, so it goes first; Wireshark
+        // updates the state before it can throw, which the branches below respect.
+        let mut sc = std::mem::take(&mut self.sc);
+        let parse = dns::parse_body(m, &mut sc);
+        self.message_parsed(ts, transport, src, dst, m, prefix, parse, &sc);
+        self.sc = sc;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn message_parsed(
+        &mut self,
+        ts: i64,
+        transport: Transport,
+        src: Endpoint,
+        dst: Endpoint,
+        m: &[u8],
+        prefix: u32,
+        parse: Result<dns::Parsed, dns::Malformed>,
+        sc: &Scratch,
+    ) {
         let id = u16::from_be_bytes([m[0], m[1]]);
         let flags = u16::from_be_bytes([m[2], m[3]]);
         let is_response = flags & 0x8000 != 0;
         let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
         let key = TxKey { transport, a, b, id };
-        // Parsing does not depend on the transaction state, so it goes first; Wireshark
-        // updates the state before it can throw, which the branches below respect.
-        let parse = dns::parse_body(m, &mut self.sc);
-        let multiple = match &parse {
-            Ok(p) if p.qdcount > 0 => Some(p.multiple_responds),
-            _ => None,
+        let (multiple, qname): (Option<bool>, &[u8]) = match &parse {
+            Ok(p) if p.qdcount > 0 => {
+                let n = sc.qname.len.min(sc.qname.bytes.len());
+                (Some(p.multiple_responds), &sc.qname.bytes[..n])
+            }
+            Ok(_) => (None, &[]),
+            Err(_) => (None, &[]),
         };
+        let qtype = parse.as_ref().map_or(0, |p| p.qtype);
 
         // --- transaction state, first pass (packet-dns.c, !pinfo->fd->visited) ---
         let mut retransmission = false;
@@ -682,13 +996,13 @@ impl Analyzer {
                 req_ns: ts,
                 answered: false,
                 multiple_responds: false,
-                query_malformed: false,
+                query_malformed: parse.is_err(),
                 paired: false,
                 loss_counted: false,
                 retransmissions: 0,
                 client_is_a: src == a,
-                qtype: 0,
-                qname: Box::default(),
+                qtype,
+                qname: qname.into(),
             };
             match self.txs.entry(key) {
                 Entry::Occupied(mut o) => {
@@ -754,229 +1068,66 @@ impl Analyzer {
                 if !is_response {
                     // The query carries dns.flags.response but never dns.response_in.
                     self.unanswered_filter += 1;
-                    if new_tx {
-                        if let Some(tx) = self.txs.get_mut(&key) {
-                            tx.query_malformed = true;
-                        }
-                    }
                 }
                 return;
             }
         };
-        self.dns_messages += 1;
-        let rcode = flags & 0xF;
-        let opcode = (flags >> 11) & 0xF;
-        let qname_len = if parsed.qdcount > 0 { self.sc.qname.len as u32 } else { 0 };
-        let labels = if parsed.qdcount > 0 { self.sc.qname.labels() } else { 0 };
-        let unsolicited = is_response && !found;
-        let rrt_ms = ns_to_ms(delta_ns);
-        let size = m.len() as u32 + prefix;
-        let tap = DnsTap {
-            qr: (flags >> 15),
-            qtype: parsed.qtype,
-            qclass: parsed.qclass,
-            rcode,
-            opcode,
-            payload_size: size,
-            qname_len,
-            qname_labels: labels,
-            nquestions: parsed.qdcount,
-            nanswers: parsed.ancount,
-            nauthorities: parsed.nscount,
-            nadditionals: parsed.arcount,
-            unsolicited,
-            retransmission,
-            rrt_ms: rrt_ms as f32,
-        };
-        let now = self.rel_ms(ts);
-        self.tree.packet(now, &tap);
-
-        // --- everything beyond the tshark tree ---
-        let size_bucket = match size {
-            0..=63 => 0,
-            64..=127 => 1,
-            128..=255 => 2,
-            256..=511 => 3,
-            512..=1023 => 4,
-            1024..=2047 => 5,
-            2048..=4095 => 6,
-            _ => 7,
-        };
-        self.size_buckets[size_bucket].add(size as f64);
-        let second = ts.div_euclid(1_000_000_000);
-        let sec = self.second_index(second);
         if !is_response {
-            self.queries += 1;
-            self.q_types.add(parsed.qtype);
-            if let Some(i) = sec {
-                self.timeline[i].queries += 1;
-            }
-            let si = self.peer_index(true, dst.ip);
-            self.servers[si].queries += 1;
-            let ci = self.peer_index(false, src.ip);
-            self.clients[ci].queries += 1;
             if retransmission {
                 self.unanswered_filter += 1;
                 self.retrans_q += 1;
             } else if new_tx {
-                let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
-                let name_hash = fnv(&self.sc.qname.bytes[..n]);
-                if let Some(tx) = self.txs.get_mut(&key) {
-                    tx.qtype = parsed.qtype;
-                    tx.qname = self.sc.qname.bytes[..n].into();
-                }
-                self.track_pairs(ts, transport, src, key, parsed.qtype, name_hash);
-                self.track_hop_query(ts, key, src, dst, parsed.qtype, name_hash);
+                let name_hash = fnv(qname);
+                self.track_pairs(ts, transport, src, key, qtype, name_hash);
+                self.track_hop_query(ts, key, src, dst, qtype, name_hash);
             }
-        } else {
-            self.responses += 1;
-            self.r_types.add(parsed.qtype);
-            self.response_rcodes[rcode as usize] += 1;
-            self.answer_rrs.add(parsed.ancount as f64);
-            for i in 0..self.sc.answers.len() {
-                let rr = self.sc.answers[i];
-                self.answer_types.add(rr.rtype);
-                self.ttl.entry(rr.rtype).add(rr.ttl as f64);
-            }
-            let is_error = rcode != 0;
-            if let Some(i) = sec {
-                self.timeline[i].responses += 1;
-                if is_error {
-                    self.timeline[i].errors += 1;
-                }
-            }
-            let si = self.peer_index(true, src.ip);
-            let ci = self.peer_index(false, dst.ip);
-            for p in [&mut self.servers[si], &mut self.clients[ci]] {
-                p.responses += 1;
-                match rcode {
-                    0 => p.noerror += 1,
-                    2 => p.servfail += 1,
-                    3 => p.nxdomain += 1,
-                    5 => p.refused += 1,
-                    _ => p.other_errors += 1,
-                }
-            }
-            if is_error && parsed.qdcount > 0 {
-                self.count_failing(rcode);
-            }
-            if unsolicited {
-                self.unsolicited += 1;
-            } else if retransmission {
-                self.retrans_r += 1;
-            } else {
-                let ms = tap.rrt_ms as f64;
-                self.lat_acc.add(ms);
-                self.lat.add((delta_ns.max(0) / 1000) as u64);
-                let secs = delta_ns as f64 / 1e9;
-                let bi = if secs < 1.0 { (secs.max(0.0) * 10.0) as usize } else { ((secs as usize) + 9).min(19) };
-                self.rt_buckets[bi.min(19)].add(secs);
-                let slow = delta_ns >= self.slow_ns;
-                let si = self.peer_index(true, src.ip);
-                let ci = self.peer_index(false, dst.ip);
-                for p in [&mut self.servers[si], &mut self.clients[ci]] {
-                    p.timed += 1;
-                    p.rt_sum_ms += ms;
-                    if ms > p.rt_max_ms {
-                        p.rt_max_ms = ms;
-                    }
-                    if slow {
-                        p.slow += 1;
-                    }
-                }
-                if slow {
-                    self.slow_count += 1;
-                    if let Some(i) = sec {
-                        self.timeline[i].slow += 1;
-                    }
-                    if self.slow_list.len() < self.list_limit {
-                        let rec = TxRecord {
-                            time_ns: ts,
-                            client: ep_str(&dst),
-                            server: ep_str(&src),
-                            transport: transport_str(transport),
-                            id,
-                            qtype: type_mnemonic(parsed.qtype),
-                            qname: self.sc.qname.display(),
-                            rcode: Some(rcode_name(rcode)),
-                            response_time_ms: Some(delta_ns as f64 / 1e6),
-                            retransmissions: tx_retransmissions,
-                        };
-                        self.slow_list.push(rec);
-                    }
-                }
-                self.track_hop_response(ts, key);
-            }
+        } else if found && !retransmission {
+            self.track_hop_response(ts, key);
+        }
+        let b = &mut self.batch;
+        let name_start = b.names.len() as u32;
+        b.names.extend_from_slice(qname);
+        let answers_start = b.answers.len() as u32;
+        b.answers.extend_from_slice(&sc.answers);
+        b.events.push(Ev::Msg(MsgEv {
+            ts,
+            now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
+            transport,
+            src,
+            dst,
+            id,
+            flags,
+            size: m.len() as u32 + prefix,
+            qdcount: parsed.qdcount,
+            ancount: parsed.ancount,
+            nscount: parsed.nscount,
+            arcount: parsed.arcount,
+            qtype: parsed.qtype,
+            qclass: parsed.qclass,
+            qname_len: if parsed.qdcount > 0 { sc.qname.len as u32 } else { 0 },
+            labels: if parsed.qdcount > 0 { sc.qname.labels() } else { 0 },
+            unsolicited: is_response && !found,
+            retransmission,
+            delta_ns,
+            tx_retransmissions,
+            names: (name_start, b.names.len() as u32),
+            answers: (answers_start, b.answers.len() as u32),
+        }));
+        self.flush_if_full();
+    }
+
+    fn flush_if_full(&mut self) {
+        if self.batch.events.len() >= BATCH_EVENTS {
+            self.flush();
         }
     }
 
-    /// Count a failed response by (lower-cased name, rcode), bounded in entries.
-    fn count_failing(&mut self, rcode: u16) {
-        let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
-        self.name_buf.clear();
-        self.name_buf.extend(self.sc.qname.bytes[..n].iter().map(|b| b.to_ascii_lowercase()));
-        self.name_buf.extend_from_slice(&rcode.to_be_bytes());
-        if let Some(c) = self.failing.get_mut(self.name_buf.as_slice()) {
-            *c += 1;
-        } else if self.failing.len() < MAX_FAILING_NAMES {
-            self.failing.insert(self.name_buf.as_slice().into(), 1);
-        } else {
-            self.failing_truncated = true;
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if let Some(sender) = &self.sender {
+            // The statistics thread only stops by panicking; its panic surfaces at join.
+            let _ = sender.send(batch);
         }
-    }
-
-    /// The timeline slot of `second` (None once the timeline is full).
-    fn second_index(&mut self, second: i64) -> Option<usize> {
-        if let Some((s, i)) = self.last_second {
-            if s == second {
-                return Some(i);
-            }
-        }
-        let i = match self.second_slots.get(&second) {
-            Some(&i) => i,
-            None if self.timeline.len() < MAX_TIMELINE_SECONDS => {
-                self.timeline.push(Second { second, ..Default::default() });
-                self.second_slots.insert(second, self.timeline.len() - 1);
-                self.timeline.len() - 1
-            }
-            None => return None,
-        };
-        self.last_second = Some((second, i));
-        Some(i)
-    }
-
-    fn peer_index(&mut self, server: bool, ip: std::net::IpAddr) -> usize {
-        let (list, index, cache) = if server {
-            (&mut self.servers, &mut self.server_slots, &mut self.server_cache)
-        } else {
-            (&mut self.clients, &mut self.client_slots, &mut self.client_cache)
-        };
-        if let Some((cip, i)) = *cache {
-            if cip == ip {
-                return i;
-            }
-        }
-        let i = match index.get(&ip) {
-            Some(&i) => i,
-            None => {
-                // Bound memory on hostile input: past MAX_PEERS, fold the rest into one row.
-                let (key, label) = if list.len() >= MAX_PEERS {
-                    (std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED), "other".to_string())
-                } else {
-                    (ip, ip.to_string())
-                };
-                match index.get(&key) {
-                    Some(&i) => i,
-                    None => {
-                        list.push(Peer { address: label, ..Default::default() });
-                        index.insert(key, list.len() - 1);
-                        list.len() - 1
-                    }
-                }
-            }
-        };
-        *cache = Some((ip, i));
-        i
     }
 
     /// glibc sends A and AAAA back to back from one socket; when conntrack drops one of
@@ -1101,15 +1252,9 @@ impl Analyzer {
         if tx.paired && !tx.loss_counted {
             self.pair_lost += 1;
         }
-        let second = tx.req_ns.div_euclid(1_000_000_000);
-        if let Some(i) = self.second_index(second) {
-            self.timeline[i].unanswered += 1;
-        }
         let (client, server) = tx.endpoints(key);
-        let si = self.peer_index(true, server.ip);
-        self.servers[si].unanswered += 1;
-        let ci = self.peer_index(false, client.ip);
-        self.clients[ci].unanswered += 1;
+        self.batch.events.push(Ev::Unanswered { req_ns: tx.req_ns, server: server.ip, client: client.ip });
+        self.flush_if_full();
         // Keep the earliest `list_limit` (a max-heap whose top is the latest kept).
         if self.unanswered_heap.len() >= self.list_limit {
             match self.unanswered_heap.peek() {
@@ -1177,20 +1322,27 @@ impl Analyzer {
                 self.finalize_unanswered(&k, tx);
             }
         }
+        self.flush();
+        self.sender = None; // closes the channel: the statistics thread finishes
+        let st = match self.stats.take().map(|h| h.join()) {
+            Some(Ok(st)) => st,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => unreachable!("finish runs once"),
+        };
         let mut unanswered = self.unanswered_heap.into_sorted_vec();
         unanswered.truncate(self.list_limit);
-        let total = self.lat_acc.count;
+        let total = st.lat_acc.count;
         let latency = Latency {
             count: total,
-            average_ms: if total > 0 { self.lat_acc.sum / total as f64 } else { 0.0 },
-            min_ms: self.lat_acc.min,
-            max_ms: self.lat_acc.max,
-            p50_ms: self.lat.quantile(total, 0.50),
-            p90_ms: self.lat.quantile(total, 0.90),
-            p99_ms: self.lat.quantile(total, 0.99),
-            histogram: self.lat.sparse(),
+            average_ms: if total > 0 { st.lat_acc.sum / total as f64 } else { 0.0 },
+            min_ms: st.lat_acc.min,
+            max_ms: st.lat_acc.max,
+            p50_ms: st.lat.quantile(total, 0.50),
+            p90_ms: st.lat.quantile(total, 0.90),
+            p99_ms: st.lat.quantile(total, 0.99),
+            histogram: st.lat.sparse(),
         };
-        let mut response_rcodes: Vec<(String, u64)> = self
+        let mut response_rcodes: Vec<(String, u64)> = st
             .response_rcodes
             .iter()
             .enumerate()
@@ -1202,7 +1354,7 @@ impl Analyzer {
             v.sort_by(|a, b| (b.queries + b.responses).cmp(&(a.queries + a.responses)).then(a.address.cmp(&b.address)));
             v
         };
-        let mut failing: Vec<FailingName> = self
+        let mut failing: Vec<FailingName> = st
             .failing
             .into_iter()
             .map(|(key, count)| {
@@ -1212,7 +1364,7 @@ impl Analyzer {
             .collect();
         failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
         failing.truncate(self.list_limit.max(100));
-        let mut timeline: Vec<Second> = self.timeline;
+        let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
         let by_count = |m: TypeCounts<u64>| {
             let mut v: Vec<(String, u64)> =
@@ -1221,7 +1373,7 @@ impl Analyzer {
             v
         };
         let mut ttl: Vec<Agg> =
-            self.ttl.items().into_iter().filter(|(_, a)| a.count > 0).map(|(t, a)| a.out(type_mnemonic(t))).collect();
+            st.ttl.items().into_iter().filter(|(_, a)| a.count > 0).map(|(t, a)| a.out(type_mnemonic(t))).collect();
         ttl.sort_by(|a, b| b.count.cmp(&a.count).then(a.label.cmp(&b.label)));
         let rt_label = |i: usize| {
             if i < 10 {
@@ -1234,7 +1386,7 @@ impl Analyzer {
         };
         let size_labels = ["0-63", "64-127", "128-255", "256-511", "512-1023", "1024-2047", "2048-4095", "4096 or more"];
         let guide = GuideTable {
-            rcodes: self
+            rcodes: st
                 .tree
                 .tree
                 .rows()
@@ -1244,22 +1396,22 @@ impl Analyzer {
                 .take_while(|r| r.depth == 2)
                 .map(|r| (r.name, r.count as u64))
                 .collect(),
-            query_types: by_count(self.q_types),
-            response_types: by_count(self.r_types),
-            answer_rrs: self.answer_rrs.out("Answer RRs".into()),
-            answer_types: by_count(self.answer_types),
+            query_types: by_count(st.q_types),
+            response_types: by_count(st.r_types),
+            answer_rrs: st.answer_rrs.out("Answer RRs".into()),
+            answer_types: by_count(st.answer_types),
             ttl_by_type: ttl,
-            response_time_buckets: self
+            response_time_buckets: st
                 .rt_buckets
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.count > 0)
                 .map(|(i, a)| a.out(rt_label(i)))
                 .collect(),
-            unsolicited: self.unsolicited,
-            retransmissions: self.retrans_r,
+            unsolicited: st.unsolicited,
+            retransmissions: st.retrans_r,
             request_not_found: self.unanswered_filter,
-            payload_size_buckets: self
+            payload_size_buckets: st
                 .size_buckets
                 .iter()
                 .enumerate()
@@ -1286,32 +1438,32 @@ impl Analyzer {
             files,
             warnings,
             frames: self.frames,
-            dns_messages: self.dns_messages,
-            queries: self.queries,
-            responses: self.responses,
+            dns_messages: st.dns_messages,
+            queries: st.queries,
+            responses: st.responses,
             malformed: self.malformed,
             ignored: self.ignored,
             first_time_ns: self.first_ts,
             last_time_ns: self.last_ts,
-            tshark_tree: self.tree.tree.render_plain(),
-            tree_rows: self.tree.tree.rows(),
+            tshark_tree: st.tree.tree.render_plain(),
+            tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,
             answered_transactions: self.answered,
             unanswered_queries: self.unanswered_filter,
             unanswered_transactions: self.unanswered_tx,
             retransmitted_queries: self.retrans_q,
-            retransmitted_responses: self.retrans_r,
-            unsolicited_responses: self.unsolicited,
-            slow_threshold_s: self.slow_ns as f64 / 1e9,
-            slow_responses: self.slow_count,
+            retransmitted_responses: st.retrans_r,
+            unsolicited_responses: st.unsolicited,
+            slow_threshold_s: st.slow_ns as f64 / 1e9,
+            slow_responses: st.slow_count,
             response_rcodes,
             latency,
             unanswered,
-            slow: self.slow_list,
-            servers: sort_peers(self.servers),
-            clients: sort_peers(self.clients),
+            slow: st.slow_list,
+            servers: sort_peers(st.servers),
+            clients: sort_peers(st.clients),
             failing_names: failing,
-            failing_names_truncated: self.failing_truncated,
+            failing_names_truncated: st.failing_truncated,
             aaaa_pairs: self.pairs,
             aaaa_pair_members_lost: self.pair_lost,
             timeline,
