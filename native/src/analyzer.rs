@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 /// Wireshark's dns.retransmission_timer default (packet-dns.c), in seconds.
 const RETRANSMISSION_TIMER_S: f64 = 5.0;
 /// Answered transactions are kept this long (capture time) to recognise duplicate responses.
-const KEEP_ANSWERED_NS: i64 = 30_000_000_000;
+const KEEP_ANSWERED_NS: i64 = 10_000_000_000;
 /// Unanswered transactions wait this long for a late response before they are final.
 const KEEP_UNANSWERED_NS: i64 = 300_000_000_000;
 const MAX_FAILING_NAMES: usize = 200_000;
@@ -43,6 +43,8 @@ struct Tx {
     retransmissions: u32,
     /// The query came from endpoint `a` of the key (else from `b`).
     client_is_a: bool,
+    /// Part of a followed lookup (listed in `hop_index`).
+    hop: bool,
     qtype: u16,
     /// The question's name as Wireshark expanded it (raw bytes).
     qname: Box<[u8]>,
@@ -792,13 +794,16 @@ impl Analyzer {
         let stats = Stats::new(slow_s, list_limit);
         // Batches flow to the statistics thread in order; a few in flight keep both busy.
         let (sender, receiver) = sync_channel::<Batch>(4);
-        let handle = std::thread::spawn(move || {
-            let mut stats = stats;
-            for batch in receiver {
-                stats.account(&batch);
-            }
-            stats
-        });
+        let handle = std::thread::Builder::new()
+            .name("aksdns-stats".into())
+            .spawn(move || {
+                let mut stats = stats;
+                for batch in receiver {
+                    stats.account(&batch);
+                }
+                stats
+            })
+            .expect("cannot start the statistics thread");
         Analyzer {
             list_limit,
             txs: FastMap::default(),
@@ -857,7 +862,7 @@ impl Analyzer {
         if ts > self.max_ts {
             self.max_ts = ts;
         }
-        if self.frames % 65_536 == 0 {
+        if self.frames % 8_192 == 0 {
             self.expire();
         }
         let seg = match link::ip_of_frame(linktype, data).and_then(link::segment_of_ip) {
@@ -989,6 +994,7 @@ impl Analyzer {
         let mut new_tx = false;
         let mut retired: Option<Tx> = None;
         let mut tx_retransmissions = 0;
+        let mut hop_serial: Option<u64> = None;
         if !is_response {
             found = true;
             let fresh = |serial: u64| Tx {
@@ -1001,6 +1007,7 @@ impl Analyzer {
                 loss_counted: false,
                 retransmissions: 0,
                 client_is_a: src == a,
+                hop: false,
                 qtype,
                 qname: qname.into(),
             };
@@ -1044,6 +1051,7 @@ impl Analyzer {
             }
         } else if let Some(tx) = self.txs.get_mut(&key) {
             found = true;
+            hop_serial = if tx.hop { Some(tx.serial) } else { None };
             delta_ns = ts - tx.req_ns;
             if !tx.answered {
                 tx.answered = true;
@@ -1081,8 +1089,8 @@ impl Analyzer {
                 self.track_pairs(ts, transport, src, key, qtype, name_hash);
                 self.track_hop_query(ts, key, src, dst, qtype, name_hash);
             }
-        } else if found && !retransmission {
-            self.track_hop_response(ts, key);
+        } else if let (Some(serial), false) = (hop_serial, retransmission) {
+            self.track_hop_response(ts, key, serial);
         }
         let b = &mut self.batch;
         let name_start = b.names.len() as u32;
@@ -1197,20 +1205,18 @@ impl Analyzer {
                 });
                 self.hop_index.entry((ckey, cserial)).or_default().push(idx);
                 self.hop_index.entry((key, userial)).or_default().push(idx);
+                for k in [ckey, key] {
+                    if let Some(tx) = self.txs.get_mut(&k) {
+                        tx.hop = true;
+                    }
+                }
             }
         }
         let serial = self.serial;
         self.hop_candidates[slot] = Some(HopCandidate { ts, key, serial, server_ip: dst.ip, name_hash, qtype });
     }
 
-    fn track_hop_response(&mut self, ts: i64, key: TxKey) {
-        if self.hop_index.is_empty() {
-            return;
-        }
-        let serial = match self.txs.get(&key) {
-            Some(t) => t.serial,
-            None => return,
-        };
+    fn track_hop_response(&mut self, ts: i64, key: TxKey, serial: u64) {
         if let Some(list) = self.hop_index.remove(&(key, serial)) {
             for i in list {
                 let h = &mut self.hops[i];
