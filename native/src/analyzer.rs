@@ -21,6 +21,10 @@ const KEEP_ANSWERED_NS: i64 = 10_000_000_000;
 /// Unanswered transactions wait this long for a late response before they are final.
 const KEEP_UNANSWERED_NS: i64 = 300_000_000_000;
 const MAX_FAILING_NAMES: usize = 200_000;
+/// Live transactions at most (~130 bytes each): past this, the oldest are settled early,
+/// so a hostile capture of endless unanswered queries cannot exhaust memory.
+const MAX_LIVE_TRANSACTIONS: usize = 400_000;
+const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
 
@@ -933,7 +937,7 @@ impl Analyzer {
                 self.mdns.insert(key, (ts, true));
             }
         }
-        if self.mdns.len() > 1_000_000 {
+        if self.mdns.len() > MAX_MULTICAST_TRANSACTIONS {
             self.settle_mdns();
         }
     }
@@ -1048,6 +1052,9 @@ impl Analyzer {
             if new_tx {
                 self.transactions += 1;
                 self.fifo.push_back((key, ts, self.serial));
+                if self.txs.len() > MAX_LIVE_TRANSACTIONS {
+                    self.expire();
+                }
             }
         } else if let Some(tx) = self.txs.get_mut(&key) {
             found = true;
@@ -1311,6 +1318,37 @@ impl Analyzer {
             self.fifo_unanswered.pop_front();
             let matches = matches!(self.txs.get(&key), Some(tx) if tx.serial == serial);
             if matches {
+                let tx = self.txs.remove(&key).unwrap();
+                if !tx.answered {
+                    self.finalize_unanswered(&key, tx);
+                }
+            }
+        }
+        // Hard cap: settle the oldest transactions early (only hostile or enormous
+        // captures get here; the figures then count a late answer as unsolicited).
+        while self.txs.len() > MAX_LIVE_TRANSACTIONS {
+            let next = match (self.fifo_unanswered.front(), self.fifo.front()) {
+                (Some(&u), Some(&f)) => {
+                    if u.1 <= f.1 {
+                        self.fifo_unanswered.pop_front();
+                        u
+                    } else {
+                        self.fifo.pop_front();
+                        f
+                    }
+                }
+                (Some(&u), None) => {
+                    self.fifo_unanswered.pop_front();
+                    u
+                }
+                (None, Some(&f)) => {
+                    self.fifo.pop_front();
+                    f
+                }
+                (None, None) => break,
+            };
+            let (key, _, serial) = next;
+            if matches!(self.txs.get(&key), Some(tx) if tx.serial == serial) {
                 let tx = self.txs.remove(&key).unwrap();
                 if !tx.answered {
                     self.finalize_unanswered(&key, tx);

@@ -6,6 +6,8 @@ use crate::link::Endpoint;
 use crate::FastMap;
 
 const MAX_BUFFER: usize = 2 + 65_535;
+/// Streams followed at once; past this, idle ones are dropped sooner (hostile captures).
+const MAX_STREAMS: usize = 100_000;
 
 #[derive(Default)]
 struct Stream {
@@ -37,7 +39,7 @@ impl Reassembler {
         mut emit: impl FnMut(&[u8]),
     ) {
         self.ops += 1;
-        if self.ops % 65_536 == 0 {
+        if self.ops % 65_536 == 0 || self.streams.len() > MAX_STREAMS {
             self.sweep(ts_ns);
         }
         let key = (src, dst);
@@ -103,5 +105,12 @@ impl Reassembler {
     /// Forget streams idle for more than five minutes of capture time.
     fn sweep(&mut self, now_ns: i64) {
         self.streams.retain(|_, s| now_ns - s.last_ns < 300_000_000_000);
+        if self.streams.len() > MAX_STREAMS {
+            // Still too many: keep only streams active in the last second, then none.
+            self.streams.retain(|_, s| now_ns - s.last_ns < 1_000_000_000);
+            if self.streams.len() > MAX_STREAMS {
+                self.streams.clear();
+            }
+        }
     }
 }
