@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -240,6 +241,7 @@ def _kill_strays(run_dir: Path) -> None:
     cache: other people run the cached binaries (helm) and builds write there."""
     marker = str(run_dir) + os.sep
     me = os.getpid()
+    strays: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
@@ -248,7 +250,15 @@ def _kill_strays(run_dir: Path) -> None:
         except OSError:
             continue
         if marker in cmdline or cmdline.rstrip().endswith(str(run_dir)):
-            procs.stop_pid(int(entry.name), grace_s=2.0)
+            strays.append(int(entry.name))
+    # All at once: SIGTERM, a short grace for everybody together, then SIGKILL.
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not all(procs.gone(p) for p in strays):
+            time.sleep(0.05)
 
 
 def down(run_dir: Path | None = None) -> None:

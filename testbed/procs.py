@@ -76,6 +76,11 @@ def stop_pid(pid: int, grace_s: float = 5.0) -> None:
             time.sleep(0.05)
 
 
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its parent to reap it counts as exited)."""
+    return _start_time(pid) is None or _zombie(pid)
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
