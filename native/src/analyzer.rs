@@ -394,13 +394,9 @@ pub struct Analyzer {
     serial: u64,
     fifo: VecDeque<(TxKey, i64, u64)>,
     fifo_unanswered: VecDeque<(TxKey, i64, u64)>,
-    reasm: Reassembler,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
     max_ts: i64,
-    frames: u64,
+    since_expire: u32,
     malformed: u64,
-    ignored: Ignored,
     transactions: u64,
     answered: u64,
     unanswered_filter: u64,
@@ -417,8 +413,7 @@ pub struct Analyzer {
     hop_index: FastMap<(TxKey, u64), Vec<usize>>,
     hop_count: u64,
     mdns: FastMap<(Endpoint, Endpoint, u16), (i64, bool)>,
-    sc: Scratch,
-    batch: Batch,
+    pending: Vec<Unanswered>,
     sender: Option<SyncSender<Batch>>,
     stats: Option<JoinHandle<Stats>>,
 }
@@ -464,8 +459,9 @@ pub struct Stats {
 /// Messages handed from the matching thread to the statistics thread.
 const BATCH_EVENTS: usize = 4096;
 
-/// What the statistics need of one DNS message that dissected cleanly.
-struct MsgEv {
+/// One DNS message as the reading thread parsed it, annotated by the matching thread
+/// and then counted by the statistics thread.
+struct Rec {
     ts: i64,
     now_ms: f64,
     transport: Transport,
@@ -474,34 +470,36 @@ struct MsgEv {
     id: u16,
     flags: u16,
     size: u32,
-    qdcount: u16,
-    ancount: u16,
-    nscount: u16,
-    arcount: u16,
-    qtype: u16,
-    qclass: u16,
+    /// mDNS or LLMNR: only the unanswered filter sees it.
+    multicast: bool,
+    /// None when the body failed to dissect (the ID and flags were read).
+    parsed: Option<dns::Parsed>,
     qname_len: u32,
     labels: u32,
+    /// Ranges in the batch's `names` and `answers`.
+    names: (u32, u32),
+    answers: (u32, u32),
+    // Set by the matching thread:
+    account: bool,
     unsolicited: bool,
     retransmission: bool,
     delta_ns: i64,
     tx_retransmissions: u32,
-    /// Ranges in the batch's `names` and `answers`.
-    names: (u32, u32),
-    answers: (u32, u32),
 }
 
-enum Ev {
-    Msg(MsgEv),
-    /// A transaction settled as never answered.
-    Unanswered { req_ns: i64, server: std::net::IpAddr, client: std::net::IpAddr },
+/// A transaction settled as never answered (for the per-peer and per-second figures).
+struct Unanswered {
+    req_ns: i64,
+    server: std::net::IpAddr,
+    client: std::net::IpAddr,
 }
 
 #[derive(Default)]
 struct Batch {
-    events: Vec<Ev>,
+    recs: Vec<Rec>,
     names: Vec<u8>,
     answers: Vec<RrInfo>,
+    unanswered: Vec<Unanswered>,
 }
 
 impl Stats {
@@ -544,27 +542,25 @@ impl Stats {
 
     /// The statistics for one batch of messages, in capture order.
     fn account(&mut self, batch: &Batch) {
-        for ev in &batch.events {
-            match ev {
-                Ev::Msg(e) => {
-                    let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
-                    let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
-                    self.message(e, name, answers);
-                }
-                Ev::Unanswered { req_ns, server, client } => {
-                    if let Some(i) = self.second_index(req_ns.div_euclid(1_000_000_000)) {
-                        self.timeline[i].unanswered += 1;
-                    }
-                    let si = self.peer_index(true, *server);
-                    self.servers[si].unanswered += 1;
-                    let ci = self.peer_index(false, *client);
-                    self.clients[ci].unanswered += 1;
-                }
+        for e in batch.recs.iter().filter(|e| e.account) {
+            let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
+            let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
+            if let Some(p) = e.parsed {
+                self.message(e, &p, name, answers);
             }
+        }
+        for u in &batch.unanswered {
+            if let Some(i) = self.second_index(u.req_ns.div_euclid(1_000_000_000)) {
+                self.timeline[i].unanswered += 1;
+            }
+            let si = self.peer_index(true, u.server);
+            self.servers[si].unanswered += 1;
+            let ci = self.peer_index(false, u.client);
+            self.clients[ci].unanswered += 1;
         }
     }
 
-    fn message(&mut self, e: &MsgEv, qname: &[u8], answers: &[RrInfo]) {
+    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo]) {
         let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
         let is_response = flags & 0x8000 != 0;
         self.dns_messages += 1;
@@ -573,17 +569,17 @@ impl Stats {
         let delta_ns = e.delta_ns;
         let tap = DnsTap {
             qr: (flags >> 15),
-            qtype: e.qtype,
-            qclass: e.qclass,
+            qtype: p.qtype,
+            qclass: p.qclass,
             rcode,
             opcode,
             payload_size: e.size,
             qname_len: e.qname_len,
             qname_labels: e.labels,
-            nquestions: e.qdcount,
-            nanswers: e.ancount,
-            nauthorities: e.nscount,
-            nadditionals: e.arcount,
+            nquestions: p.qdcount,
+            nanswers: p.ancount,
+            nauthorities: p.nscount,
+            nadditionals: p.arcount,
             unsolicited: e.unsolicited,
             retransmission: e.retransmission,
             rrt_ms: ns_to_ms(delta_ns) as f32,
@@ -605,7 +601,7 @@ impl Stats {
         let sec = self.second_index(ts.div_euclid(1_000_000_000));
         if !is_response {
             self.queries += 1;
-            self.q_types.add(e.qtype);
+            self.q_types.add(p.qtype);
             if let Some(i) = sec {
                 self.timeline[i].queries += 1;
             }
@@ -616,9 +612,9 @@ impl Stats {
             return;
         }
         self.responses += 1;
-        self.r_types.add(e.qtype);
+        self.r_types.add(p.qtype);
         self.response_rcodes[rcode as usize] += 1;
-        self.answer_rrs.add(e.ancount as f64);
+        self.answer_rrs.add(p.ancount as f64);
         for rr in answers {
             self.answer_types.add(rr.rtype);
             self.ttl.entry(rr.rtype).add(rr.ttl as f64);
@@ -642,7 +638,7 @@ impl Stats {
                 _ => p.other_errors += 1,
             }
         }
-        if is_error && e.qdcount > 0 {
+        if is_error && p.qdcount > 0 {
             self.count_failing(qname, rcode);
         }
         if e.unsolicited {
@@ -682,7 +678,7 @@ impl Stats {
                     server: ep_str(&src),
                     transport: transport_str(e.transport),
                     id: e.id,
-                    qtype: type_mnemonic(e.qtype),
+                    qtype: type_mnemonic(p.qtype),
                     qname: display_name(qname),
                     rcode: Some(rcode_name(rcode)),
                     response_time_ms: Some(delta_ns as f64 / 1e6),
@@ -814,13 +810,9 @@ impl Analyzer {
             serial: 0,
             fifo: VecDeque::new(),
             fifo_unanswered: VecDeque::new(),
-            reasm: Reassembler::default(),
-            first_ts: None,
-            last_ts: None,
             max_ts: i64::MIN,
-            frames: 0,
+            since_expire: 0,
             malformed: 0,
-            ignored: Ignored::default(),
             transactions: 0,
             answered: 0,
             unanswered_filter: 0,
@@ -835,83 +827,67 @@ impl Analyzer {
             hop_index: FastMap::default(),
             hop_count: 0,
             mdns: FastMap::default(),
-            sc: Scratch::default(),
-            batch: Batch::default(),
+            pending: Vec::new(),
             sender: Some(sender),
             stats: Some(handle),
         }
     }
 
     pub fn run(paths: &[String], slow_s: f64, list_limit: usize) -> Result<Analysis, (String, OpenError)> {
-        let mut reader = MergedReader::open(paths)?;
+        let reader = MergedReader::open(paths)?;
+        let paths = paths.to_vec();
+        // Three threads in a pipeline, batches in capture order: reading and parsing,
+        // transaction matching (here), statistics.
+        let (sender, receiver) = sync_channel::<Batch>(4);
+        let reading = std::thread::Builder::new()
+            .name("aksdns-read".into())
+            .spawn(move || ReadStage::new(reader).run(&sender, &paths))
+            .expect("cannot start the reading thread");
         let mut a = Analyzer::new(slow_s, list_limit);
-        let mut buf = Vec::with_capacity(65_536);
-        while let Some(meta) = reader.next_packet(&mut buf) {
-            a.frame(meta.ts_ns, meta.linktype, &buf);
+        for mut batch in receiver {
+            a.match_batch(&mut batch);
+            a.send(batch);
         }
-        let files = paths
-            .iter()
-            .zip(reader.packets_per_file())
-            .map(|(p, n)| FileInfo { path: p.clone(), packets: n })
-            .collect();
-        Ok(a.finish(files, reader.warnings()))
+        let summary = match reading.join() {
+            Ok(summary) => summary,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Ok(a.finish(summary))
     }
 
-    pub fn frame(&mut self, ts: i64, linktype: u32, data: &[u8]) {
-        self.frames += 1;
-        if self.first_ts.is_none() {
-            self.first_ts = Some(ts);
-        }
-        self.last_ts = Some(ts);
-        if ts > self.max_ts {
-            self.max_ts = ts;
-        }
-        if self.frames % 8_192 == 0 {
-            self.expire();
-        }
-        let seg = match link::ip_of_frame(linktype, data).and_then(link::segment_of_ip) {
-            Ok(s) => s,
-            Err(skip) => {
-                let ig = &mut self.ignored;
-                match skip {
-                    Skip::LinkType => ig.unsupported_link_type += 1,
-                    Skip::NotIp => ig.not_ip += 1,
-                    Skip::Truncated => ig.truncated += 1,
-                    Skip::Fragment => ig.ip_fragments += 1,
-                    Skip::OtherProtocol => ig.other_protocols += 1,
-                    Skip::OtherPort => ig.other_ports += 1,
-                }
-                return;
+    fn match_batch(&mut self, batch: &mut Batch) {
+        let Batch { recs, names, .. } = batch;
+        for rec in recs.iter_mut() {
+            if rec.ts > self.max_ts {
+                self.max_ts = rec.ts;
             }
-        };
-        match seg.transport {
-            Transport::Udp => {
-                let (src, dst) = (seg.src, seg.dst);
-                if seg.multicast_dns {
-                    self.multicast_message(ts, src, dst, seg.payload);
-                } else {
-                    self.message(ts, Transport::Udp, src, dst, seg.payload, 0);
-                }
+            self.since_expire += 1;
+            if self.since_expire >= 8_192 {
+                self.since_expire = 0;
+                self.expire();
             }
-            Transport::Tcp => {
-                let (src, dst, seq, flags) = (seg.src, seg.dst, seg.tcp_seq, seg.tcp_flags);
-                let mut msgs: Vec<Vec<u8>> = Vec::new();
-                self.reasm.push(src, dst, seq, flags, seg.payload, ts, |m| msgs.push(m.to_vec()));
-                for m in msgs {
-                    self.message(ts, Transport::Tcp, src, dst, &m[2..], 2);
-                }
+            let qname = &names[rec.names.0 as usize..rec.names.1 as usize];
+            if rec.multicast {
+                self.multicast_message(rec);
+            } else {
+                self.message(rec, qname);
             }
+        }
+    }
+
+    fn send(&mut self, mut batch: Batch) {
+        batch.unanswered.append(&mut self.pending);
+        if let Some(sender) = &self.sender {
+            // The statistics thread only stops by panicking; its panic surfaces at join.
+            let _ = sender.send(batch);
         }
     }
 
     /// mDNS and LLMNR: only what the `dns.response_in` filter sees (they share dissect_dns_common
     /// and its transaction table, but Wireshark keeps them out of the DNS statistics).
-    fn multicast_message(&mut self, ts: i64, src: Endpoint, dst: Endpoint, m: &[u8]) {
-        if m.len() < 4 {
-            return;
-        }
-        let id = u16::from_be_bytes([m[0], m[1]]);
-        let is_response = m[2] & 0x80 != 0;
+    fn multicast_message(&mut self, rec: &Rec) {
+        let (ts, src, dst, id) = (rec.ts, rec.src, rec.dst, rec.id);
+        let is_response = rec.flags & 0x8000 != 0;
         let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
         let key = (a, b, id);
         let entry = self.mdns.get(&key).copied();
@@ -930,7 +906,7 @@ impl Analyzer {
         } else if let Some((req, false)) = entry {
             self.mdns.insert(key, (req, true));
         }
-        if !is_response && (retransmission || dns::parse_body(m, &mut self.sc).is_err()) {
+        if !is_response && (retransmission || rec.parsed.is_none()) {
             self.unanswered_filter += 1;
             if !retransmission {
                 // A malformed query is counted now, not again when it stays unanswered.
@@ -948,46 +924,17 @@ impl Analyzer {
         self.mdns.clear();
     }
 
-    /// dissect_dns_common for one message (`m` without any TCP length prefix): the
-    /// transaction state here, the statistics on the other thread (`Stats::account`).
-    fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32) {
-        if m.len() < 4 {
-            // The ID and flags are read first; a shorter message throws before any state.
-            self.malformed += 1;
-            return;
-        }
-        // Parsing does not depend on the transaction state, so it goes first; Wireshark
-        // updates the state before it can throw, which the branches below respect.
-        let mut sc = std::mem::take(&mut self.sc);
-        let parse = dns::parse_body(m, &mut sc);
-        self.message_parsed(ts, transport, src, dst, m, prefix, parse, &sc);
-        self.sc = sc;
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn message_parsed(
-        &mut self,
-        ts: i64,
-        transport: Transport,
-        src: Endpoint,
-        dst: Endpoint,
-        m: &[u8],
-        prefix: u32,
-        parse: Result<dns::Parsed, dns::Malformed>,
-        sc: &Scratch,
-    ) {
-        let id = u16::from_be_bytes([m[0], m[1]]);
-        let flags = u16::from_be_bytes([m[2], m[3]]);
+    /// dissect_dns_common's transaction state for one message (parsed on the reading
+    /// thread); the statistics follow on the other thread (`Stats::account`).
+    fn message(&mut self, rec: &mut Rec, qname: &[u8]) {
+        let (ts, transport, src, dst, id, flags) = (rec.ts, rec.transport, rec.src, rec.dst, rec.id, rec.flags);
         let is_response = flags & 0x8000 != 0;
         let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
         let key = TxKey { transport, a, b, id };
-        let (multiple, qname): (Option<bool>, &[u8]) = match &parse {
-            Ok(p) if p.qdcount > 0 => {
-                let n = sc.qname.len.min(sc.qname.bytes.len());
-                (Some(p.multiple_responds), &sc.qname.bytes[..n])
-            }
-            Ok(_) => (None, &[]),
-            Err(_) => (None, &[]),
+        let parse = rec.parsed.ok_or(dns::Malformed);
+        let multiple = match &parse {
+            Ok(p) if p.qdcount > 0 => Some(p.multiple_responds),
+            _ => None,
         };
         let qtype = parse.as_ref().map_or(0, |p| p.qtype);
 
@@ -1099,50 +1046,12 @@ impl Analyzer {
         } else if let (Some(serial), false) = (hop_serial, retransmission) {
             self.track_hop_response(ts, key, serial);
         }
-        let b = &mut self.batch;
-        let name_start = b.names.len() as u32;
-        b.names.extend_from_slice(qname);
-        let answers_start = b.answers.len() as u32;
-        b.answers.extend_from_slice(&sc.answers);
-        b.events.push(Ev::Msg(MsgEv {
-            ts,
-            now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
-            transport,
-            src,
-            dst,
-            id,
-            flags,
-            size: m.len() as u32 + prefix,
-            qdcount: parsed.qdcount,
-            ancount: parsed.ancount,
-            nscount: parsed.nscount,
-            arcount: parsed.arcount,
-            qtype: parsed.qtype,
-            qclass: parsed.qclass,
-            qname_len: if parsed.qdcount > 0 { sc.qname.len as u32 } else { 0 },
-            labels: if parsed.qdcount > 0 { sc.qname.labels() } else { 0 },
-            unsolicited: is_response && !found,
-            retransmission,
-            delta_ns,
-            tx_retransmissions,
-            names: (name_start, b.names.len() as u32),
-            answers: (answers_start, b.answers.len() as u32),
-        }));
-        self.flush_if_full();
-    }
-
-    fn flush_if_full(&mut self) {
-        if self.batch.events.len() >= BATCH_EVENTS {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
-        if let Some(sender) = &self.sender {
-            // The statistics thread only stops by panicking; its panic surfaces at join.
-            let _ = sender.send(batch);
-        }
+        let _ = parsed;
+        rec.account = true;
+        rec.unsolicited = is_response && !found;
+        rec.retransmission = retransmission;
+        rec.delta_ns = delta_ns;
+        rec.tx_retransmissions = tx_retransmissions;
     }
 
     /// glibc sends A and AAAA back to back from one socket; when conntrack drops one of
@@ -1266,8 +1175,7 @@ impl Analyzer {
             self.pair_lost += 1;
         }
         let (client, server) = tx.endpoints(key);
-        self.batch.events.push(Ev::Unanswered { req_ns: tx.req_ns, server: server.ip, client: client.ip });
-        self.flush_if_full();
+        self.pending.push(Unanswered { req_ns: tx.req_ns, server: server.ip, client: client.ip });
         // Keep the earliest `list_limit` (a max-heap whose top is the latest kept).
         if self.unanswered_heap.len() >= self.list_limit {
             match self.unanswered_heap.peek() {
@@ -1357,7 +1265,9 @@ impl Analyzer {
         }
     }
 
-    pub fn finish(mut self, files: Vec<FileInfo>, warnings: Vec<String>) -> Analysis {
+    fn finish(mut self, summary: ReadSummary) -> Analysis {
+        let ReadSummary { files, warnings, frames, ignored, first_ts, last_ts, short_messages } = summary;
+        self.malformed += short_messages;
         self.settle_mdns();
         let keys: Vec<TxKey> = self.txs.keys().copied().collect();
         for k in keys {
@@ -1366,7 +1276,7 @@ impl Analyzer {
                 self.finalize_unanswered(&k, tx);
             }
         }
-        self.flush();
+        self.send(Batch::default());
         self.sender = None; // closes the channel: the statistics thread finishes
         let st = match self.stats.take().map(|h| h.join()) {
             Some(Ok(st)) => st,
@@ -1481,14 +1391,14 @@ impl Analyzer {
         Analysis {
             files,
             warnings,
-            frames: self.frames,
+            frames,
             dns_messages: st.dns_messages,
             queries: st.queries,
             responses: st.responses,
             malformed: self.malformed,
-            ignored: self.ignored,
-            first_time_ns: self.first_ts,
-            last_time_ns: self.last_ts,
+            ignored,
+            first_time_ns: first_ts,
+            last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
             tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,
@@ -1515,5 +1425,156 @@ impl Analyzer {
             hops,
             hop_count: self.hop_count,
         }
+    }
+}
+
+/// What the reading thread hands back at the end.
+struct ReadSummary {
+    files: Vec<FileInfo>,
+    warnings: Vec<String>,
+    frames: u64,
+    ignored: Ignored,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    /// Messages shorter than an ID and flags: Wireshark throws before any state.
+    short_messages: u64,
+}
+
+/// The first thread: read the captures in time order, decode down to DNS messages and
+/// parse them.
+struct ReadStage {
+    reader: MergedReader,
+    reasm: Reassembler,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    frames: u64,
+    ignored: Ignored,
+    short_messages: u64,
+    sc: Scratch,
+    batch: Batch,
+}
+
+impl ReadStage {
+    fn new(reader: MergedReader) -> ReadStage {
+        ReadStage {
+            reader,
+            reasm: Reassembler::default(),
+            first_ts: None,
+            last_ts: None,
+            frames: 0,
+            ignored: Ignored::default(),
+            short_messages: 0,
+            sc: Scratch::default(),
+            batch: Batch::default(),
+        }
+    }
+
+    fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
+        let mut buf = Vec::with_capacity(65_536);
+        while let Some(meta) = self.reader.next_packet(&mut buf) {
+            self.frame(meta.ts_ns, meta.linktype, &buf);
+            if self.batch.recs.len() >= BATCH_EVENTS && sender.send(std::mem::take(&mut self.batch)).is_err() {
+                break; // the matching thread is gone (it panicked)
+            }
+        }
+        let _ = sender.send(std::mem::take(&mut self.batch));
+        let files = paths
+            .iter()
+            .zip(self.reader.packets_per_file())
+            .map(|(p, n)| FileInfo { path: p.clone(), packets: n })
+            .collect();
+        ReadSummary {
+            files,
+            warnings: self.reader.warnings(),
+            frames: self.frames,
+            ignored: self.ignored,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            short_messages: self.short_messages,
+        }
+    }
+
+    fn frame(&mut self, ts: i64, linktype: u32, data: &[u8]) {
+        self.frames += 1;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+        }
+        self.last_ts = Some(ts);
+        let seg = match link::ip_of_frame(linktype, data).and_then(link::segment_of_ip) {
+            Ok(s) => s,
+            Err(skip) => {
+                let ig = &mut self.ignored;
+                match skip {
+                    Skip::LinkType => ig.unsupported_link_type += 1,
+                    Skip::NotIp => ig.not_ip += 1,
+                    Skip::Truncated => ig.truncated += 1,
+                    Skip::Fragment => ig.ip_fragments += 1,
+                    Skip::OtherProtocol => ig.other_protocols += 1,
+                    Skip::OtherPort => ig.other_ports += 1,
+                }
+                return;
+            }
+        };
+        match seg.transport {
+            Transport::Udp => {
+                let (src, dst) = (seg.src, seg.dst);
+                self.message(ts, Transport::Udp, src, dst, seg.payload, 0, seg.multicast_dns);
+            }
+            Transport::Tcp => {
+                let (src, dst, seq, flags) = (seg.src, seg.dst, seg.tcp_seq, seg.tcp_flags);
+                let mut msgs: Vec<Vec<u8>> = Vec::new();
+                self.reasm.push(src, dst, seq, flags, seg.payload, ts, |m| msgs.push(m.to_vec()));
+                for m in msgs {
+                    self.message(ts, Transport::Tcp, src, dst, &m[2..], 2, false);
+                }
+            }
+        }
+    }
+
+    /// Parse one message into the batch (`m` without any TCP length prefix).
+    #[allow(clippy::too_many_arguments)]
+    fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32, multicast: bool) {
+        if m.len() < 4 {
+            // The ID and flags are read first; a shorter message throws before any state.
+            if !multicast {
+                self.short_messages += 1;
+            }
+            return;
+        }
+        let parsed = dns::parse_body(m, &mut self.sc).ok();
+        let b = &mut self.batch;
+        let name_start = b.names.len() as u32;
+        let answers_start = b.answers.len() as u32;
+        let (mut qname_len, mut labels) = (0, 0);
+        if let Some(p) = &parsed {
+            if p.qdcount > 0 {
+                let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
+                b.names.extend_from_slice(&self.sc.qname.bytes[..n]);
+                qname_len = self.sc.qname.len as u32;
+                labels = self.sc.qname.labels();
+            }
+            b.answers.extend_from_slice(&self.sc.answers);
+        }
+        b.recs.push(Rec {
+            ts,
+            now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
+            transport,
+            src,
+            dst,
+            id: u16::from_be_bytes([m[0], m[1]]),
+            flags: u16::from_be_bytes([m[2], m[3]]),
+            size: m.len() as u32 + prefix,
+            multicast,
+            parsed,
+            qname_len,
+            labels,
+            names: (name_start, b.names.len() as u32),
+            answers: (answers_start, b.answers.len() as u32),
+            account: false,
+            unsolicited: false,
+            retransmission: false,
+            delta_ns: 0,
+            tx_retransmissions: 0,
+        });
     }
 }

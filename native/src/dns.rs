@@ -261,6 +261,7 @@ pub struct RrInfo {
 }
 
 /// What the statistics need from a message that dissected cleanly.
+#[derive(Clone, Copy)]
 pub struct Parsed {
     pub qdcount: u16,
     pub ancount: u16,
