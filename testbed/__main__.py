@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--json", action="store_true")
     p_up.add_argument("--env", action="store_true", help="print KEY=value lines")
     p_up.add_argument("--nodes", type=int, default=3, choices=[1, 2, 3])
-    sub.add_parser("down", help="stop the testbed and remove everything it created")
+    p_up.add_argument("--force", action="store_true", help="even while a test session uses it")
+    p_down = sub.add_parser("down", help="stop the testbed and remove everything it created")
+    p_down.add_argument("--force", action="store_true", help="even while a test session uses it")
     p_status = sub.add_parser("status", help="describe the running testbed")
     p_status.add_argument("--json", action="store_true")
     p_status.add_argument("--env", action="store_true")
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         from testbed import build
 
         return build.main(args.components)
+    if args.cmd in ("up", "down") and not args.force:
+        holder = cluster.session_holder()
+        if holder:
+            # `up` restarts from scratch, so both would pull the cluster from under that session.
+            print(f"testbed: in use by {holder}; wait for it, or pass --force", file=sys.stderr)
+            return 3
     if args.cmd == "down":
         cluster.down()
         print("testbed: down")

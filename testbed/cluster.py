@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dns.exception
 import dns.message
@@ -69,6 +69,76 @@ def _lock(run_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+SESSION_WAIT_S = 1800.0
+
+
+def acquire_session(wait_s: float = SESSION_WAIT_S, who: str = "") -> IO[str]:
+    """Exclusive use of the machine's testbed (its fault knobs are global). Blocks while another test
+    session or script holds it, saying so once on stderr; the lock is held until the returned file is
+    closed (or the process exits)."""
+    lock_dir = paths.run_dir().parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_dir / "testbed.session", "a+")  # held by the caller
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fh.close()
+                raise TestbedError(f"another session held the testbed for {wait_s:.0f} s") from None
+            if not told:
+                fh.seek(0)
+                print(f"testbed: waiting for {fh.read().strip() or 'another session'} to finish with it ...",
+                      file=sys.stderr, flush=True)
+                told = True
+            time.sleep(1.0)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{who or Path(sys.argv[0]).name} pid {os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+@contextlib.contextmanager
+def session(wait_s: float = SESSION_WAIT_S) -> Iterator[Testbed]:
+    """For scripts (benchmarks, the demo): exclusive use of a ready testbed. Uses a running one (faults
+    reset, left running) or starts one and stops it on exit."""
+    lock = acquire_session(wait_s)
+    started = False
+    try:
+        tb = attach()
+        if tb is None:
+            tb = up()
+            started = True
+        else:
+            tb.reset_faults()
+        yield tb
+    finally:
+        try:
+            if started:
+                down()
+        finally:
+            lock.close()
+
+
+def session_holder(run_dir: Path | None = None) -> str | None:
+    """Who holds the test-session lock (a pytest session using the testbed), or None."""
+    path = (run_dir or paths.run_dir()).parent / "testbed.session"
+    if not path.exists():
+        return None
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return fh.read().strip() or "a test session"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
 
 
 def _bin(name: str) -> str:

@@ -19,11 +19,7 @@ teardown is caught by atexit and SIGTERM handlers; anything left after a SIGKILL
 from __future__ import annotations
 
 import atexit
-import fcntl
-import os
 import signal
-import sys
-import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import IO, Any
@@ -32,7 +28,7 @@ import pytest
 
 from testbed import cluster, paths
 
-SESSION_WAIT_S = 1800.0
+SESSION_WAIT_S = cluster.SESSION_WAIT_S
 _owned: dict[str, Any] = {"testbed": None, "lock": None}
 
 
@@ -58,32 +54,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def _session_lock() -> IO[str]:
-    """Exclusive per machine: the testbed's fault knobs must not be turned by two sessions at once."""
-    run = paths.run_dir()
-    run.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(run.parent / "testbed.session", "a+")  # held for the whole session
-    deadline = time.monotonic() + SESSION_WAIT_S
-    told = False
-    while True:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                fh.close()
-                raise pytest.UsageError(
-                    f"testbed: another test session held it for {SESSION_WAIT_S:.0f} s") from None
-            if not told:
-                fh.seek(0)
-                holder = fh.read().strip() or "another session"
-                print(f"\ntestbed: waiting for {holder} to finish with the testbed ...", file=sys.stderr)
-                told = True
-            time.sleep(1.0)
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pytest pid {os.getpid()}\n")
-    fh.flush()
-    return fh
+    try:
+        return cluster.acquire_session(SESSION_WAIT_S, who="pytest")
+    except cluster.TestbedError as exc:
+        raise pytest.UsageError(f"testbed: {exc}") from None
 
 
 def _teardown() -> None:
