@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import os
 import shutil
 import signal
 import socket
@@ -49,6 +48,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from aksdns import embedded
 from aksdns.commands import DnsServer
 
 LOOPBACK = "127.0.0.1"
@@ -106,18 +106,8 @@ def _bound_pair(host: str, port: int = 0) -> tuple[socket.socket, socket.socket]
     raise RuntimeError("no free UDP+TCP port on loopback")
 
 
-def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM the child's process group, SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace_s)
+# One implementation of "stop a process group" for the product and its tests.
+kill_group = embedded.stop
 
 
 def wait_until_answers(
