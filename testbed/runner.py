@@ -202,8 +202,8 @@ class Runner:
         while not self.stopping.is_set():
             try:
                 self.tick()
-            except (ApiError, OSError, subprocess.SubprocessError) as exc:
-                print(f"runner: {exc}", file=sys.stderr, flush=True)
+            except Exception as exc:  # keep serving: a passing API hiccup must not stop the runtime
+                print(f"runner: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             self.stopping.wait(POLL_S)
         self.shutdown()
 
@@ -214,10 +214,15 @@ class Runner:
         for pod in pods:
             if pod["spec"].get("nodeName") not in self.nodes or pod["metadata"].get("deletionTimestamp"):
                 continue
-            if self.is_coredns(pod):
-                self.sync_coredns(pod)
-            elif self.is_runnable(pod):
-                self.sync_job(pod)
+            try:
+                if self.is_coredns(pod):
+                    self.sync_coredns(pod)
+                elif self.is_runnable(pod):
+                    self.sync_job(pod)
+            except Exception as exc:  # one pod's trouble must not starve the others
+                print(f"runner: pod {pod['metadata'].get('namespace')}/{pod['metadata'].get('name')}: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                self.fail_job(pod, exc)
         for uid in [u for u in self.instances if u not in live]:
             self.remove_instance(uid)
         for uid in [u for u in self.jobs if u not in live]:
@@ -532,6 +537,26 @@ class Runner:
         if job.netns.startswith(layout.PREFIX + "pod-"):
             net.delete_pod(job.uid)
         self.finished.add(job.uid)
+
+    def fail_job(self, pod: JSON, exc: Exception) -> None:
+        """A pod the runner could not start: report it as a container that failed to start."""
+        uid = pod["metadata"]["uid"]
+        if not self.is_runnable(pod) or uid in self.finished:
+            return
+        job = self.jobs.pop(uid, None)
+        if job is not None:
+            for name, proc in job.containers.items():
+                stop_proc(proc, self.state.pids / f"job-{uid[:8]}-{name}.pid")
+            if job.netns.startswith(layout.PREFIX + "pod-"):
+                net.delete_pod(uid)
+        self.finished.add(uid)
+        stamp = now_rfc3339()
+        statuses = [{"name": c["name"], "image": c.get("image", ""), "ready": False, "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 128, "reason": "StartError", "startedAt": stamp,
+                                              "finishedAt": stamp, "message": f"testbed runner: {exc}"[:1024]}}}
+                    for c in pod["spec"].get("containers") or []]
+        self._patch_status(pod["metadata"]["namespace"], pod["metadata"]["name"],
+                           {"phase": "Failed", "containerStatuses": statuses})
 
     def remove_job(self, uid: str) -> None:
         job = self.jobs.pop(uid)
