@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::FastMap;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 /// Wireshark's dns.retransmission_timer default (packet-dns.c), in seconds.
@@ -502,6 +502,15 @@ struct Batch {
     unanswered: Vec<Unanswered>,
 }
 
+impl Batch {
+    fn clear(&mut self) {
+        self.recs.clear();
+        self.names.clear();
+        self.answers.clear();
+        self.unanswered.clear();
+    }
+}
+
 impl Stats {
     fn new(slow_s: f64, list_limit: usize) -> Stats {
         Stats {
@@ -790,7 +799,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 }
 
 impl Analyzer {
-    pub fn new(slow_s: f64, list_limit: usize) -> Analyzer {
+    fn new(slow_s: f64, list_limit: usize, recycle: SyncSender<Batch>) -> Analyzer {
         let stats = Stats::new(slow_s, list_limit);
         // Batches flow to the statistics thread in order; a few in flight keep both busy.
         let (sender, receiver) = sync_channel::<Batch>(4);
@@ -798,8 +807,11 @@ impl Analyzer {
             .name("aksdns-stats".into())
             .spawn(move || {
                 let mut stats = stats;
-                for batch in receiver {
+                for mut batch in receiver {
                     stats.account(&batch);
+                    // Hand the emptied buffers back to the reading thread (no new allocations).
+                    batch.clear();
+                    let _ = recycle.try_send(batch);
                 }
                 stats
             })
@@ -839,11 +851,12 @@ impl Analyzer {
         // Three threads in a pipeline, batches in capture order: reading and parsing,
         // transaction matching (here), statistics.
         let (sender, receiver) = sync_channel::<Batch>(4);
+        let (recycle, recycled) = sync_channel::<Batch>(8);
         let reading = std::thread::Builder::new()
             .name("aksdns-read".into())
-            .spawn(move || ReadStage::new(reader).run(&sender, &paths))
+            .spawn(move || ReadStage::new(reader, recycled).run(&sender, &paths))
             .expect("cannot start the reading thread");
-        let mut a = Analyzer::new(slow_s, list_limit);
+        let mut a = Analyzer::new(slow_s, list_limit, recycle);
         for mut batch in receiver {
             a.match_batch(&mut batch);
             a.send(batch);
@@ -1452,10 +1465,11 @@ struct ReadStage {
     short_messages: u64,
     sc: Scratch,
     batch: Batch,
+    recycled: Receiver<Batch>,
 }
 
 impl ReadStage {
-    fn new(reader: MergedReader) -> ReadStage {
+    fn new(reader: MergedReader, recycled: Receiver<Batch>) -> ReadStage {
         ReadStage {
             reader,
             reasm: Reassembler::default(),
@@ -1466,18 +1480,27 @@ impl ReadStage {
             short_messages: 0,
             sc: Scratch::default(),
             batch: Batch::default(),
+            recycled,
         }
+    }
+
+    fn next_batch(&mut self) -> Batch {
+        let fresh = self.recycled.try_recv().unwrap_or_default();
+        std::mem::replace(&mut self.batch, fresh)
     }
 
     fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
         let mut buf = Vec::with_capacity(65_536);
         while let Some(meta) = self.reader.next_packet(&mut buf) {
             self.frame(meta.ts_ns, meta.linktype, &buf);
-            if self.batch.recs.len() >= BATCH_EVENTS && sender.send(std::mem::take(&mut self.batch)).is_err() {
-                break; // the matching thread is gone (it panicked)
+            if self.batch.recs.len() >= BATCH_EVENTS {
+                let full = self.next_batch();
+                if sender.send(full).is_err() {
+                    break; // the matching thread is gone (it panicked)
+                }
             }
         }
-        let _ = sender.send(std::mem::take(&mut self.batch));
+        let _ = sender.send(self.next_batch());
         let files = paths
             .iter()
             .zip(self.reader.packets_per_file())
