@@ -111,12 +111,19 @@ def spawn(cmd: list[str], log: CriLog, pid_file: Path, env: dict[str, str] | Non
 
 
 def stop_proc(proc: subprocess.Popen[bytes] | None, pid_file: Path | None = None, grace_s: float = 3.0) -> None:
+    """SIGTERM the process group, SIGKILL after the grace period; reaped through Popen so that its real
+    exit status (the signal) is kept."""
     if proc is not None and proc.poll() is None:
-        procs.stop_pid(proc.pid, grace_s=grace_s)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)  # spawn() starts every process in a session of its own
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=max(wait_s, 0.05))
+                break
+            except subprocess.TimeoutExpired:
+                continue
     if pid_file is not None:
         pid_file.unlink(missing_ok=True)
 

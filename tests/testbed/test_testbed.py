@@ -389,3 +389,25 @@ def test_user_kubeconfig_is_subject_to_rbac(tb: Testbed) -> None:
             tb.kube.delete("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/testbed-oncall-view")
         except ApiError:
             pass
+
+
+def test_missing_command_and_deadline_are_reported_like_a_kubelet(tb: Testbed) -> None:
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    manifest = _pod(missing, tb.nodes[2], "")
+    manifest["spec"]["containers"][0]["command"] = ["no-such-program-aksdns-testbed"]
+    tb.kube.create("/api/v1/namespaces/default/pods", manifest)
+    slow = f"slow-{uuid.uuid4().hex[:8]}"
+    manifest = _pod(slow, tb.nodes[2], "import time; print('started', flush=True); time.sleep(60)")
+    manifest["spec"]["activeDeadlineSeconds"] = 2
+    tb.kube.create("/api/v1/namespaces/default/pods", manifest)
+    try:
+        term = _wait_terminated(tb, missing)["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 127
+        assert "no-such-program-aksdns-testbed" in term["message"]
+        pod = _wait_terminated(tb, slow)
+        assert pod["status"]["phase"] == "Failed"
+        assert pod["status"]["reason"] == "DeadlineExceeded"
+        assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "DeadlineExceeded"
+    finally:
+        tb.kube.delete(f"/api/v1/namespaces/default/pods/{missing}")
+        tb.kube.delete(f"/api/v1/namespaces/default/pods/{slow}")
