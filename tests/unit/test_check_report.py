@@ -140,3 +140,12 @@ def test_search_walk_replays_a_stub_resolver() -> None:
     assert walk.answered_by == "microsoft.com." and walk.queries == 10 and walk.statuses[-1] == "NOERROR"
     pod_conf, synth = pod_style_search(parse_resolv_conf("search default.svc.cluster.local svc.cluster.local\n"), "x")
     assert not synth and pod_conf.search == ("default.svc.cluster.local", "svc.cluster.local")
+
+
+def test_forwarder_addresses() -> None:
+    from workers.jobs.check import server_of
+
+    assert server_of("10.0.0.4") == DnsServer("10.0.0.4")
+    assert server_of("10.0.0.4:5353") == DnsServer("10.0.0.4", 5353)
+    assert server_of("[fd00::4]:5353") == DnsServer("fd00::4", 5353)
+    assert server_of("fd00::4") == DnsServer("fd00::4")

@@ -109,8 +109,15 @@ def forwarder_queries(custom: CustomDns, names: Sequence[str]) -> list[tuple[str
 
 
 def server_of(text: str) -> DnsServer:
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    return DnsServer(host or text, int(port) if port.isdigit() else 53)
+    """A forwarder address as written in a Corefile: ``10.0.0.4``, ``10.0.0.4:5353``, ``[fd00::4]:53``, ``fd00::4``."""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.lstrip(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    return DnsServer(host, int(port) if port.isdigit() else 53)
 
 
 def plan_queries(
