@@ -38,6 +38,8 @@ def test_parse_custom_server_and_override() -> None:
     assert custom.keys == ("contoso.server", "log.override", "tls.server")
     fwd = {f.zone: f.servers for f in custom.forwarders}
     assert fwd["contoso.corp"] == ("10.10.0.4", "10.10.0.5:5353")
+    v6 = parse_custom({"v6.server": "v6.corp:53 {\n  forward . [fd00::4]:5353 fd00::5\n}\n"}, None)
+    assert v6.forwarders[0].servers == ("[fd00::4]:5353", "fd00::5")
     assert "example.org" not in fwd  # tls:// forwarders cannot be probed with plain DNS
     assert custom.overrides == ("log", "hosts")
 

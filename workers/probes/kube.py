@@ -209,9 +209,12 @@ def _server_ips(tokens: Iterable[str]) -> tuple[str, ...]:
     out = []
     for tok in tokens:
         host = tok.removeprefix("dns://")
-        bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if host.startswith("["):
+            bare = host[1:].partition("]")[0]
+        else:
+            bare = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
         try:
-            ipaddress.ip_address(bare.strip("[]"))
+            ipaddress.ip_address(bare)
         except ValueError:
             continue
         out.append(host)
