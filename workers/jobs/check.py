@@ -269,7 +269,6 @@ def gather(cmd: CheckCommand, env: JobEnv, clients: kube.Clients | None = None) 
         repeat=cmd.repeat,
         timeout_s=NODE_PROBE_TIMEOUT_S,
         azure_dns=env.azure_dns,
-        annotations=dict(env.extras.get("probe_pod_annotations", {})),
     )
     env.progress(f"probing {len(pods)} CoreDNS pods, the Service, the virtual network's DNS and {len(chosen)} nodes")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="check-probes") as pool:

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,6 @@ class ProbePlan:
     repeat: int = 1
     timeout_s: float = 5.0
     azure_dns: str = "168.63.129.16"
-    annotations: dict[str, str] = field(default_factory=dict)
     start_budget_s: float = START_BUDGET_S
 
     @property
@@ -186,7 +185,7 @@ def probe_pod_manifest(plan: ProbePlan, node: str, index: int, now: float | None
                 JOB_LABEL: plan.job_id,
                 ROLE_LABEL: ROLE,
             },
-            "annotations": {EXPIRES_ANNOTATION: str(expires), **plan.annotations},
+            "annotations": {EXPIRES_ANNOTATION: str(expires)},
         },
         "spec": {
             "nodeName": node,  # pinned: no scheduler, and exactly this node's network
