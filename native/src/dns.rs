@@ -172,7 +172,7 @@ pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
 
 fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
     // get_dns_name: an empty name of at most MIN_DNAME_LEN bytes is the root.
-    let empty = out.bytes.first().map_or(true, |&b| b == 0);
+    let empty = out.bytes.first().is_none_or(|&b| b == 0);
     if empty && used <= MIN_DNAME_LEN {
         *out = Name::literal("<Root>");
         return Ok(used);
@@ -342,16 +342,14 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
 /// shown as bytes, which throws only when the data runs past the message.
 fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
     match rtype {
-        1 => {
-            if rdlen > 0 {
+        1
+            if rdlen > 0 => {
                 be32(m, off)?;
             }
-        }
-        28 => {
-            if rdlen > 0 {
+        28
+            if rdlen > 0 => {
                 byte(m, off + 15)?;
             }
-        }
         2 | 5 | 12 | 39 => {
             skip_name(m, off)?;
         }

@@ -196,6 +196,12 @@ pub struct DnsTree {
     rrt: usize,
 }
 
+impl Default for DnsTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DnsTree {
     pub fn new() -> DnsTree {
         let mut t = StatsTree::new("DNS");

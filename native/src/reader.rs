@@ -109,7 +109,7 @@ impl CaptureReader {
         };
         let mut reader = CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new() };
         if let Kind::Pcapng(_) = reader.kind {
-            reader.read_shb_after_type().map_err(|e| OpenError(e))?;
+            reader.read_shb_after_type().map_err(OpenError)?;
         }
         Ok(reader)
     }
@@ -134,7 +134,7 @@ impl CaptureReader {
             return Err("pcapng section header has a bad byte-order magic".into());
         };
         let total = rd_u32(&head[0..4], big_endian) as usize;
-        if !(28..=MAX_BLOCK).contains(&total) || total % 4 != 0 {
+        if !(28..=MAX_BLOCK).contains(&total) || !total.is_multiple_of(4) {
             return Err("pcapng section header has an impossible length".into());
         }
         let mut rest = vec![0u8; total - 12];
@@ -236,7 +236,7 @@ impl CaptureReader {
             }
             let btype = rd_u32(&head[0..4], be);
             let total = rd_u32(&head[4..8], be) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_BLOCK {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK {
                 self.warning = Some(format!(
                     "block after packet {} has an impossible length ({total}): file damaged, reading stopped",
                     self.packets
@@ -285,7 +285,7 @@ impl CaptureReader {
             return Err("pcapng section header has a bad byte-order magic".into());
         };
         let total = rd_u32(&len_bytes, be) as usize;
-        if !(28..=MAX_BLOCK).contains(&total) || total % 4 != 0 {
+        if !(28..=MAX_BLOCK).contains(&total) || !total.is_multiple_of(4) {
             return Err("pcapng section header has an impossible length".into());
         }
         let mut rest = vec![0u8; total - 12];
@@ -437,7 +437,7 @@ impl MergedReader {
     pub fn next_packet(&mut self, buf: &mut Vec<u8>) -> Option<PacketMeta> {
         if self.readers.len() == 1 {
             if let Some((meta, b)) = self.heads[0].take() {
-                std::mem::swap(buf, &mut { b });
+                *buf = b;
                 return Some(meta);
             }
             return self.readers[0].next_packet(buf);

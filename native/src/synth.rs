@@ -286,7 +286,8 @@ pub fn write_capture(path: &str, packets: u64, seed: u64, start_s: f64) -> std::
     w.names = (0..n_names as u32).map(|i| encode_name(&name_of(i))).collect();
     // pcap header: microseconds, little-endian, Ethernet.
     let mut hdr = Vec::new();
-    for v in [0xA1B2_C3D4u32] {
+    {
+        let v = 0xA1B2_C3D4u32;
         hdr.extend_from_slice(&v.to_le_bytes());
     }
     hdr.extend_from_slice(&2u16.to_le_bytes());

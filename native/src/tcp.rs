@@ -28,6 +28,7 @@ const RST: u8 = 0x04;
 
 impl Reassembler {
     /// Feed one segment; `emit` receives each complete message with its 2-byte prefix.
+    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
         src: Endpoint,
@@ -39,7 +40,7 @@ impl Reassembler {
         mut emit: impl FnMut(&[u8]),
     ) {
         self.ops += 1;
-        if self.ops % 65_536 == 0 || self.streams.len() > MAX_STREAMS {
+        if self.ops.is_multiple_of(65_536) || self.streams.len() > MAX_STREAMS {
             self.sweep(ts_ns);
         }
         let key = (src, dst);
