@@ -261,15 +261,6 @@ def parse_custom(custom: dict[str, str] | None, corefile: str | None) -> CustomD
 # ---------------------------------------------------------------------------- discovery
 
 
-@dataclass(frozen=True)
-class Discovery:
-    coredns_pods: tuple[CorednsPod, ...]
-    service: ServiceInfo | None
-    nodes: tuple[NodeInfo, ...]
-    custom: CustomDns
-    notes: tuple[str, ...] = ()
-
-
 def list_coredns_pods(c: Clients) -> tuple[CorednsPod, ...]:
     pods = call(
         "list CoreDNS pods in kube-system", c.core.list_namespaced_pod, KUBE_SYSTEM, label_selector=COREDNS_SELECTOR
