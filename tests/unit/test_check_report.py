@@ -76,6 +76,10 @@ def test_rerun_diff() -> None:
     assert {c.layer for c in diff.layers} >= {"CoreDNS pods", "CoreDNS Service"}
     text = "\n".join(s.text for s in diff_sections(diff) if isinstance(s, Markdown))
     assert "no longer: One CoreDNS pod misbehaves" in text and "❌ → ✅" in text
+    from workers.analysis.check_diff import diff_basis
+
+    assert diff_runs(diff_basis(before), after) == diff
+    assert "evidence" not in diff_basis(before)
     same = diff_runs(after, after)
     assert same.unchanged and "nothing changed" in diff_sections(same)[0].text  # type: ignore[union-attr]
     report = build_report(CMD, load("healthy"), previous=before)

@@ -12,6 +12,15 @@ from typing import Any
 
 from workers.report import Markdown, Section, Status, Table
 
+# The parts of ``report.data`` a later Re-run compares against: what to keep per thread
+# (a few kB, unlike the whole evidence).
+DIFF_KEYS = ("layers", "facts", "hypotheses", "rates")
+
+
+def diff_basis(data: dict[str, Any]) -> dict[str, Any]:
+    """The part of a check result worth storing for the next Re-run in the same thread."""
+    return {k: data[k] for k in DIFF_KEYS if k in data}
+
 
 @dataclass(frozen=True)
 class LayerChange:
