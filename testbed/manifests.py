@@ -251,5 +251,19 @@ def worker_binding() -> JSON:
     }
 
 
+# `kubectl exec` (and so `kubectl cp`) through kwok's kubelet endpoint. kwok can only run the command
+# on its own host, so it runs in the host's network namespace and file system, not in the pod's: good
+# for fetching files a really-run pod wrote (they live on the host), not for network checks.
+CLUSTER_EXEC = """apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: testbed-host-exec
+spec:
+  execs:
+  - local:
+      workDir: /
+"""
+
+
 def kwok_config(stage_texts: list[str]) -> str:
-    return "\n---\n".join(t.strip() for t in stage_texts) + "\n"
+    return "\n---\n".join(t.strip() for t in [*stage_texts, CLUSTER_EXEC]) + "\n"

@@ -411,3 +411,12 @@ def test_missing_command_and_deadline_are_reported_like_a_kubelet(tb: Testbed) -
     finally:
         tb.kube.delete(f"/api/v1/namespaces/default/pods/{missing}")
         tb.kube.delete(f"/api/v1/namespaces/default/pods/{slow}")
+
+
+def test_kubectl_exec_runs_on_the_host(tb: Testbed, tmp_path: Any) -> None:
+    marker = tmp_path / "written-by-a-pod.txt"
+    marker.write_text("capture bytes\n")
+    pod = tb.coredns_pods()[0].name
+    out = tb.kubectl("-n", "kube-system", "exec", pod, "--", "cat", str(marker), timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "capture bytes\n"
