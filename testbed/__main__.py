@@ -87,9 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     except cluster.TestbedError as exc:
         print(f"testbed: {exc}", file=sys.stderr)
         return 2
-    except TimeoutError as exc:
-        print(f"testbed: {exc}; see the logs under the run directory", file=sys.stderr)
-        return 1
     desc = tb.describe()
     if not (args.json or args.env):
         print(f"testbed: up in {time.monotonic() - started:.1f} s")

@@ -32,7 +32,7 @@ from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
 
-BUILD_HINT = "build them once with testbed/build.sh (about 25 min cold; cached in ~/.cache/aksdns)"
+BUILD_HINT = "build them once with testbed/build.sh (about 20 min cold; cached in ~/.cache/aksdns)"
 STOP_ORDER = ("runner", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
               "kube-apiserver", "etcd")
 UP_TIMEOUT_S = 120.0
@@ -196,6 +196,10 @@ def up(run_dir: Path | None = None, node_count: int = 3, timeout_s: float = UP_T
         started = time.monotonic()
         try:
             return _up_locked(run_dir, node_count, started + timeout_s)
+        except (TimeoutError, ApiError, OSError) as exc:
+            _down_locked(run_dir)
+            raise TestbedError(f"testbed did not come up: {exc}; logs in {run_dir.parent / 'last-run-logs'}") \
+                from exc
         except BaseException:
             _down_locked(run_dir)
             raise
