@@ -118,6 +118,7 @@ def test_check_fault_diagnosis_lands_in_the_thread_and_rerun_shows_the_change(
         assert post(events, click, sign(click), FORM)[0] == 200
         assert slack.wait_for(lambda s: len(_replies(slack)) >= 2, timeout=90), worker_log.read_text()[-3000:]
         second = _text(slack, _replies(slack)[1])
+        print(second)  # the whole thread, shown by pytest on failure (and with -s)
         assert "Since the previous run" in second
         assert "no longer: One CoreDNS pod misbehaves" in second
     finally:
