@@ -55,6 +55,31 @@ def measure(argv: list[str], *, cwd: Path | None = None) -> Run:
     return Run(elapsed, usage.ru_maxrss / 1024.0, text)
 
 
+def write_hostile(path: Path, packets: int) -> int:
+    """Queries from ever-new sockets, none answered: memory must stay bounded anyway."""
+    import struct
+
+    from workers.pcap import synth as S
+
+    frame = S.udp_packet(0, S.Endpoint("10.0.0.5", 1000), S.Endpoint("10.0.0.10", 53),
+                         S.dns_message(1, "x.example.com")).data
+    rec = bytearray(16 + len(frame))
+    rec[16:] = frame
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        out = bytearray()
+        for i in range(packets):
+            struct.pack_into("<IIII", rec, 0, 1_700_000_000 + i // 10_000, i % 10_000 * 100, len(frame), len(frame))
+            struct.pack_into("!H", rec, 16 + 34, 1024 + i % 60_000)  # UDP source port
+            struct.pack_into("!H", rec, 16 + 42, (i // 60_000) & 0xFFFF)  # DNS ID
+            out += rec
+            if len(out) > 1 << 22:
+                f.write(out)
+                out = bytearray()
+        f.write(out)
+    return packets
+
+
 def bench(path: Path, *, filters: bool) -> dict[str, Run]:
     tshark = shutil.which("tshark")
     runs: dict[str, Run] = {}
@@ -73,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="where to write the captures (default: a temp dir)")
     ap.add_argument("--filters", action="store_true", help="also time tshark's two-pass unanswered filter")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
+    ap.add_argument("--hostile", action="store_true",
+                    help="instead: never-answered queries from ever-new sockets (memory bound)")
     args = ap.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="aksdns-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'packets':>10} {'file MiB':>9} {'gen s':>7} {'tool':<22} {'seconds':>9} {'peak RSS MiB':>13} "
           f"{'speedup':>8}")
     for n in args.packets:
-        path = workdir / f"coredns-{n}.pcap"
+        path = workdir / f"{'hostile' if args.hostile else 'coredns'}-{n}.pcap"
         t0 = time.perf_counter()
-        written = synthesize(path, n, seed=7)
+        written = write_hostile(path, n) if args.hostile else synthesize(path, n, seed=7)
         gen = time.perf_counter() - t0
         size = path.stat().st_size / 2**20
         runs = bench(path, filters=args.filters)

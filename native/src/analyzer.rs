@@ -23,7 +23,7 @@ const KEEP_UNANSWERED_NS: i64 = 300_000_000_000;
 const MAX_FAILING_NAMES: usize = 200_000;
 /// Live transactions at most (~130 bytes each): past this, the oldest are settled early,
 /// so a hostile capture of endless unanswered queries cannot exhaust memory.
-const MAX_LIVE_TRANSACTIONS: usize = 400_000;
+const MAX_LIVE_TRANSACTIONS: usize = 200_000;
 const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
