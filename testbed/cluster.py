@@ -279,6 +279,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--cluster-signing-cert-file={p / 'ca.crt'}", f"--cluster-signing-key-file={p / 'ca.key'}",
         f"--cluster-cidr={layout.POD_CIDR}", f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
         "--concurrent-deployment-syncs=2",
+        # Notice a node whose heartbeats stopped (kwok lease 10 s) within about 20 s, not 50.
+        "--node-monitor-period=2s", "--node-monitor-grace-period=20s",
     ], pids, logs / "kube-controller-manager.log", env=env)
     procs.start("kube-scheduler", [
         _bin("kube-scheduler"), f"--kubeconfig={state.run / 'kube-scheduler.kubeconfig'}",
@@ -292,7 +294,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--cidr={layout.POD_CIDR}", f"--node-ip={state.nodes()[0].ip}",
         f"--node-port={state.kubelet_port}", f"--server-address=127.0.0.1:{state.kubelet_port}",
         f"--tls-cert-file={p / 'kwok-serving.crt'}", f"--tls-private-key-file={p / 'kwok-serving.key'}",
-        "--enable-crds=Logs", "--node-lease-duration-seconds=40",
+        "--enable-crds=Logs", "--node-lease-duration-seconds=10",
     ], pids, logs / "kwok.log", env=env)
     procs.start("upstream", [
         "ip", "netns", "exec", layout.UPSTREAM_NETNS, sys.executable, "-m", "testbed.upstream",

@@ -202,6 +202,7 @@ class Runner:
         self.corefile = ""
         self.custom: dict[str, str] = {}
         self.stopping = threading.Event()
+        self.node_ready: dict[str, bool] = {}
         self.venv_bin = str(Path(state.python).parent)
 
     # ---- main loop -------------------------------------------------------------------------------
@@ -216,6 +217,11 @@ class Runner:
 
     def tick(self) -> None:
         self.sync_configmaps()
+        self.node_ready = {
+            n["metadata"]["name"]: any(c.get("type") == "Ready" and c.get("status") == "True"
+                                       for c in n.get("status", {}).get("conditions") or [])
+            for n in self.kube.get("/api/v1/nodes")["items"]
+        }
         pods = self.kube.get("/api/v1/pods")["items"]
         live = {p["metadata"]["uid"] for p in pods}
         for pod in pods:
@@ -311,6 +317,23 @@ class Runner:
             self.start_coredns(inst)
             if not inst.status_ready:
                 self.patch_running(inst)
+        elif inst.proc is not None and time.monotonic() - inst.last_patch > 1.0:
+            # On a NotReady node the node controller marks pods not Ready (after its grace period; the
+            # runner does it at once for CoreDNS pods), and a kubelet reports them Ready again once the
+            # node is back. kwok does neither, so the runner does, for CoreDNS pods.
+            node_ok = self.node_ready.get(inst.node, False)
+            if node_ok != self._pod_ready(pod):
+                if node_ok:
+                    self.patch_running(inst)
+                else:
+                    self._patch_status(inst.namespace, inst.name, {"conditions": self._conditions(False)})
+                    inst.status_ready = False
+                inst.last_patch = time.monotonic()
+
+    @staticmethod
+    def _pod_ready(pod: JSON) -> bool:
+        return any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in pod.get("status", {}).get("conditions") or [])
 
     def prepare_instance(self, inst: Instance) -> None:
         inst.dir.mkdir(parents=True, exist_ok=True)

@@ -420,3 +420,13 @@ def test_kubectl_exec_runs_on_the_host(tb: Testbed, tmp_path: Any) -> None:
     out = tb.kubectl("-n", "kube-system", "exec", pod, "--", "cat", str(marker), timeout=20)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "capture bytes\n"
+
+
+def test_coredns_pod_on_a_not_ready_node_recovers_with_it(tb: Testbed) -> None:
+    pod = tb.coredns_pods()[0]
+    tb.node_not_ready(pod.node)
+    # The node lifecycle controller marks the pods of a NotReady node not Ready, as on AKS.
+    wait_for("the CoreDNS pod on the NotReady node to be not Ready",
+             lambda: not next(p for p in tb.coredns_pods() if p.name == pod.name).ready, 60, 0.5)
+    tb.node_ready_reset(pod.node)
+    wait_for("the CoreDNS pod Ready again", lambda: all(p.ready for p in tb.coredns_pods()), 30, 0.5)
