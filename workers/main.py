@@ -6,7 +6,6 @@ pods), then serves the cluster's queue with RQ and the JSON serializer.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -35,11 +34,10 @@ def worker_name(cluster: str) -> str:
 def run_janitor(settings: Settings) -> None:
     """Remove probe pods a previous worker left behind (it may have been killed)."""
     try:
-        node_probe = importlib.import_module("workers.probes.node_probe")
-        janitor = getattr(node_probe, "janitor_from_settings", None)
-        if janitor is not None:
-            removed = janitor(settings.kubeconfig, settings.namespace)
-            log.info("janitor done", extra={"removed": removed})
+        from workers.probes import kube, node_probe
+
+        removed = node_probe.janitor(kube.connect(settings.kubeconfig).core, settings.namespace)
+        log.info("janitor done", extra={"removed": removed})
     except Exception as exc:  # the janitor must never keep the worker from serving
         log.warning("janitor skipped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
 

@@ -161,7 +161,9 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     progress("running…")
     try:
         report = jobs.execute(spec.command, env)
-        _store_result(ctx.settings, spec, report.data)
+        basis = jobs.rerun_basis(spec.command, report.data)
+        if basis is not None:
+            _store_result(ctx.settings, spec, basis)
         elapsed = time.monotonic() - started
         if poster:
             poster.post(render_blocks(report))

@@ -23,6 +23,21 @@ _JOBS: dict[Verb, tuple[str, str]] = {
 }
 
 
+# verb → (module, function) that reduces a report's data to what a Re-run compares against
+_RERUN_BASIS: dict[Verb, tuple[str, str]] = {
+    Verb.CHECK: ("workers.analysis.check_diff", "diff_basis"),
+}
+
+
+def rerun_basis(command: Command, data: dict[str, Any]) -> dict[str, Any] | None:
+    """What a thread keeps of a result for the next Re-run (None: nothing to compare)."""
+    target = _RERUN_BASIS.get(command.verb)
+    if target is None:
+        return None
+    basis: dict[str, Any] = getattr(importlib.import_module(target[0]), target[1])(data)
+    return basis
+
+
 def job_for(command: Command) -> Callable[[Any, JobEnv], Report]:
     """The execute function of a command's job; NotAvailableYet when none exists."""
     target = _JOBS.get(command.verb)
