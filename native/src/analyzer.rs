@@ -50,13 +50,45 @@ struct Tx {
     /// Part of a followed lookup (listed in `hop_index`).
     hop: bool,
     qtype: u16,
-    /// The question's name as Wireshark expanded it (raw bytes).
-    qname: Box<[u8]>,
+    /// The question's name (raw bytes as Wireshark expanded them), interned: see `Names`.
+    qname: u32,
 }
 
 impl Tx {
     fn endpoints(&self, key: &TxKey) -> (Endpoint, Endpoint) {
         if self.client_is_a { (key.a, key.b) } else { (key.b, key.a) }
+    }
+}
+
+/// Question names, stored once each: DNS traffic repeats a few names endlessly, so a
+/// transaction keeps a 4-byte id instead of its own copy (no allocation per query).
+struct Names {
+    ids: FastMap<Box<[u8]>, u32>,
+    list: Vec<Box<[u8]>>,
+}
+
+/// Distinct names kept at most; later new names are not kept (lists show them empty).
+const MAX_NAMES: usize = 500_000;
+const NO_NAME: u32 = u32::MAX;
+
+impl Names {
+    fn new() -> Names {
+        Names { ids: FastMap::default(), list: Vec::new() }
+    }
+    fn intern(&mut self, name: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        if self.list.len() >= MAX_NAMES {
+            return NO_NAME;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+    fn get(&self, id: u32) -> &[u8] {
+        self.list.get(id as usize).map_or(&[], |b| b)
     }
 }
 
@@ -413,6 +445,7 @@ pub struct Analyzer {
     hop_index: FastMap<(TxKey, u64), Vec<usize>>,
     hop_count: u64,
     mdns: FastMap<(Endpoint, Endpoint, u16), (i64, bool)>,
+    names: Names,
     pending: Vec<Unanswered>,
     sender: Option<SyncSender<Batch>>,
     stats: Option<JoinHandle<Stats>>,
@@ -476,6 +509,8 @@ struct Rec {
     parsed: Option<dns::Parsed>,
     qname_len: u32,
     labels: u32,
+    /// Case-insensitive hash of the question name (pairs and followed lookups).
+    name_hash: u64,
     /// Ranges in the batch's `names` and `answers`.
     names: (u32, u32),
     answers: (u32, u32),
@@ -839,6 +874,7 @@ impl Analyzer {
             hop_index: FastMap::default(),
             hop_count: 0,
             mdns: FastMap::default(),
+            names: Names::new(),
             pending: Vec::new(),
             sender: Some(sender),
             stats: Some(handle),
@@ -961,6 +997,7 @@ impl Analyzer {
         let mut hop_serial: Option<u64> = None;
         if !is_response {
             found = true;
+            let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname) };
             let fresh = |serial: u64| Tx {
                 serial,
                 req_ns: ts,
@@ -973,7 +1010,7 @@ impl Analyzer {
                 client_is_a: src == a,
                 hop: false,
                 qtype,
-                qname: qname.into(),
+                qname: name_id,
             };
             match self.txs.entry(key) {
                 Entry::Occupied(mut o) => {
@@ -1052,7 +1089,7 @@ impl Analyzer {
                 self.unanswered_filter += 1;
                 self.retrans_q += 1;
             } else if new_tx {
-                let name_hash = fnv(qname);
+                let name_hash = rec.name_hash;
                 self.track_pairs(ts, transport, src, key, qtype, name_hash);
                 self.track_hop_query(ts, key, src, dst, qtype, name_hash);
             }
@@ -1172,7 +1209,7 @@ impl Analyzer {
             transport: transport_str(key.transport),
             id: key.id,
             qtype: tx.map_or(String::new(), |t| type_mnemonic(t.qtype)),
-            qname: tx.map_or(String::new(), |t| display_name(&t.qname)),
+            qname: tx.map_or(String::new(), |t| display_name(self.names.get(t.qname))),
             rcode: None,
             response_time_ms: None,
             retransmissions: 0,
@@ -1205,7 +1242,7 @@ impl Analyzer {
             transport: transport_str(key.transport),
             id: key.id,
             qtype: type_mnemonic(tx.qtype),
-            qname: display_name(&tx.qname),
+            qname: display_name(self.names.get(tx.qname)),
             rcode: None,
             response_time_ms: None,
             retransmissions: tx.retransmissions,
@@ -1568,11 +1605,12 @@ impl ReadStage {
         let b = &mut self.batch;
         let name_start = b.names.len() as u32;
         let answers_start = b.answers.len() as u32;
-        let (mut qname_len, mut labels) = (0, 0);
+        let (mut qname_len, mut labels, mut name_hash) = (0, 0, 0);
         if let Some(p) = &parsed {
             if p.qdcount > 0 {
                 let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
                 b.names.extend_from_slice(&self.sc.qname.bytes[..n]);
+                name_hash = fnv(&self.sc.qname.bytes[..n]);
                 qname_len = self.sc.qname.len as u32;
                 labels = self.sc.qname.labels();
             }
@@ -1591,6 +1629,7 @@ impl ReadStage {
             parsed,
             qname_len,
             labels,
+            name_hash,
             names: (name_start, b.names.len() as u32),
             answers: (answers_start, b.answers.len() as u32),
             account: false,

@@ -157,7 +157,8 @@ def test_non_dns_traffic_and_mdns_are_ignored_like_tshark(tmp_path: Path) -> Non
     packets.append(S.udp_packet(t0, c, S.Endpoint("224.0.0.251", 5353), S.dns_message(1, "printer.local")))
     packets.append(S.udp_packet(t0 + 1, S.Endpoint("10.0.0.5", 5355), S.Endpoint("10.0.0.6", 5355),
                                 S.dns_message(2, "host")))
-    packets.append(S.udp_packet(t0 + 2, S.Endpoint("10.0.0.5", 40000), S.Endpoint("10.0.0.6", 123), b"\x1b" + b"\0" * 47))
+    ntp = b"\x1b" + b"\0" * 47
+    packets.append(S.udp_packet(t0 + 2, S.Endpoint("10.0.0.5", 40000), S.Endpoint("10.0.0.6", 123), ntp))
     packets.sort(key=lambda p: p.ts_ns)
     assert_same_as_tshark(write(tmp_path / "noise.pcap", packets))
 
