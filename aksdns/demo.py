@@ -9,6 +9,7 @@ requests; everything after that is the real path.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import shutil
@@ -34,13 +35,20 @@ def _say(text: str) -> None:
 
 
 @contextlib.contextmanager
-def _testbed(keep: bool) -> Iterator[Any]:
+def _testbed(keep: bool, env: Mapping[str, str]) -> Iterator[Any]:
     from testbed import cluster
 
     missing = cluster.requirements_missing()
     if missing:
         raise AksDnsError(f"the testbed is not ready: {missing}")
+    # The testbed's fault knobs are global: take the machine's session lock like a test session
+    # does (unless the test session that runs this demo already holds it).
+    if not env.get("AKSDNS_TESTBED_SESSION_HELD"):
+        lock = cluster.acquire_session(who="aksdns demo")
+        atexit.register(lock.close)
     tb = cluster.attach()
+    if tb is not None:
+        tb.reset_faults()  # a session that died may have left a knob turned
     started = tb is None
     if tb is None:
         _say("starting the testbed cluster (kube-apiserver, etcd, kwok nodes, CoreDNS)")
@@ -138,7 +146,7 @@ def _capture(workdir: Path) -> Iterator[Path]:
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="aksdns-demo-"))
     with contextlib.ExitStack() as stack:
-        tb = stack.enter_context(_testbed(args.keep_testbed))
+        tb = stack.enter_context(_testbed(args.keep_testbed, env))
         desc = tb.describe()
         kube_dns_ip = str(desc["kube_dns_ip"])
         pod_ips = [str(p["ip"]) for p in desc.get("coredns_pods", [])]
