@@ -824,13 +824,23 @@ fn ns_to_ms(delta: i64) -> f64 {
     secs as f64 * 1000.0 + nsecs as f64 / 1_000_000.0
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for &b in bytes {
-        h ^= b.to_ascii_lowercase() as u64;
-        h = h.wrapping_mul(0x100000001b3);
+/// A quick hash of a name that ignores ASCII case (8 bytes at a time; setting bit 5
+/// lower-cases letters, and merely aliases a few punctuation bytes, harmless for matching
+/// a name with its A/AAAA twin or its forwarded copy).
+fn name_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap()) | 0x2020_2020_2020_2020;
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
     }
-    h
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    let w = u64::from_le_bytes(tail) | 0x2020_2020_2020_2020;
+    h = (h ^ w).wrapping_mul(K);
+    h ^ (h >> 32)
 }
 
 impl Analyzer {
@@ -1610,7 +1620,7 @@ impl ReadStage {
             if p.qdcount > 0 {
                 let n = self.sc.qname.len.min(self.sc.qname.bytes.len());
                 b.names.extend_from_slice(&self.sc.qname.bytes[..n]);
-                name_hash = fnv(&self.sc.qname.bytes[..n]);
+                name_hash = self::name_hash(&self.sc.qname.bytes[..n]);
                 qname_len = self.sc.qname.len as u32;
                 labels = self.sc.qname.labels();
             }
