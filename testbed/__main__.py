@@ -39,6 +39,8 @@ def _print(desc: dict[str, Any], as_json: bool, as_env: bool) -> None:
         print(f"node:              {node}  {desc['node_ips'][node]}  (ip netns exec {desc['node_netns'][node]})")
     print(f"upstream DNS:      {desc['upstream']}  (stands in for {desc['stands_in_for']})")
     print(f"state and logs:    {desc['run_dir']}")
+    running = ", ".join(f"{name} {pid}" for name, pid in desc.get("processes", {}).items())
+    print(f"processes (pid):   {running}")
     mem = desc.get("memory_mib", {})
     print(f"memory (RSS):      {sum(mem.values())} MiB in {len(mem)} process groups")
 

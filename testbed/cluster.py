@@ -438,6 +438,8 @@ class Testbed:
             "stands_in_for": self.azure_dns_ip, "worker_kubeconfig": str(self.worker_kubeconfig),
             "kubernetes_version": versions.KUBERNETES, "run_dir": str(self.run_dir),
             "memory_mib": {k: round(v / 2**20) for k, v in procs.memory_in_use(self.state.pids).items()},
+            "processes": {f.stem: pid for f in sorted(self.state.pids.glob("*.pid"))
+                          if (pid := procs.read_pid(f)) is not None},
         }
 
     # ---- credentials -----------------------------------------------------------------------------
