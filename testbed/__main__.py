@@ -96,5 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _main_quiet_pipe() -> int:
+    try:
+        return main()
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the work is done, only the reader went away.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_quiet_pipe())
