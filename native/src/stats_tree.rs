@@ -34,7 +34,8 @@ pub struct Node {
     float_min: f32,
     float_max: f32,
     average: bool,
-    buckets: VecDeque<Bucket>,
+    tail: Bucket,
+    older: VecDeque<Bucket>,
     bcount: i64,
     max_burst: i64,
     burst_time: f64,
@@ -44,8 +45,6 @@ pub struct Node {
 
 impl Node {
     fn new(name: &str, parent: Option<usize>, datatype: DataType) -> Node {
-        let mut buckets = VecDeque::new();
-        buckets.push_back(Bucket { no: 0.0, count: 0, start_time: 0.0 });
         Node {
             name: name.to_string(),
             parent,
@@ -59,7 +58,9 @@ impl Node {
             float_min: f32::MAX,
             float_max: f32::MIN_POSITIVE,
             average: false,
-            buckets,
+            // Wireshark starts every node with one empty bucket (number 0, time 0).
+            tail: Bucket { no: 0.0, count: 0, start_time: 0.0 },
+            older: VecDeque::new(),
             bcount: 0,
             max_burst: 0,
             burst_time: -1.0,
@@ -67,58 +68,58 @@ impl Node {
         }
     }
 
+    /// The oldest bucket of the window (the head of Wireshark's bucket list).
+    fn head(&self) -> &Bucket {
+        self.older.front().unwrap_or(&self.tail)
+    }
+
     /// update_burst_calc, including its handling of time going backwards.
-    /// `current` is floor(now / resolution), computed once per message.
+    /// `current` is floor(now / resolution), computed once per message.  The newest bucket
+    /// lives inline (`tail`), the older ones of the window in `older`.
     fn burst(&mut self, now: f64, current: f64, value: i64) {
         let win = BURST_WINDOW_MS / BURST_RESOLUTION_MS;
-        let tail = self.buckets.back_mut().unwrap();
-        if current == tail.no {
+        if current == self.tail.no {
             // The common case: another message in the newest bucket.
-            tail.count += value;
-            if tail.start_time > now {
-                tail.start_time = now;
+            self.tail.count += value;
+            if self.tail.start_time > now {
+                self.tail.start_time = now;
             }
             self.bcount += value;
-            if self.bcount > self.max_burst {
-                self.max_burst = self.bcount;
-                self.burst_time = self.buckets.front().unwrap().start_time;
-            }
-            return;
-        }
-        let tail_no = tail.no;
-        let head_no = self.buckets.front().unwrap().no;
-        if current > tail_no {
-            self.buckets.push_back(Bucket { no: current, count: value, start_time: now });
+        } else if current > self.tail.no {
+            let old = std::mem::replace(&mut self.tail, Bucket { no: current, count: value, start_time: now });
+            self.older.push_back(old);
             self.bcount += value;
-            while current >= self.buckets.front().unwrap().no + win {
-                let b = self.buckets.pop_front().unwrap();
+            while current >= self.head().no + win {
+                // The tail itself is never that old, so `older` holds the head here.
+                let b = self.older.pop_front().expect("head older than the tail");
                 self.bcount -= b.count;
             }
-        } else if current < head_no {
-            if current + win > tail_no {
-                self.buckets.push_front(Bucket { no: current, count: value, start_time: now });
+        } else if current < self.head().no {
+            if current + win > self.tail.no {
+                self.older.push_front(Bucket { no: current, count: value, start_time: now });
                 self.bcount += value;
             }
         } else {
-            // Somewhere in the middle: find the bucket or insert a new one after it.
-            let mut i = self.buckets.len() - 1;
-            while current < self.buckets[i].no {
+            // Somewhere in the middle (head.no <= current < tail.no): find the bucket or
+            // insert a new one after the last one before it.
+            let mut i = self.older.len();
+            while i > 0 && current < self.older[i - 1].no {
                 i -= 1;
             }
-            if current == self.buckets[i].no {
-                let b = &mut self.buckets[i];
+            if i > 0 && current == self.older[i - 1].no {
+                let b = &mut self.older[i - 1];
                 b.count += value;
                 if b.start_time > now {
                     b.start_time = now;
                 }
             } else {
-                self.buckets.insert(i + 1, Bucket { no: current, count: value, start_time: now });
+                self.older.insert(i, Bucket { no: current, count: value, start_time: now });
             }
             self.bcount += value;
         }
         if self.bcount > self.max_burst {
             self.max_burst = self.bcount;
-            self.burst_time = self.buckets.front().unwrap().start_time;
+            self.burst_time = self.head().start_time;
         }
     }
 }
