@@ -1,8 +1,12 @@
 """Network namespaces, veths, the bridge and nftables rules of the testbed.
 
 Nodes are network namespaces, so `ip netns exec NODE` gives a process the node's addresses and, through
-/etc/netns/NODE/resolv.conf, the node's resolv.conf (nameserver = the Azure DNS stand-in). Every
-namespace, link and table is named with the testbed's prefix so `down` finds leftovers by name.
+/etc/netns/NODE/resolv.conf, the node's resolv.conf (nameserver = the Azure DNS stand-in). Pods sit
+behind their node as on AKS with kubenet: each pod namespace is joined by a veth whose other end lives
+in the node's namespace (proxy ARP and a /32 route per pod, the node forwarding), so a pod's traffic
+crosses its node, where a hostNetwork capture sees it and the node's kube-proxy rules (the kube-dns
+VIP) apply. Every namespace, link and table is named with the testbed's prefix so `down` finds
+leftovers by name.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from testbed import layout
 from testbed.sh import ok, run
 
 NETNS_ETC = Path("/etc/netns")
+# The pods' next hop: a link-local address on each node's loopback, so no address of the pod range is
+# spent on a gateway (kwok hands out the range from its first address).
+POD_GATEWAY = "169.254.1.1"
 
 
 def resolv_conf_text() -> str:
@@ -36,32 +43,39 @@ def _write_netns_etc(netns: str, resolv_conf: str | None = None) -> None:
     (d / "resolv.conf").write_text(resolv_conf or resolv_conf_text())
 
 
-def _add_namespace_on_bridge(netns: str, host_veth: str, ip: str, prefix_len: int,
-                             resolv_conf: str | None = None) -> None:
+def _add_namespace_on_bridge(netns: str, host_veth: str, ip: str, nodes: list[layout.NodeSpec]) -> None:
+    """A host on the virtual network: eth0 on the host bridge, on-link to the VNet, each node's pod
+    range via that node. Deliberately no default route, so nothing can leave the testbed."""
     run(["ip", "netns", "add", netns])
-    _write_netns_etc(netns, resolv_conf)
+    _write_netns_etc(netns)
     run(["ip", "link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
     run(["ip", "link", "set", host_veth, "master", layout.BRIDGE, "up"])
     run(["ip", "-n", netns, "link", "set", "lo", "up"])
-    run(["ip", "-n", netns, "addr", "add", f"{ip}/{prefix_len}", "dev", "eth0"])
+    run(["ip", "-n", netns, "addr", "add", f"{ip}/16", "dev", "eth0"])
     run(["ip", "-n", netns, "link", "set", "eth0", "up"])
-    # On-link routes for the virtual network, the pod range and the Service range; deliberately no
-    # default route, so nothing can leave the testbed.
-    for cidr in (layout.VNET_CIDR, layout.POD_CIDR, layout.SERVICE_CIDR):
-        run(["ip", "-n", netns, "route", "replace", cidr, "dev", "eth0"])
+    run(["ip", "-n", netns, "route", "replace", layout.VNET_CIDR, "dev", "eth0"])
+    run(["ip", "-n", netns, "route", "replace", layout.SERVICE_CIDR, "dev", "eth0"])
+    for node in nodes:
+        if node.ip != ip:
+            run(["ip", "-n", netns, "route", "replace", node.pod_cidr, "via", node.ip, "dev", "eth0"])
 
 
 def create_base(nodes: Iterable[layout.NodeSpec], api_port: int, kubelet_port: int) -> None:
+    nodes = list(nodes)
     run(["ip", "link", "add", layout.BRIDGE, "type", "bridge"])
     run(["ip", "addr", "add", f"{layout.GATEWAY_IP}/16", "dev", layout.BRIDGE])
     run(["ip", "link", "set", layout.BRIDGE, "up"])
-    for cidr in (layout.POD_CIDR, layout.SERVICE_CIDR):
-        run(["ip", "route", "replace", cidr, "dev", layout.BRIDGE])
+    run(["ip", "route", "replace", layout.SERVICE_CIDR, "dev", layout.BRIDGE])
     # Lets nodes and pods reach the loopback-bound API server through the DNAT below.
     run(["sysctl", "-qw", f"net.ipv4.conf.{layout.BRIDGE}.route_localnet=1"])
     for node in nodes:
-        _add_namespace_on_bridge(node.netns, node.veth, node.ip, 16)
-    _add_namespace_on_bridge(layout.UPSTREAM_NETNS, layout.UPSTREAM_VETH, layout.UPSTREAM_IP, 16)
+        _add_namespace_on_bridge(node.netns, node.veth, node.ip, nodes)
+        # The node forwards for its pods (kubenet's cbr0 role, done with proxy ARP instead of a bridge).
+        run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        # The pods' next hop is a node-local address, so the node answers their ARP for it.
+        run(["ip", "-n", node.netns, "addr", "add", f"{POD_GATEWAY}/32", "dev", "lo"])
+        run(["ip", "route", "replace", node.pod_cidr, "via", node.ip, "dev", layout.BRIDGE])
+    _add_namespace_on_bridge(layout.UPSTREAM_NETNS, layout.UPSTREAM_VETH, layout.UPSTREAM_IP, nodes)
     sync_kube_dns([n.netns for n in nodes], api_port, kubelet_port, [])
 
 
@@ -103,13 +117,23 @@ table ip {layout.NFT_TABLE} {{
 
 
 def node_rules(backends: list[str]) -> str:
+    """A node's kube-proxy: the VIP for the node's own processes (output) and its pods (prerouting)."""
+    rules = kube_dns_rules(backends)
     return f"""table ip {layout.NFT_TABLE}
 delete table ip {layout.NFT_TABLE}
 table ip {layout.NFT_TABLE} {{
+  chain prerouting {{
+    type nat hook prerouting priority -100;
+{rules}  }}
   chain output {{
     type nat hook output priority -100;
-{kube_dns_rules(backends)}  }}
-{_REJECT_UNSERVED}}}
+{rules}  }}
+{_REJECT_UNSERVED}  chain forward_filter {{
+    type filter hook forward priority 0;
+    ip daddr {layout.KUBE_DNS_IP} meta l4proto udp reject
+    ip daddr {layout.KUBE_DNS_IP} meta l4proto tcp reject with tcp reset
+  }}
+}}
 """
 
 
@@ -126,20 +150,39 @@ def set_vip_in(netns: str, backends: list[str]) -> None:
     run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input_text=node_rules(backends))
 
 
-def add_pod(uid: str, ip: str, resolv_conf: str | None = None) -> str:
+
+
+def add_pod(uid: str, ip: str, node_netns: str, resolv_conf: str | None = None) -> str:
     netns, veth = layout.pod_netns(uid), layout.pod_veth(uid)
     delete_pod(uid)
-    _add_namespace_on_bridge(netns, veth, ip, 16, resolv_conf)
+    run(["ip", "netns", "add", netns])
+    _write_netns_etc(netns, resolv_conf)
+    run(["ip", "-n", node_netns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
+    run(["ip", "-n", node_netns, "link", "set", veth, "up"])
+    run(["ip", "-n", node_netns, "route", "replace", f"{ip}/32", "dev", veth])
+    run(["ip", "-n", netns, "link", "set", "lo", "up"])
+    run(["ip", "-n", netns, "addr", "add", f"{ip}/32", "dev", "eth0"])
+    run(["ip", "-n", netns, "link", "set", "eth0", "up"])
+    run(["ip", "-n", netns, "route", "add", POD_GATEWAY, "dev", "eth0", "scope", "link"])
+    # Everything the testbed has is inside 10/8; still no default route.
+    run(["ip", "-n", netns, "route", "add", "10.0.0.0/8", "via", POD_GATEWAY, "dev", "eth0"])
     return netns
 
 
-def set_pod_link(uid: str, up: bool) -> None:
-    run(["ip", "link", "set", layout.pod_veth(uid), "up" if up else "down"])
+def set_pod_link(uid: str, node_netns: str, up: bool) -> None:
+    """The node's end of the pod's veth: down makes the pod unreachable (packets to it are lost)."""
+    run(["ip", "-n", node_netns, "link", "set", layout.pod_veth(uid), "up" if up else "down"])
+    if up:
+        # Bringing the link down dropped the /32 route through it.
+        addr = run(["ip", "-n", layout.pod_netns(uid), "-4", "-o", "addr", "show", "dev", "eth0"]).stdout.split()
+        ip = addr[3].split("/")[0] if len(addr) > 3 else ""
+        if ip:
+            run(["ip", "-n", node_netns, "route", "replace", f"{ip}/32", "dev", layout.pod_veth(uid)])
 
 
 def delete_pod(uid: str) -> None:
+    # Deleting the namespace destroys the veth pair, and with it the node's /32 route.
     _delete_netns(layout.pod_netns(uid))
-    ok(["ip", "link", "del", layout.pod_veth(uid)])
 
 
 def _delete_netns(netns: str) -> None:

@@ -337,7 +337,7 @@ class Runner:
 
     def prepare_instance(self, inst: Instance) -> None:
         inst.dir.mkdir(parents=True, exist_ok=True)
-        inst.netns = net.add_pod(inst.uid, inst.ip)
+        inst.netns = net.add_pod(inst.uid, inst.ip, self.nodes[inst.node].netns)
         server = f"https://{layout.GATEWAY_IP}:{layout.API_GATEWAY_PORT}"
         pki.write_kubeconfig(inst.dir / "kubeconfig", server, self.state.pki / "ca.crt",
                              "system:serviceaccount:kube-system:coredns",
@@ -359,13 +359,13 @@ class Runner:
             stop_proc(inst.proc, inst.pid_file, grace_s=0.0)
             inst.proc = None
         if fault == "dead":
-            net.set_pod_link(inst.uid, up=False)
+            net.set_pod_link(inst.uid, self.nodes[inst.node].netns, up=False)
         elif fault == "crashloop":
             inst.restarts += 1
             self.patch_crashloop(inst, exit_code=1)
         if not fault:
             if previous == "dead":
-                net.set_pod_link(inst.uid, up=True)
+                net.set_pod_link(inst.uid, self.nodes[inst.node].netns, up=True)
             inst.next_start = 0.0
 
     def _container_status(self, inst: Instance, state: JSON, ready: bool, last: JSON | None) -> JSON:
@@ -442,8 +442,8 @@ class Runner:
             self.backends = backends
 
     def vip_namespaces(self) -> list[str]:
-        pods = [j.netns for j in self.jobs.values() if not j.done and j.netns.startswith(layout.PREFIX + "pod-")]
-        return [n.netns for n in self.nodes.values()] + pods
+        # Pods reach the VIP through their node's rules (prerouting), as with kube-proxy.
+        return [n.netns for n in self.nodes.values()]
 
     # ---- pods to execute -------------------------------------------------------------------------
     @staticmethod
@@ -498,8 +498,7 @@ class Runner:
         else:
             policy = spec.get("dnsPolicy") or "ClusterFirst"
             resolv = net.cluster_first_resolv_conf(meta["namespace"]) if policy == "ClusterFirst" else None
-            job.netns = net.add_pod(uid, status["podIP"], resolv)
-            net.set_vip_in(job.netns, self.backends or [])
+            job.netns = net.add_pod(uid, status["podIP"], self.nodes[spec["nodeName"]].netns, resolv)
         logs = {c["name"]: job_dir / f"{c['name']}.log" for c in spec["containers"]}
         self.ensure_logs_cr(job.namespace, job.name, uid, logs)
         for c in spec["containers"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -430,3 +431,28 @@ def test_coredns_pod_on_a_not_ready_node_recovers_with_it(tb: Testbed) -> None:
              lambda: not next(p for p in tb.coredns_pods() if p.name == pod.name).ready, 60, 0.5)
     tb.node_ready_reset(pod.node)
     wait_for("the CoreDNS pod Ready again", lambda: all(p.ready for p in tb.coredns_pods()), 30, 0.5)
+
+
+def test_capture_pod_on_a_node_sees_its_coredns_pod_traffic(tb: Testbed) -> None:
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    target = tb.coredns_pods()[0]
+    name = f"capture-{uuid.uuid4().hex[:8]}"
+    manifest = _pod(name, target.node, "")
+    manifest["spec"]["containers"][0]["command"] = [
+        "timeout", "20", "tcpdump", "-n", "-l", "-i", "any", "-c", "2", f"udp port 53 and host {target.ip}"]
+    tb.kube.create("/api/v1/namespaces/default/pods", manifest)
+    try:
+        qname = fresh_name("wild.example.com")
+
+        def captured() -> bool:
+            query(tb.kube_dns_ip, qname, timeout=1)  # lands on either pod; the capture waits for its own
+            query(target.ip, qname, timeout=1)
+            pod = tb.kube.get(f"/api/v1/namespaces/default/pods/{name}")
+            return bool(pod["status"].get("phase") in ("Succeeded", "Failed"))
+
+        wait_for("the capture pod to finish", captured, 40, 0.5)
+        logs = tb.kubectl("-n", "default", "logs", name, timeout=15).stdout
+        assert qname in logs and target.ip in logs, logs
+    finally:
+        tb.kube.delete(f"/api/v1/namespaces/default/pods/{name}")
