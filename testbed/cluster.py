@@ -34,7 +34,7 @@ from testbed.state import State
 
 BUILD_HINT = "build them once with testbed/build.sh (about 20 min cold; cached in ~/.cache/aksdns)"
 STOP_ORDER = ("runner", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
-              "kube-apiserver", "etcd")
+              "kube-apiserver", "authn", "etcd")
 UP_TIMEOUT_S = 120.0
 
 
@@ -221,6 +221,17 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
     for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
         pki.write_kubeconfig(state.run / f"{user}.kubeconfig", server, p / "ca.crt", user,
                              cert=p / f"{user}.crt", key=p / f"{user}.key")
+    # Token users: a TokenReview webhook that accepts tokens minted by Testbed.token_kubeconfig.
+    authn_port = procs.free_port()
+    state.extra["authn_port"] = str(authn_port)
+    state.save()
+    pki.make_cert(p, "authn", "testbed-authn", ips=["127.0.0.1"])
+    (p / "token.secret").write_bytes(os.urandom(32))
+    (p / "token.secret").chmod(0o600)
+    authn_kubeconfig = pki.write_kubeconfig(
+        state.run / "authn-webhook.kubeconfig", f"https://127.0.0.1:{authn_port}/authenticate",
+        p / "ca.crt", "kube-apiserver", cert=p / "apiserver-kubelet-client.crt",
+        key=p / "apiserver-kubelet-client.key")
     net.create_base(state.nodes(), state.api_port, state.kubelet_port)
     state.upstream_state.write_text("{}")
     env = _child_env()
@@ -237,6 +248,9 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         # A throwaway store: skipping fsync makes start-up and every write much faster.
         "--unsafe-no-fsync", "--log-level", "warn",
     ], pids, logs / "etcd.log", env=env)
+    procs.start("authn", [sys.executable, "-m", "testbed.authn", "--port", str(authn_port),
+                          "--cert", str(p / "authn.crt"), "--key", str(p / "authn.key"),
+                          "--secret", str(p / "token.secret")], pids, logs / "authn.log", env=env)
     _wait_port(state.etcd_port, left())
 
     procs.start("kube-apiserver", [
@@ -258,6 +272,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
         "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true", "--profiling=false", "--event-ttl=1h",
+        f"--authentication-token-webhook-config-file={authn_kubeconfig}",
+        "--authentication-token-webhook-version=v1",
     ], pids, logs / "kube-apiserver.log", env=env)
     admin = state.admin(timeout=10)
     procs.wait_for("kube-apiserver /readyz", admin.healthy, left(), 0.25)
@@ -451,7 +467,16 @@ class Testbed:
         return pki.write_kubeconfig(self.run_dir / f"{name}.kubeconfig", self.api_url,
                                     self.state.pki / "ca.crt", user, cert=crt, key=key)
 
-    token_kubeconfig = user_kubeconfig
+    def token_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        """A bearer-token kubeconfig for any user in any groups (the testbed's token webhook vouches
+        for the token), for RBAC tests that need token users rather than certificates."""
+        from testbed import authn
+
+        token = authn.mint((self.state.pki / "token.secret").read_bytes(), user, groups)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
+        name = f"token-{safe}-{abs(hash((user, tuple(groups)))) % 10**8}"
+        return pki.write_kubeconfig(self.run_dir / f"{name}.kubeconfig", self.api_url,
+                                    self.state.pki / "ca.crt", user, token=token)
 
     def service_account_kubeconfig(self, namespace: str, name: str, seconds: int = 86400) -> Path:
         """A bearer-token kubeconfig for a ServiceAccount (TokenRequest API), as a pod would have."""

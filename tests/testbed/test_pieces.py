@@ -80,3 +80,16 @@ def test_binary_lookup_honours_cache_dir_and_kubebuilder_assets(tmp_path: Path) 
     assert paths.binary("etcd", {**env, "KUBEBUILDER_ASSETS": str(assets)}) == assets / "etcd"
     with pytest.raises(KeyError):
         paths.binary("docker", env)
+
+
+def test_token_minting_round_trip_and_tamper() -> None:
+    from testbed import authn
+
+    secret = b"k" * 32
+    token = authn.mint(secret, "alice", ["g1", "g2"])
+    assert authn.verify(secret, token) == ("alice", ["g1", "g2"])
+    assert authn.verify(b"other" * 8, token) is None
+    assert authn.verify(secret, token[:-1] + ("0" if token[-1] != "0" else "1")) is None
+    ok = authn.review(secret, {"apiVersion": "authentication.k8s.io/v1", "spec": {"token": token}})
+    assert ok["status"]["authenticated"] and ok["status"]["user"]["username"] == "alice"
+    assert not authn.review(secret, {"spec": {"token": "nope"}})["status"]["authenticated"]

@@ -456,3 +456,19 @@ def test_capture_pod_on_a_node_sees_its_coredns_pod_traffic(tb: Testbed) -> None
         assert qname in logs and target.ip in logs, logs
     finally:
         tb.kube.delete(f"/api/v1/namespaces/default/pods/{name}")
+
+
+def test_token_users_for_rbac(tb: Testbed) -> None:
+    path = tb.token_kubeconfig("bob@example.com", ["aksdns:oncall-readers"])
+    whoami = tb.kubectl("auth", "whoami", "-o", "json", kubeconfig=path)
+    assert whoami.returncode == 0, whoami.stderr
+    info = json.loads(whoami.stdout)["status"]["userInfo"]
+    assert info["username"] == "bob@example.com"
+    assert "aksdns:oncall-readers" in info["groups"]
+    denied = tb.kubectl("get", "configmaps", "-n", "kube-system", kubeconfig=path)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    tampered = path.read_text().replace("tbt.", "tbt.x", 1)
+    bad = path.with_name("tampered.kubeconfig")
+    bad.write_text(tampered)
+    unauthorized = tb.kubectl("get", "nodes", kubeconfig=bad)
+    assert unauthorized.returncode != 0 and "Unauthorized" in unauthorized.stderr
