@@ -6,6 +6,7 @@ use crate::dns_tree::{rcode_name, type_mnemonic, DnsTap, DnsTree};
 use crate::link::{self, Endpoint, Skip, Transport};
 use crate::reader::{MergedReader, OpenError};
 use crate::stats_tree::Row;
+use crate::defrag::Defragmenter;
 use crate::tcp::Reassembler;
 use serde::Serialize;
 use crate::FastMap;
@@ -1505,6 +1506,7 @@ struct ReadSummary {
 struct ReadStage {
     reader: MergedReader,
     reasm: Reassembler,
+    defrag: Defragmenter,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     frames: u64,
@@ -1520,6 +1522,7 @@ impl ReadStage {
         ReadStage {
             reader,
             reasm: Reassembler::default(),
+            defrag: Defragmenter::default(),
             first_ts: None,
             last_ts: None,
             frames: 0,
@@ -1570,7 +1573,20 @@ impl ReadStage {
             self.first_ts = Some(ts);
         }
         self.last_ts = Some(ts);
-        let seg = match link::ip_of_frame(linktype, data).and_then(link::segment_of_ip) {
+        let assembled: Vec<u8>;
+        let parsed_ip = link::ip_of_frame(linktype, data).and_then(link::parse_ip);
+        let seg = match parsed_ip {
+            Ok(link::Ip::Whole(s)) => Ok(s),
+            Ok(link::Ip::Fragment(f)) => match self.defrag.push(&f, ts) {
+                Some(l4) => {
+                    assembled = l4;
+                    link::segment_of_l4(f.src, f.dst, f.proto, &assembled)
+                }
+                None => Err(Skip::Fragment),
+            },
+            Err(e) => Err(e),
+        };
+        let seg = match seg {
             Ok(s) => s,
             Err(skip) => {
                 let ig = &mut self.ignored;

@@ -8,6 +8,7 @@
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 pub mod analyzer;
+pub mod defrag;
 pub mod dns;
 pub mod dns_tree;
 pub mod link;

@@ -126,8 +126,34 @@ pub fn ip_of_frame(linktype: u32, frame: &[u8]) -> Result<&[u8], Skip> {
     }
 }
 
+/// One IP fragment: reassembled by `defrag::Defragmenter`.
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub id: u32,
+    /// Byte offset of `data` in the reassembled payload.
+    pub offset: usize,
+    pub more: bool,
+    pub data: &'a [u8],
+}
+
+/// An IP packet: a whole datagram's UDP/TCP segment, or one fragment of a datagram.
+pub enum Ip<'a> {
+    Whole(Segment<'a>),
+    Fragment(Fragment<'a>),
+}
+
 /// The UDP or TCP segment inside an IP packet; only DNS (port 53) traffic is returned.
 pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
+    match parse_ip(ip)? {
+        Ip::Whole(seg) => Ok(seg),
+        Ip::Fragment(_) => Err(Skip::Fragment),
+    }
+}
+
+/// Parse an IP packet down to its transport segment, or return the fragment it is.
+pub fn parse_ip(ip: &[u8]) -> Result<Ip<'_>, Skip> {
     if ip.is_empty() {
         return Err(Skip::Truncated);
     }
@@ -142,14 +168,22 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
                 return Err(Skip::Truncated);
             }
             let frag = u16::from_be_bytes([ip[6], ip[7]]);
-            if frag & 0x3FFF != 0 {
-                // More-fragments set or a non-zero offset: reassembly is not supported.
-                return Err(Skip::Fragment);
-            }
             // Trim Ethernet padding; a packet cut by the snap length keeps what was captured.
             let end = total.min(ip.len());
             let s = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
             let d = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+            if frag & 0x3FFF != 0 {
+                // More-fragments set or a non-zero offset (Wireshark's ip.defragment).
+                return Ok(Ip::Fragment(Fragment {
+                    src: s,
+                    dst: d,
+                    proto: ip[9],
+                    id: u16::from_be_bytes([ip[4], ip[5]]) as u32,
+                    offset: ((frag & 0x1FFF) as usize) * 8,
+                    more: frag & 0x2000 != 0,
+                    data: &ip[ihl..end],
+                }));
+            }
             (s, d, ip[9], &ip[ihl..end])
         }
         6 => {
@@ -178,7 +212,22 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
                         rest = &rest[len..];
                         hops += 1;
                     }
-                    44 => return Err(Skip::Fragment),
+                    44 => {
+                        // Fragment header (ipv6.reassemble).
+                        if rest.len() < 8 {
+                            return Err(Skip::Truncated);
+                        }
+                        let off = u16::from_be_bytes([rest[2], rest[3]]);
+                        return Ok(Ip::Fragment(Fragment {
+                            src: IpAddr::V6(Ipv6Addr::from(s)),
+                            dst: IpAddr::V6(Ipv6Addr::from(d)),
+                            proto: rest[0],
+                            id: u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]),
+                            offset: ((off >> 3) as usize) * 8,
+                            more: off & 1 != 0,
+                            data: &rest[8..],
+                        }));
+                    }
                     _ => break,
                 }
             }
@@ -186,6 +235,11 @@ pub fn segment_of_ip(ip: &[u8]) -> Result<Segment<'_>, Skip> {
         }
         _ => return Err(Skip::NotIp),
     };
+    segment_of_l4(src, dst, proto, l4).map(Ip::Whole)
+}
+
+/// The DNS segment of a transport payload (a whole datagram's, or a reassembled one's).
+pub fn segment_of_l4(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> Result<Segment<'_>, Skip> {
     match proto {
         17 => {
             if l4.len() < 8 {

@@ -192,3 +192,24 @@ def test_time_going_backwards_matches_tshark(tmp_path: Path) -> None:
         shift = (3_000_000 + (i * 7_919_000) % 147_000_000) if i % 5 == 4 else 0
         shuffled.append(S.Packet(p.ts_ns - shift, p.data))
     assert_same_as_tshark(write(tmp_path / "backwards.pcap", shuffled))
+
+
+def test_fragmented_responses_are_reassembled_like_tshark(tmp_path: Path) -> None:
+    t0 = 1_711_990_000_000_000_000
+    packets = []
+    for k, (cip, sip) in enumerate((("10.0.0.5", "10.0.0.10"), ("fd00::5", "fd00::a"))):
+        c, d = S.Endpoint(cip, 40000 + k), S.Endpoint(sip, 53)
+        name = "big.contoso.com"
+        answers = [S.Record(name, S.TYPE_TXT, 30, bytes([255]) + b"x" * 255) for _ in range(8)]
+        query = S.dns_message(100 + k, name, S.TYPE_TXT, additionals=[S.opt_record(4096)])
+        response = S.dns_message(100 + k, name, S.TYPE_TXT, response=True, answers=answers)
+        base = t0 + k * 1_000_000_000
+        packets.append(S.udp_packet(base, c, d, query))
+        ip = S.ip_packet(d.ip, c.ip, 17, S.udp_segment(d, c, response))
+        fragments = S.fragment_ip(ip, 1280, ident=0x4242 + k)
+        assert len(fragments) > 1
+        for i, frag in enumerate(reversed(fragments) if k else fragments):  # IPv6 ones out of order
+            packets.append(S.Packet(base + 1_000_000 + i * 1000, S.link_frame(S.LINKTYPE_ETHERNET, frag)))
+    path = write(tmp_path / "fragments.pcap", packets)
+    assert_same_as_tshark(path)
+    assert analyze_files([path]).answered_transactions == 2

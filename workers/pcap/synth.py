@@ -425,3 +425,34 @@ def mixed_lookups(
             del other
     out.sort(key=lambda p: p.ts_ns)
     return out
+
+
+def fragment_ip(ip: bytes, mtu: int = 576, *, ident: int = 0x1234) -> list[bytes]:
+    """Split an IP packet into fragments no larger than ``mtu`` (IPv4 flags or IPv6 header 44)."""
+    if ip[0] >> 4 == 4:
+        ihl = (ip[0] & 0x0F) * 4
+        head, payload = bytearray(ip[:ihl]), ip[ihl:]
+        step = (mtu - ihl) // 8 * 8
+        out = []
+        for off in range(0, len(payload), step):
+            chunk = payload[off: off + step]
+            more = off + step < len(payload)
+            h = bytearray(head)
+            struct.pack_into("!HHH", h, 2, ihl + len(chunk), ident, (0x2000 if more else 0) | (off // 8))
+            struct.pack_into("!H", h, 10, 0)
+            struct.pack_into("!H", h, 10, _checksum(bytes(h)))
+            out.append(bytes(h) + chunk)
+        return out
+    # IPv6: the fragment header goes right after the fixed header (no extension headers here).
+    next_header, payload = ip[6], ip[40:]
+    step = (mtu - 48) // 8 * 8
+    out = []
+    for off in range(0, len(payload), step):
+        chunk = payload[off: off + step]
+        more = off + step < len(payload)
+        h = bytearray(ip[:40])
+        struct.pack_into("!H", h, 4, 8 + len(chunk))
+        h[6] = 44
+        frag = struct.pack("!BBHI", next_header, 0, off | (1 if more else 0), ident)
+        out.append(bytes(h) + frag + chunk)
+    return out
