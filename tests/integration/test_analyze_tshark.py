@@ -213,3 +213,41 @@ def test_fragmented_responses_are_reassembled_like_tshark(tmp_path: Path) -> Non
     path = write(tmp_path / "fragments.pcap", packets)
     assert_same_as_tshark(path)
     assert analyze_files([path]).answered_transactions == 2
+
+
+def test_tcp_messages_split_and_resent_match_tshark(tmp_path: Path) -> None:
+    """A message split over two segments, two messages plus a half in one, a re-sent segment."""
+    t0 = 1_711_990_000_000_000_000
+    c, d = S.Endpoint("10.0.0.5", 41000), S.Endpoint("10.0.0.10", 53)
+    q = [S.dns_message(i, f"svc{i}.shop.svc.cluster.local") for i in range(1, 5)]
+    r = [S.dns_message(i, f"svc{i}.shop.svc.cluster.local", response=True,
+                       answers=[S.a_record(f"svc{i}.shop.svc.cluster.local", "10.0.0.7")]) for i in range(1, 5)]
+    stream_c = b"".join(struct.pack("!H", len(m)) + m for m in q)
+    stream_s = b"".join(struct.pack("!H", len(m)) + m for m in r)
+    seq = {True: 1001, False: 5001}
+    packets = S.TcpFlow(c, d).handshake(t0)
+
+    def segment(ts: int, from_client: bool, data: bytes, at: int) -> None:
+        src, dst = (c, d) if from_client else (d, c)
+        tcp = S.tcp_segment(src, dst, data, seq=seq[from_client] + at, ack=seq[not from_client])
+        packets.append(S.Packet(ts, S.link_frame(S.LINKTYPE_ETHERNET, S.ip_packet(src.ip, dst.ip, 6, tcp))))
+
+    cut1, cut2 = 10, len(stream_c) - 7
+    segment(t0 + 10_000, True, stream_c[:cut1], 0)  # a length and part of a message
+    segment(t0 + 20_000, True, stream_c[cut1:cut2], cut1)  # the rest, two more, part of the last
+    segment(t0 + 30_000, True, stream_c[cut1:cut2], cut1)  # re-sent (TCP retransmission)
+    segment(t0 + 40_000, True, stream_c[cut2:], cut2)
+    segment(t0 + 2_000_000, False, stream_s, 0)
+    assert_same_as_tshark(write(tmp_path / "tcp.pcap", packets))
+
+
+@pytest.mark.parametrize("tsresol", [6, 3, 0x80 | 20])
+def test_pcapng_time_resolutions_match_tshark(tmp_path: Path, tsresol: int) -> None:
+    units = 10 ** tsresol if tsresol < 0x80 else 2 ** (tsresol & 0x7F)
+    path = tmp_path / "res.pcapng"
+    with path.open("wb") as f:
+        f.write(S.pcapng_section())
+        f.write(S.pcapng_interface(S.LINKTYPE_ETHERNET, tsresol=tsresol))
+        for p in S.mixed_lookups(70, lookups=30, tcp_share=0.0):
+            f.write(S.pcapng_epb(p, units_per_s=units))
+    assert_same_as_tshark(path)
