@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -426,6 +427,8 @@ class Runner:
         if inst.log is not None:
             inst.log.close()
         net.delete_pod(uid)
+        if not self.stopping.is_set():
+            shutil.rmtree(inst.dir, ignore_errors=True)
 
     # ---- Service VIP -----------------------------------------------------------------------------
     def sync_vip(self) -> None:
@@ -595,6 +598,8 @@ class Runner:
             log.close(timeout=1)
         if job.netns.startswith(layout.PREFIX + "pod-"):
             net.delete_pod(uid)
+        # The pod is gone, and its logs with it (as on a node): keeps a long-running testbed's disk bounded.
+        shutil.rmtree(job.dir, ignore_errors=True)
 
     # ---- kwok logs -------------------------------------------------------------------------------
     def ensure_logs_cr(self, namespace: str, name: str, uid: str, files: dict[str, Path]) -> None:
