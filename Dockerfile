@@ -68,7 +68,7 @@ ENV PATH=/opt/aksdns/bin:$PATH \
     MPLBACKEND=Agg
 WORKDIR /tmp
 # Numeric so that runAsNonRoot can verify it. Capture pods override it with
-# runAsUser 0 and exactly NET_RAW + NET_ADMIN (see docs/install.md).
+# runAsUser 0 and exactly NET_RAW + NET_ADMIN (see README.md, "Install on AKS (Helm)").
 USER 10001:10001
 ENTRYPOINT ["/usr/bin/tini", "--", "aksdns"]
 CMD ["worker"]

@@ -59,7 +59,7 @@ def helm(testbed: Any, *args: str, check: bool = True, timeout: float = 240) -> 
 
 
 def make_namespace(testbed: Any, namespace: str, pod_security: str = "privileged") -> None:
-    """The namespace as docs/install.md tells platform engineers to make it."""
+    """The namespace as the README (Install on AKS) tells platform engineers to make it."""
     manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
         "pod-security.kubernetes.io/enforce": pod_security, "pod-security.kubernetes.io/warn": "restricted"}}}
     kubectl(testbed, "apply", "-f", "-", stdin=json.dumps(manifest))
@@ -355,7 +355,7 @@ def test_the_janitor_runs_with_the_worker_token(testbed: Any, default_release: R
 
 
 def test_hostnetwork_probe_pods_need_a_privileged_namespace(testbed: Any, default_release: Release) -> None:
-    """Why docs/install.md labels the namespace: Pod Security `baseline` refuses probe pods."""
+    """Why the README (Install on AKS) labels the namespace: Pod Security `baseline` refuses probe pods."""
     namespace = "chart-baseline"
     make_namespace(testbed, namespace, pod_security="baseline")
     try:
