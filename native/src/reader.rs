@@ -11,6 +11,22 @@ pub const MAX_PACKET: usize = 262_144;
 /// Largest pcapng block we accept (a packet plus generous options).
 pub const MAX_BLOCK: usize = MAX_PACKET + 65_536;
 
+/// The bytes of a capture: the file itself, or its gzip stream decoded on the fly.
+enum Input {
+    Plain(BufReader<File>),
+    Gzip(BufReader<flate2::read::MultiGzDecoder<BufReader<File>>>),
+}
+
+impl Read for Input {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Plain(r) => r.read(buf),
+            Input::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
 /// Why a file cannot be read at all: shown to the user as "<path>: <reason>".
 #[derive(Debug, Clone)]
 pub struct OpenError(pub String);
@@ -42,7 +58,7 @@ struct NgState {
 }
 
 pub struct CaptureReader {
-    input: BufReader<File>,
+    input: Input,
     kind: Kind,
     pub packets: u64,
     /// Set when the file ends inside a record or holds a record that cannot be right.
@@ -79,12 +95,21 @@ const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
 
 impl CaptureReader {
     pub fn open(path: &str) -> Result<Self, OpenError> {
-        let file = File::open(path).map_err(|e| OpenError(format!("cannot open: {}", io_reason(&e))))?;
-        let mut input = BufReader::with_capacity(1 << 20, file);
+        let open = || File::open(path).map_err(|e| OpenError(format!("cannot open: {}", io_reason(&e))));
+        let mut input = Input::Plain(BufReader::with_capacity(1 << 20, open()?));
         let mut magic = [0u8; 4];
-        let n = read_full(&mut input, &mut magic).map_err(|e| OpenError(io_reason(&e)))?;
+        let mut n = read_full(&mut input, &mut magic).map_err(|e| OpenError(io_reason(&e)))?;
         if n == 0 {
             return Err(OpenError("empty file".into()));
+        }
+        if n >= 2 && magic[0] == 0x1F && magic[1] == 0x8B {
+            // gzip, as `tcpdump -w - | gzip` writes and Wireshark reads transparently.
+            let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, open()?));
+            input = Input::Gzip(BufReader::with_capacity(1 << 20, gz));
+            n = read_full(&mut input, &mut magic).map_err(|e| OpenError(format!("gzip: {}", io_reason(&e))))?;
+            if n == 0 {
+                return Err(OpenError("empty file (gzip)".into()));
+            }
         }
         if n < 4 {
             return Err(OpenError("not a pcap or pcapng capture (too short)".into()));

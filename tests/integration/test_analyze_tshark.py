@@ -251,3 +251,12 @@ def test_pcapng_time_resolutions_match_tshark(tmp_path: Path, tsresol: int) -> N
         for p in S.mixed_lookups(70, lookups=30, tcp_share=0.0):
             f.write(S.pcapng_epb(p, units_per_s=units))
     assert_same_as_tshark(path)
+
+
+def test_gzip_compressed_capture_matches_tshark(tmp_path: Path) -> None:
+    import gzip
+
+    plain = write(tmp_path / "a.pcap", S.mixed_lookups(80, lookups=30)).read_bytes()
+    path = tmp_path / "a.pcap.gz"
+    path.write_bytes(gzip.compress(plain))
+    assert_same_as_tshark(path)

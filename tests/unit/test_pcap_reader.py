@@ -169,3 +169,20 @@ def test_missing_native_core_is_a_clear_one_line_error(monkeypatch: pytest.Monke
     with pytest.raises(AksDnsError) as err:
         analyze_files([tmp_path / "x.pcap"])
     assert err.value.user_message == native.INSTALL_HINT
+
+
+def test_gzip_captures_are_read_and_damaged_ones_warn(tmp_path: Path) -> None:
+    import gzip
+
+    raw = write_pcap(tmp_path / "a.pcap", lookup(T0, 1) + lookup(T0 + 10**9, 2)).read_bytes()
+    gz = tmp_path / "a.pcap.gz"
+    gz.write_bytes(gzip.compress(raw))
+    assert analyze_files([gz]).answered_transactions == 2
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(gzip.compress(raw)[:-20])
+    result = analyze_files([cut])
+    assert result.warnings
+    empty = tmp_path / "empty.pcap.gz"
+    empty.write_bytes(gzip.compress(b""))
+    with pytest.raises(CaptureFileError, match="empty file"):
+        analyze_files([empty])
