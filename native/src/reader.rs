@@ -14,7 +14,7 @@ pub const MAX_BLOCK: usize = MAX_PACKET + 65_536;
 /// The bytes of a capture: the file itself, or its gzip stream decoded on the fly.
 enum Input {
     Plain(BufReader<File>),
-    Gzip(BufReader<flate2::read::MultiGzDecoder<BufReader<File>>>),
+    Gzip(Box<BufReader<flate2::read::MultiGzDecoder<BufReader<File>>>>),
 }
 
 impl Read for Input {
@@ -105,7 +105,7 @@ impl CaptureReader {
         if n >= 2 && magic[0] == 0x1F && magic[1] == 0x8B {
             // gzip, as `tcpdump -w - | gzip` writes and Wireshark reads transparently.
             let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, open()?));
-            input = Input::Gzip(BufReader::with_capacity(1 << 20, gz));
+            input = Input::Gzip(Box::new(BufReader::with_capacity(1 << 20, gz)));
             n = read_full(&mut input, &mut magic).map_err(|e| OpenError(format!("gzip: {}", io_reason(&e))))?;
             if n == 0 {
                 return Err(OpenError("empty file (gzip)".into()));
