@@ -16,6 +16,13 @@ from aksdns.commands import (
     ServiceCommand,
 )
 
+VERB_EMOJI = {"dig": "🔎", "check": "🩺", "analyze": "🔬", "capture": "🎥"}
+
+
+def emoji(command: Command) -> str:
+    """The mark a command's parent message and progress lines carry."""
+    return VERB_EMOJI.get(command.verb.value, "⚙️")
+
 
 def describe(command: Command) -> str:
     """E.g. `dig microsoft.com @10.0.0.10 (A, AAAA) ×5`."""

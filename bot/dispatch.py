@@ -10,16 +10,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from aksdns.commands import Command
-from aksdns.describe import describe
+from aksdns.describe import describe, emoji
 from aksdns.errors import AksDnsError, QueueUnavailable
 from aksdns.jobspec import JobSpec, SlackThread, dedup_key
 from aksdns.queue import JobQueue
 from aksdns.settings import Settings
 
 log = logging.getLogger(__name__)
-
-VERB_EMOJI = {"dig": "🔎", "check": "🩺", "analyze": "🔬", "capture": "🎥"}
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -55,8 +52,7 @@ class Dispatcher:
         if duplicate is not None:
             where = self._permalink(duplicate.channel, duplicate.status_ts)
             return Outcome(f"The same `{command.verb.value}` is already queued or running here{where}.")
-        emoji = VERB_EMOJI.get(command.verb.value, "⚙️")
-        text = f"{emoji} `{describe(command)}` queued by <@{user}> on cluster `{cluster}`"
+        text = f"{emoji(command)} `{describe(command)}` queued by <@{user}> on cluster `{cluster}`"
         try:
             parent = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
         except (SlackApiError, SlackClientError, OSError) as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from aksdns.describe import emoji
 from aksdns.errors import AksDnsError, user_message
 from aksdns.jobspec import JobSpec
 from aksdns.settings import Settings
@@ -29,9 +30,6 @@ from workers.slack_post import ThreadPoster, make_client
 from workers.thread_files import fetch_thread_captures
 
 log = logging.getLogger(__name__)
-
-VERB_EMOJI = {"dig": "🔎", "check": "🩺", "analyze": "🔬", "capture": "🎥"}
-
 
 @dataclass
 class WorkerContext:
@@ -131,14 +129,14 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     spec = JobSpec.from_dict(payload)
     verb = spec.command.verb.value
     poster = _poster(ctx.settings, spec)
-    emoji = VERB_EMOJI.get(verb, "⚙️")
+    mark = emoji(spec.command)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"aksdns-{spec.id[:8]}-"))
     log.info("job started", extra={"job": spec.id, "verb": verb, "user": spec.user, "cluster": spec.cluster})
 
     def progress(text: str) -> None:
         if poster:
-            poster.status(f"{emoji} `{verb}` on `{spec.cluster}`: {text}")
+            poster.status(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
 
     extras: dict[str, Any] = {"source": "slack", "job_id": spec.id}
     previous = _load_previous(ctx.settings, spec)
