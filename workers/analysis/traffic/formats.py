@@ -205,7 +205,7 @@ def render_text(result: AnalysisResult) -> str:
         rows = []
         for h in sorted(result.hops, key=lambda h: -(h.client_ms or 0.0))[:10]:
             rows.append((h.client_query.qname, h.client_query.client, h.upstream_query.server,
-                         _ms(h.client_ms), _ms(h.upstream_ms), _ms(h.after_upstream_ms)))
+                         _ms(h.client_ms, "no answer"), _ms(h.upstream_ms, "no answer"), _ms(h.after_upstream_ms)))
         out += _table(("name", "client", "upstream", "client wait", "upstream", "after upstream"), rows)
     busiest = sorted(result.timeline, key=lambda s: (-(s.errors + s.unanswered + s.slow), s.second))[:5]
     if busiest and any(s.errors + s.unanswered + s.slow for s in busiest):
@@ -217,5 +217,5 @@ def render_text(result: AnalysisResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f} ms"
+def _ms(v: float | None, missing: str = "-") -> str:
+    return missing if v is None else f"{v:.1f} ms"
