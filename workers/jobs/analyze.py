@@ -90,6 +90,8 @@ def build_report(result: AnalysisResult, *, title: str) -> Report:
             "A/AAAA pairs from one socket",
             f"{result.aaaa_pairs:,} pairs; {result.aaaa_pair_members_lost:,} members re-sent or never answered",
         ))
+    sections.append(Table("Wireshark DNS statistics (the guide's table)", formats.GUIDE_COLUMNS,
+                          tuple(formats.guide_rows(result))))
     data = formats.payload(result)
     attachments = [
         Attachment("dns-response-times.png", histogram_png(result), "DNS response-time histogram", "png"),

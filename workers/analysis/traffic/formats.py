@@ -204,7 +204,8 @@ def render_text(result: AnalysisResult) -> str:
         out.append(f"Lookups followed from client to CoreDNS to upstream: {result.hop_count:,}")
         rows = []
         for h in sorted(result.hops, key=lambda h: -(h.client_ms or 0.0))[:10]:
-            rows.append((h.client_query.qname, h.client_query.client, h.upstream_query.server,
+            lookup = f"{h.client_query.qname} {h.client_query.qtype}"
+            rows.append((lookup, h.client_query.client, h.upstream_query.server,
                          _ms(h.client_ms, "no answer"), _ms(h.upstream_ms, "no answer"), _ms(h.after_upstream_ms)))
         out += _table(("name", "client", "upstream", "client wait", "upstream", "after upstream"), rows)
     busiest = sorted(result.timeline, key=lambda s: (-(s.errors + s.unanswered + s.slow), s.second))[:5]
@@ -214,7 +215,44 @@ def render_text(result: AnalysisResult) -> str:
         out += _table(("second (UTC)", "queries", "responses", "errors", "unanswered", "slow"),
                       [(iso_time(s.second * 1_000_000_000)[:19], str(s.queries), str(s.responses), str(s.errors),
                         str(s.unanswered), str(s.slow)) for s in busiest])
+    out.append("")
+    out.append("Wireshark's DNS statistics (the guide's table; `--format tshark` gives tshark 4.0's tree):")
+    out += _table(GUIDE_COLUMNS, guide_rows(result))
     return "\n".join(out) + "\n"
+
+
+GUIDE_COLUMNS = ("topic / item", "count", "average", "min", "max")
+
+
+def guide_rows(result: AnalysisResult) -> list[tuple[str, ...]]:
+    """The guide's table (Wireshark's newer DNS dialog), indented by level."""
+    g = result.guide
+    rows: list[tuple[str, ...]] = [("Total Packets", f"{result.dns_messages:,}", "", "", "")]
+    rows.append(("  rcode", f"{result.dns_messages:,}", "", "", ""))
+    rows += [(f"    {name}", f"{n:,}", "", "", "") for name, n in g.rcodes]
+    rows.append(("Query/Response", f"{result.dns_messages:,}", "", "", ""))
+    rows.append(("  Response", f"{result.responses:,}", "", "", ""))
+    rows += [(f"    {name}", f"{n:,}", "", "", "") for name, n in g.response_types]
+    a = g.answer_rrs
+    rows.append(("    Answer RRs", f"{a.count:,}", f"{a.average:.2f}", f"{a.min:g}", f"{a.max:g}"))
+    rows += [(f"      {name}", f"{n:,}", "", "", "") for name, n in g.answer_types]
+    rows += [(f"      TTL {t.label}", f"{t.count:,}", f"{t.average:.2f}", f"{t.min:g}", f"{t.max:g}")
+             for t in g.ttl_by_type]
+    rows.append(("  Query", f"{result.queries:,}", "", "", ""))
+    rows += [(f"    {name}", f"{n:,}", "", "", "") for name, n in g.query_types]
+    lat = result.latency
+    rows.append(("Response time (secs)", f"{lat.count:,}", f"{lat.average_ms / 1000:.4f}",
+                 f"{lat.min_ms / 1000:.6f}", f"{lat.max_ms / 1000:.6f}"))
+    rows += [(f"  {b.label}", f"{b.count:,}", f"{b.average:.4f}", f"{b.min:.6f}", f"{b.max:.6f}")
+             for b in g.response_time_buckets]
+    rows.append(("Service stats", "", "", "", ""))
+    rows.append(("  Unsolicited", f"{g.unsolicited:,}", "", "", ""))
+    rows.append(("  Retransmission", f"{g.retransmissions:,}", "", "", ""))
+    rows.append(("  Request not found", f"{g.request_not_found:,}", "", "", ""))
+    rows.append(("Payload size", f"{result.dns_messages:,}", "", "", ""))
+    rows += [(f"  {b.label}", f"{b.count:,}", f"{b.average:.2f}", f"{b.min:g}", f"{b.max:g}")
+             for b in g.payload_size_buckets]
+    return rows
 
 
 def _ms(v: float | None, missing: str = "-") -> str:
