@@ -126,14 +126,18 @@ class Engineer:
 
 
 @contextlib.contextmanager
-def _capture(workdir: Path) -> Iterator[Path]:
-    """tcpdump on every interface for DNS while the demo runs (bounded, no shell)."""
+def _capture(workdir: Path, interface: str) -> Iterator[Path]:
+    """tcpdump for DNS while the demo runs (bounded, no shell).
+
+    The testbed's bridge carries every hop once (worker → CoreDNS, CoreDNS and nodes → the
+    virtual network's DNS); `-i any` would also see each packet again on the veths.
+    """
     out = workdir / "demo-dns.pcap"
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None or os.geteuid() != 0:
         yield out
         return
-    argv = [tcpdump, "-i", "any", "-U", "-n", "-s", "512", "-c", "200000", "-w", str(out), "port", "53"]
+    argv = [tcpdump, "-i", interface, "-U", "-n", "-s", "512", "-c", "200000", "-w", str(out), "port", "53"]
     with embedded.process(argv, os.environ, workdir / "tcpdump.log") as proc:
         time.sleep(1.0)  # let tcpdump open its socket before traffic starts
         yield out
@@ -180,7 +184,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
         embedded.wait_http_ok(f"http://127.0.0.1:{port}/healthz")
         engineer = Engineer(f"http://127.0.0.1:{port}/slack/events", slack)
-        capture = stack.enter_context(_capture(workdir))
+        from testbed.layout import BRIDGE
+
+        capture = stack.enter_context(_capture(workdir, BRIDGE))
 
         threads: list[Message] = []
         servers = " ".join(f"@{ip}" for ip in [kube_dns_ip, *pod_ips])

@@ -54,8 +54,9 @@ def build_report(result: AnalysisResult, *, title: str) -> Report:
     sections.append(StatusLine(
         Status.FAIL if result.unanswered_transactions else Status.OK,
         "Unanswered queries",
-        f"{result.unanswered_queries:,} (Wireshark filter `(dns.flags.response == 0) && ! dns.response_in`); "
-        f"{result.unanswered_transactions:,} transactions never answered",
+        f"{result.unanswered_transactions:,} transactions never answered; "
+        f"{result.unanswered_queries:,} queries match `(dns.flags.response == 0) && ! dns.response_in` "
+        "(it also counts re-sent queries and duplicate copies of one)",
     ))
     sections.append(StatusLine(
         Status.WARN if result.slow_responses else Status.OK,

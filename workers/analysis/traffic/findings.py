@@ -103,7 +103,10 @@ def headline(result: AnalysisResult) -> str:
         return f"No DNS messages in {result.frames:,} packets."
     parts = [
         f"{result.dns_messages:,} DNS messages ({result.queries:,} queries, {result.responses:,} responses)",
-        f"{result.unanswered_queries:,} unanswered queries",
+        # Wireshark's unanswered filter also matches every re-sent query (and, with `-i any`,
+        # the second copy of each query): lead with the transactions that really got no answer.
+        f"{result.unanswered_transactions:,} lookups never answered "
+        f"({result.unanswered_queries:,} queries match Wireshark's unanswered filter)",
         f"{result.slow_responses:,} responses ≥ {result.slow_threshold_s:g} s",
     ]
     sf = servfail_count(result)
