@@ -11,11 +11,13 @@ everything stops.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,7 +27,6 @@ from tests.services import (
     BOT_TOKEN,
     SIGNING_SECRET,
     aksdns_env,
-    post,
     run_aksdns,
     run_redis,
     sign,
@@ -35,15 +36,34 @@ from tests.services import (
 
 
 def burst(url: str, size: int, tag: str) -> list[tuple[int, float]]:
+    """All requests at once from one asyncio loop: a light client, so its own CPU use
+    (threads fighting over one interpreter lock) does not inflate the server's latency."""
     bodies = [slash_body(f"dig n{i}.{tag}.bench.aksdns.test", user=f"U{i:05d}") for i in range(size)]
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
 
-    def one(body: bytes) -> tuple[int, float]:
+    async def one(body: bytes, start: asyncio.Event) -> tuple[int, float]:
+        head = "".join(f"{k}: {v}\r\n" for k, v in sign(body).items())
+        request = (f"POST {parsed.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded"
+                   f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{head}\r\n").encode() + body
+        await start.wait()
         started = time.perf_counter()
-        status, _ = post(url, body, sign(body), "application/x-www-form-urlencoded")
-        return status, (time.perf_counter() - started) * 1000
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+        elapsed = (time.perf_counter() - started) * 1000
+        writer.close()
+        return int(status_line.split()[1]), elapsed
 
-    with ThreadPoolExecutor(max_workers=size) as pool:
-        return list(pool.map(one, bodies))
+    async def run() -> list[tuple[int, float]]:
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(one(b, start)) for b in bodies]
+        await asyncio.sleep(0.05)
+        start.set()
+        return list(await asyncio.gather(*tasks))
+
+    return asyncio.run(run())
 
 
 def pct(values: list[float], q: float) -> float:
@@ -61,8 +81,10 @@ def main() -> int:
         env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack_api, SLACK_BOT_TOKEN=BOT_TOKEN,
                          SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER="bench", AKSDNS_LOG_LEVEL="WARNING")
         standin = ["standin", "--port", str(slack_port), "--token", BOT_TOKEN]
+        workers = os.environ.get("BENCH_BOT_WORKERS", "2")
         with run_aksdns(standin, env, Path(tmp) / "standin.log"), \
-                run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port)], env, Path(tmp) / "bot.log"):
+                run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", workers],
+                           env, Path(tmp) / "bot.log"):
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/healthz")
             burst(base + "/slack/events", 5, "warm")  # first requests build clients per worker

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 EVENT_DEDUP_TTL_S = 600
+FOLLOWUP_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,19 @@ class AksDnsApp:
             token=settings.slack_bot_token,
             signing_secret=settings.slack_signing_secret,
             client=client,
-            # Ack first, from the pure steps only; the queueing runs as a lazy listener. (With
-            # process_before_response=False Bolt polls for the ack every 10 ms: a 10 ms floor.)
+            # Ack first, from the pure steps only; the queueing runs afterwards on the follow-up
+            # pool. (With process_before_response=False Bolt polls for the ack every 10 ms.)
             process_before_response=True,
             token_verification_enabled=bool(settings.slack_bot_token),
         )
-        self.app.command("/aksdns")(ack=self.ack_slash_command, lazy=[self.on_slash_command])
-        self.app.event("app_mention")(ack=_ack_now, lazy=[self.on_mention])
-        self.app.action("aksdns_rerun")(ack=_ack_now, lazy=[self.on_button])
-        self.app.action("aksdns_capture")(ack=_ack_now, lazy=[self.on_button])
+        # Follow-up work (parent message, Redis) runs on a small pool of its own: under a burst,
+        # the threads answering Slack are not outnumbered by threads doing follow-ups, so acks
+        # keep their place in the interpreter and stay fast; follow-ups queue up behind.
+        self.followups = ThreadPoolExecutor(max_workers=FOLLOWUP_THREADS, thread_name_prefix="aksdns-followup")
+        self.app.command("/aksdns")(self.ack_slash_command)
+        self.app.event("app_mention")(self._later(self.on_mention))
+        self.app.action("aksdns_rerun")(self._later(self.on_button))
+        self.app.action("aksdns_capture")(self._later(self.on_button))
         self.app.error(self.on_error)
 
     # -- listeners -------------------------------------------------------------------------
@@ -97,23 +103,16 @@ class AksDnsApp:
             ack(text=f"🚫 {decision.reason}", response_type="ephemeral")
             return
         ack()
+        self._submit(self.on_slash_command, step.command, user, channel)
 
-    def on_slash_command(self, body: dict[str, Any]) -> None:
+    def on_slash_command(self, command: Command, user: str, channel: str) -> None:
         """After the ack: post the parent message and queue the job."""
-        user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
-        step = interpret(str(body.get("text", "")), prefix="/aksdns")
-        if step.command is None:
-            return
-        decision = authorize(
-            self.policy, self.directory, user=user, channel=channel, command=step.command, log_decision=False
-        )
-        if not decision.allowed:
-            return
-        outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=None)
+        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=None)
         if outcome.ephemeral:
             self._ephemeral(channel, user, None, outcome.ephemeral)
 
-    def on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    def on_mention(self, body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
         event_id = str(body.get("event_id", ""))
         if event_id and self.event_seen(event_id):
             return  # Slack retried an event we already handled
@@ -161,6 +160,24 @@ class AksDnsApp:
         return BoltResponse(status=200, body="⚠️ aksdns hit an internal error; it is in the bot's log.")
 
     # -- helpers -----------------------------------------------------------------------------
+    def _later(self, handler: Callable[..., None]) -> Callable[..., None]:
+        """A listener that acks at once and runs ``handler(body)`` on the follow-up pool."""
+
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
+            self._submit(handler, body)
+
+        return listener
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:  # never lost silently: the log has the traceback
+                log.exception("follow-up failed")
+
+        self.followups.submit(run)
+
     def _ephemeral(self, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         try:
             self.app.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
@@ -170,10 +187,6 @@ class AksDnsApp:
     def _group_members(self, group: str) -> list[str]:
         response = self.app.client.usergroups_users_list(usergroup=group)
         return [str(u) for u in response.get("users") or []]
-
-
-def _ack_now(ack: Ack) -> None:
-    ack()
 
 
 def redis_event_dedup(connection: redis.Redis) -> Callable[[str], bool]:
