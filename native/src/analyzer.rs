@@ -29,12 +29,36 @@ const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct TxKey {
     transport: Transport,
     a: Endpoint,
     b: Endpoint,
     id: u16,
+}
+
+/// Hashed as one or three words instead of field by field (the derived impl feeds the
+/// hasher a dozen small pieces per lookup).  Equal keys give equal words.
+impl std::hash::Hash for TxKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::net::IpAddr;
+        let rest = (self.a.port as u128) << 64
+            | (self.b.port as u128) << 80
+            | (self.id as u128) << 96
+            | (self.transport as u128) << 112;
+        match (self.a.ip, self.b.ip) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => h.write_u128(rest | (u32::from(x) as u128) << 32 | u32::from(y) as u128),
+            (x, y) => {
+                let bits = |ip: IpAddr| match ip {
+                    IpAddr::V4(v) => u32::from(v) as u128 | 1 << 127,
+                    IpAddr::V6(v) => u128::from(v),
+                };
+                h.write_u128(bits(x));
+                h.write_u128(bits(y));
+                h.write_u128(rest);
+            }
+        }
+    }
 }
 
 struct Tx {
@@ -844,6 +868,13 @@ fn name_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// The transaction key of a message: its conversation (endpoints in a fixed order) and ID.
+#[inline]
+fn tx_key(rec: &Rec) -> TxKey {
+    let (a, b) = if rec.src <= rec.dst { (rec.src, rec.dst) } else { (rec.dst, rec.src) };
+    TxKey { transport: rec.transport, a, b, id: rec.id }
+}
+
 impl Analyzer {
     fn new(slow_s: f64, list_limit: usize, recycle: SyncSender<Batch>) -> Analyzer {
         let stats = Stats::new(slow_s, list_limit);
@@ -987,10 +1018,10 @@ impl Analyzer {
     /// dissect_dns_common's transaction state for one message (parsed on the reading
     /// thread); the statistics follow on the other thread (`Stats::account`).
     fn message(&mut self, rec: &mut Rec, qname: &[u8]) {
-        let (ts, transport, src, dst, id, flags) = (rec.ts, rec.transport, rec.src, rec.dst, rec.id, rec.flags);
+        let (ts, transport, src, dst, flags) = (rec.ts, rec.transport, rec.src, rec.dst, rec.flags);
         let is_response = flags & 0x8000 != 0;
-        let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
-        let key = TxKey { transport, a, b, id };
+        let key = tx_key(rec);
+        let a = key.a;
         let parse = rec.parsed.ok_or(dns::Malformed);
         let multiple = match &parse {
             Ok(p) if p.qdcount > 0 => Some(p.multiple_responds),

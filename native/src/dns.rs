@@ -98,13 +98,11 @@ pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
                 if end > m.len() {
                     return Err(Malformed);
                 }
-                for &b in &m[off..end] {
-                    if maxname > 0 {
-                        out.bytes.push(b);
-                        out.len += 1;
-                        maxname -= 1;
-                    }
-                }
+                // The bytes that still fit (Wireshark copies while maxname > 0).
+                let take = c.min(maxname.max(0) as usize);
+                out.bytes.extend_from_slice(&m[off..off + take]);
+                out.len += take;
+                maxname -= take as i32;
                 off = end;
             }
             0x40 => {
