@@ -10,7 +10,6 @@ use crate::defrag::Defragmenter;
 use crate::tcp::Reassembler;
 use serde::Serialize;
 use crate::FastMap;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -77,6 +76,77 @@ struct Tx {
     qtype: u16,
     /// The question's name (raw bytes as Wireshark expanded them), interned: see `Names`.
     qname: u32,
+}
+
+/// The live transactions.  Nearly all conversations are IPv4: their keys pack into one
+/// u128, so that an entry (key and `Tx`) is a single cache line; the rest use the full key.
+/// Lookups in this table are most of the matching thread's cache misses.
+#[derive(Default)]
+struct TxTable {
+    v4: FastMap<u128, Tx>,
+    other: FastMap<TxKey, Tx>,
+}
+
+impl TxKey {
+    /// The key in one word when both ends are IPv4 (every field kept: no collisions).
+    #[inline]
+    fn packed_v4(&self) -> Option<u128> {
+        use std::net::IpAddr;
+        match (self.a.ip, self.b.ip) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => Some(
+                u32::from(y) as u128
+                    | (u32::from(x) as u128) << 32
+                    | (self.a.port as u128) << 64
+                    | (self.b.port as u128) << 80
+                    | (self.id as u128) << 96
+                    | (self.transport as u128) << 112,
+            ),
+            _ => None,
+        }
+    }
+
+    fn unpack_v4(w: u128) -> TxKey {
+        let ip = |bits: u128| std::net::IpAddr::V4(std::net::Ipv4Addr::from(bits as u32));
+        TxKey {
+            transport: if (w >> 112) as u8 == Transport::Udp as u8 { Transport::Udp } else { Transport::Tcp },
+            a: Endpoint { ip: ip(w >> 32), port: (w >> 64) as u16 },
+            b: Endpoint { ip: ip(w), port: (w >> 80) as u16 },
+            id: (w >> 96) as u16,
+        }
+    }
+}
+
+impl TxTable {
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+    fn get(&self, k: &TxKey) -> Option<&Tx> {
+        match k.packed_v4() {
+            Some(w) => self.v4.get(&w),
+            None => self.other.get(k),
+        }
+    }
+    fn get_mut(&mut self, k: &TxKey) -> Option<&mut Tx> {
+        match k.packed_v4() {
+            Some(w) => self.v4.get_mut(&w),
+            None => self.other.get_mut(k),
+        }
+    }
+    fn insert(&mut self, k: TxKey, tx: Tx) {
+        match k.packed_v4() {
+            Some(w) => self.v4.insert(w, tx),
+            None => self.other.insert(k, tx),
+        };
+    }
+    fn remove(&mut self, k: &TxKey) -> Option<Tx> {
+        match k.packed_v4() {
+            Some(w) => self.v4.remove(&w),
+            None => self.other.remove(k),
+        }
+    }
+    fn keys(&self) -> Vec<TxKey> {
+        self.v4.keys().map(|&w| TxKey::unpack_v4(w)).chain(self.other.keys().copied()).collect()
+    }
 }
 
 impl Tx {
@@ -447,7 +517,7 @@ struct PendingHop {
 /// The first half of the pass (its own thread): read, decode, parse, match transactions.
 pub struct Analyzer {
     list_limit: usize,
-    txs: FastMap<TxKey, Tx>,
+    txs: TxTable,
     serial: u64,
     fifo: VecDeque<(TxKey, i64, u64)>,
     fifo_unanswered: VecDeque<(TxKey, i64, u64)>,
@@ -860,10 +930,9 @@ fn name_hash(bytes: &[u8]) -> u64 {
         let w = u64::from_le_bytes(c.try_into().unwrap()) | 0x2020_2020_2020_2020;
         h = (h ^ w).wrapping_mul(K).rotate_left(29);
     }
-    let mut tail = [0u8; 8];
-    let rest = chunks.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
-    let w = u64::from_le_bytes(tail) | 0x2020_2020_2020_2020;
+    // The last 0..7 bytes, little-endian and zero-padded, built in a register.
+    let tail = chunks.remainder().iter().rev().fold(0u64, |w, &b| w << 8 | b as u64);
+    let w = tail | 0x2020_2020_2020_2020;
     h = (h ^ w).wrapping_mul(K);
     h ^ (h >> 32)
 }
@@ -895,7 +964,7 @@ impl Analyzer {
             .expect("cannot start the statistics thread");
         Analyzer {
             list_limit,
-            txs: FastMap::default(),
+            txs: TxTable::default(),
             serial: 0,
             fifo: VecDeque::new(),
             fifo_unanswered: VecDeque::new(),
@@ -1054,9 +1123,8 @@ impl Analyzer {
                 qtype,
                 qname: name_id,
             };
-            match self.txs.entry(key) {
-                Entry::Occupied(mut o) => {
-                    let tx = o.get_mut();
+            match self.txs.get_mut(&key) {
+                Some(tx) => {
                     // A re-send younger than dns.retransmission_timer, still unanswered, is
                     // a retransmission; anything else opens a new transaction.
                     if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
@@ -1079,12 +1147,13 @@ impl Analyzer {
                         tx.multiple_responds = mr;
                     }
                 }
-                Entry::Vacant(v) => {
+                None => {
                     self.serial += 1;
-                    let tx = v.insert(fresh(self.serial));
+                    let mut tx = fresh(self.serial);
                     if let Some(mr) = multiple {
                         tx.multiple_responds = mr;
                     }
+                    self.txs.insert(key, tx);
                     new_tx = true;
                 }
             }
@@ -1361,7 +1430,7 @@ impl Analyzer {
         let ReadSummary { files, warnings, frames, ignored, first_ts, last_ts, short_messages } = summary;
         self.malformed += short_messages;
         self.settle_mdns();
-        let keys: Vec<TxKey> = self.txs.keys().copied().collect();
+        let keys: Vec<TxKey> = self.txs.keys();
         for k in keys {
             let tx = self.txs.remove(&k).unwrap();
             if !tx.answered {
