@@ -84,14 +84,11 @@ def authorize(
     user: str,
     channel: str,
     command: Command,
-    log_decision: bool = True,
 ) -> Decision:
-    """Decide, looking groups up only when it matters, and log every decision (once)."""
+    """Decide, looking groups up only when it matters, and log every decision."""
     needs_groups = command.privileged and user not in policy.privileged_users and directory is not None
     groups = directory.groups_of(user) if needs_groups and directory else frozenset()
     decision = decide(policy, user=user, channel=channel, command=command, groups_of_user=groups)
-    if not log_decision:
-        return decision
     log.info(
         "authorization",
         extra={
