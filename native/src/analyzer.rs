@@ -1604,7 +1604,7 @@ struct ReadSummary {
 /// The first thread: read the captures in time order, decode down to DNS messages and
 /// parse them.
 struct ReadStage {
-    reader: MergedReader,
+    reader: Option<MergedReader>,
     reasm: Reassembler,
     defrag: Defragmenter,
     first_ts: Option<i64>,
@@ -1620,7 +1620,7 @@ struct ReadStage {
 impl ReadStage {
     fn new(reader: MergedReader, recycled: Receiver<Batch>) -> ReadStage {
         ReadStage {
-            reader,
+            reader: Some(reader),
             reasm: Reassembler::default(),
             defrag: Defragmenter::default(),
             first_ts: None,
@@ -1640,9 +1640,9 @@ impl ReadStage {
     }
 
     fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
-        let mut buf = Vec::with_capacity(65_536);
-        while let Some(meta) = self.reader.next_packet(&mut buf) {
-            self.frame(meta.ts_ns, meta.linktype, &buf);
+        let mut reader = self.reader.take().expect("the reader is used once");
+        while let Some((meta, data)) = reader.next_packet_ref() {
+            self.frame(meta.ts_ns, meta.linktype, data);
             if self.batch.recs.len() >= BATCH_EVENTS {
                 let full = self.next_batch();
                 if sender.send(full).is_err() {
@@ -1653,12 +1653,12 @@ impl ReadStage {
         let _ = sender.send(self.next_batch());
         let files = paths
             .iter()
-            .zip(self.reader.packets_per_file())
+            .zip(reader.packets_per_file())
             .map(|(p, n)| FileInfo { path: p.clone(), packets: n })
             .collect();
         ReadSummary {
             files,
-            warnings: self.reader.warnings(),
+            warnings: reader.warnings(),
             frames: self.frames,
             ignored: self.ignored,
             first_ts: self.first_ts,

@@ -64,7 +64,16 @@ pub struct CaptureReader {
     /// Set when the file ends inside a record or holds a record that cannot be right.
     pub warning: Option<String>,
     scratch: Vec<u8>,
+    /// Classic pcap records are parsed in place from this buffer (`data[pos..end]` not yet
+    /// used): no copy per packet.
+    data: Vec<u8>,
+    pos: usize,
+    end: usize,
 }
+
+/// Size of the in-place buffer: large reads (the BufReader passes them straight through)
+/// and room for the largest record after what is left of the previous read.
+const DATA_BUF: usize = (2 << 20) + 16 + MAX_PACKET;
 
 fn rd_u16(b: &[u8], be: bool) -> u16 {
     let a = [b[0], b[1]];
@@ -132,7 +141,8 @@ impl CaptureReader {
             (PCAPNG_SHB, _) => Kind::Pcapng(NgState { big_endian: false, interfaces: Vec::new() }),
             _ => return Err(OpenError("not a pcap or pcapng capture".into())),
         };
-        let mut reader = CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new() };
+        let mut reader =
+            CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new(), data: Vec::new(), pos: 0, end: 0 };
         if let Kind::Pcapng(_) = reader.kind {
             reader.read_shb_after_type().map_err(OpenError)?;
         }
@@ -188,10 +198,39 @@ impl CaptureReader {
     }
 
     fn next_pcap(&mut self, buf: &mut Vec<u8>, be: bool, nanos: bool, linktype: u32) -> Option<PacketMeta> {
-        let mut hdr = [0u8; 16];
-        match read_full(&mut self.input, &mut hdr) {
+        let (meta, range) = self.next_pcap_in_place(be, nanos, linktype)?;
+        buf.clear();
+        buf.extend_from_slice(&self.data[range]);
+        Some(meta)
+    }
+
+    /// At least `n` bytes in `data[pos..end]` unless the file ends first: Ok(bytes there).
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if self.end - self.pos >= n {
+            return Ok(self.end - self.pos);
+        }
+        if self.data.len() < DATA_BUF {
+            self.data.resize(DATA_BUF, 0);
+        }
+        self.data.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < n {
+            match self.input.read(&mut self.data[self.end..]) {
+                Ok(0) => break,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end)
+    }
+
+    /// The next classic pcap record, its bytes left in `data` (the range returned).
+    fn next_pcap_in_place(&mut self, be: bool, nanos: bool, linktype: u32) -> Option<(PacketMeta, std::ops::Range<usize>)> {
+        match self.fill(16) {
             Ok(0) => return None,
-            Ok(16) => {}
+            Ok(n) if n >= 16 => {}
             Ok(_) => {
                 self.cut_short("capture cut short inside a record header");
                 return None;
@@ -201,6 +240,7 @@ impl CaptureReader {
                 return None;
             }
         }
+        let hdr = &self.data[self.pos..self.pos + 16];
         let sec = rd_u32(&hdr[0..4], be) as i64;
         let frac = rd_u32(&hdr[4..8], be) as i64;
         let caplen = rd_u32(&hdr[8..12], be) as usize;
@@ -211,10 +251,10 @@ impl CaptureReader {
             ));
             return None;
         }
-        buf.resize(caplen, 0);
-        match read_full(&mut self.input, &mut buf[..]) {
-            Ok(n) if n == caplen => {}
+        match self.fill(16 + caplen) {
+            Ok(n) if n >= 16 + caplen => {}
             Ok(_) => {
+                self.pos = self.end; // the header and the partial packet are consumed
                 self.cut_short("capture cut short mid-packet");
                 return None;
             }
@@ -223,8 +263,10 @@ impl CaptureReader {
                 return None;
             }
         }
+        let start = self.pos + 16;
+        self.pos = start + caplen;
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
-        Some(PacketMeta { ts_ns, linktype })
+        Some((PacketMeta { ts_ns, linktype }, start..start + caplen))
     }
 
     fn next_pcapng(&mut self, buf: &mut Vec<u8>) -> Option<PacketMeta> {
@@ -441,6 +483,8 @@ pub struct MergedReader {
     readers: Vec<CaptureReader>,
     heads: Vec<Option<(PacketMeta, Vec<u8>)>>,
     pub paths: Vec<String>,
+    /// The packet `next_packet_ref` returns when it is not read in place.
+    held: Vec<u8>,
 }
 
 impl MergedReader {
@@ -449,7 +493,7 @@ impl MergedReader {
         for p in paths {
             readers.push(CaptureReader::open(p).map_err(|e| (p.clone(), e))?);
         }
-        let mut m = MergedReader { heads: Vec::new(), readers, paths: paths.to_vec() };
+        let mut m = MergedReader { heads: Vec::new(), readers, paths: paths.to_vec(), held: Vec::new() };
         for i in 0..m.readers.len() {
             let mut b = Vec::new();
             let head = m.readers[i].next_packet(&mut b).map(|meta| (meta, b));
@@ -487,6 +531,23 @@ impl MergedReader {
         let next = self.readers[i].next_packet(&mut b).map(|m| (m, b));
         self.heads[i] = next;
         Some(meta)
+    }
+
+    /// The next packet across all files and its bytes: read in place (no copy) for a single
+    /// classic pcap file, else as `next_packet` reads it.
+    pub fn next_packet_ref(&mut self) -> Option<(PacketMeta, &[u8])> {
+        if self.readers.len() == 1 && self.heads[0].is_none() {
+            let r = &mut self.readers[0];
+            if let Kind::Pcap { big_endian, nanos, linktype } = r.kind {
+                let (meta, range) = r.next_pcap_in_place(big_endian, nanos, linktype)?;
+                r.packets += 1;
+                return Some((meta, &self.readers[0].data[range]));
+            }
+        }
+        let mut held = std::mem::take(&mut self.held);
+        let meta = self.next_packet(&mut held);
+        self.held = held;
+        meta.map(|m| (m, &self.held[..]))
     }
 
     pub fn warnings(&self) -> Vec<String> {
