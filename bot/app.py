@@ -63,6 +63,7 @@ class AksDnsApp:
         *,
         client: WebClient,
         event_seen: Callable[[str], bool] | None = None,
+        before_followup: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
@@ -71,6 +72,7 @@ class AksDnsApp:
             GroupDirectory(self._group_members, settings.privileged_groups) if settings.privileged_groups else None
         )
         self.event_seen = event_seen or (lambda _event_id: False)
+        self.before_followup = before_followup  # HTTP mode: let in-flight acks go first
         self.app = App(
             token=settings.slack_bot_token,
             signing_secret=settings.slack_signing_secret,
@@ -172,6 +174,8 @@ class AksDnsApp:
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def run() -> None:
             try:
+                if self.before_followup is not None:
+                    self.before_followup()
                 fn(*args)
             except Exception:  # never lost silently: the log has the traceback
                 log.exception("follow-up failed")

@@ -13,19 +13,31 @@ from gunicorn.app.base import BaseApplication
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.priority import RequestGate
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def wsgi_app(app: App) -> WsgiApp:
-    """Route /slack/events to Bolt and answer /healthz; 404 elsewhere."""
+def wsgi_app(app: App, gate: RequestGate | None = None) -> WsgiApp:
+    """Route /slack/events to Bolt and answer /healthz; 404 elsewhere.
+
+    ``gate`` counts Slack requests in flight, so follow-up work can let acks go first.
+    """
     handler = SlackRequestHandler(app)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "")
         if path == "/slack/events" and method == "POST":
-            result: Iterable[bytes] = handler(environ, start_response)
-            return result
+            if gate is None:
+                result: Iterable[bytes] = handler(environ, start_response)
+                return result
+            gate.enter()
+            try:
+                # Bolt returns a list: the whole answer is built before the gate opens.
+                return list(handler(environ, start_response))
+            finally:
+                gate.exit()
         if path == "/healthz" and method == "GET":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]

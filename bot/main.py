@@ -16,11 +16,12 @@ from aksdns.settings import Settings
 from bot.app import AksDnsApp, redis_event_dedup
 from bot.dispatch import Dispatcher
 from bot.http import GunicornServer, WsgiApp, wsgi_app
+from bot.priority import RequestGate
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> AksDnsApp:
+def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
     """Every client the bot needs, built here and nowhere else."""
     from slack_sdk import WebClient
 
@@ -28,7 +29,13 @@ def build(settings: Settings) -> AksDnsApp:
     connection = connect(settings.redis_url)
     queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s)
     dispatcher = Dispatcher(settings, queue, client)
-    return AksDnsApp(settings, dispatcher, client=client, event_seen=redis_event_dedup(connection))
+    return AksDnsApp(
+        settings,
+        dispatcher,
+        client=client,
+        event_seen=redis_event_dedup(connection),
+        before_followup=gate.wait_idle if gate else None,
+    )
 
 
 def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: int, threads: int) -> int:
@@ -40,7 +47,8 @@ def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: i
             raise AksDnsError("HTTP mode needs SLACK_SIGNING_SECRET")
 
         def factory() -> WsgiApp:
-            return wsgi_app(build(settings).app)
+            gate = RequestGate()  # one per gunicorn worker process
+            return wsgi_app(build(settings, gate).app, gate)
 
         GunicornServer(factory, host=host, port=port, workers=workers, threads=threads).run()
         return 0
