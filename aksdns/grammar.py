@@ -130,7 +130,7 @@ def _split(verb: Verb, tokens: list[str]) -> _Args:
         if token.startswith("--"):
             name, eq, inline = token.partition("=")
             if name not in allowed:
-                raise UsageError(f"unknown flag `{_clip(name)}` for `{verb.value}`", command=verb.value)
+                raise UsageError(f"unknown flag `{validate.clip(name)}` for `{verb.value}`", command=verb.value)
             if allowed[name]:
                 if eq:
                     value = inline
@@ -145,7 +145,7 @@ def _split(verb: Verb, tokens: list[str]) -> _Args:
                     raise UsageError(f"`{name}` takes no value", command=verb.value)
                 args.flags.setdefault(name, []).append(None)
         elif token.startswith("-") and len(token) > 1:
-            raise UsageError(f"unknown flag `{_clip(token)}` (flags start with --)", command=verb.value)
+            raise UsageError(f"unknown flag `{validate.clip(token)}` (flags start with --)", command=verb.value)
         else:
             args.positionals.append(token)
         i += 1
@@ -160,7 +160,7 @@ def _cluster(args: _Args) -> str | None:
 def _no_positionals(verb: Verb, args: _Args) -> None:
     if args.positionals:
         raise UsageError(
-            f"`{verb.value}` takes no arguments, got `{_clip(args.positionals[0])}`", command=verb.value
+            f"`{verb.value}` takes no arguments, got `{validate.clip(args.positionals[0])}`", command=verb.value
         )
 
 
@@ -171,11 +171,11 @@ def _dig_server(token: str) -> DnsServer:
     if body.startswith("["):  # [v6]:port
         end = body.find("]")
         if end < 0:
-            raise UsageError(f"server `{_clip(token)}` is missing `]`")
+            raise UsageError(f"server `{validate.clip(token)}` is missing `]`")
         host, rest = body[1:end], body[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise UsageError(f"server `{_clip(token)}` must look like @[::1]:53")
+                raise UsageError(f"server `{validate.clip(token)}` must look like @[::1]:53")
             port = validate.port(rest[1:], "server port")
     elif body.count(":") == 1:  # v4:port
         host, _, port_text = body.partition(":")
@@ -201,7 +201,7 @@ def _parse_dig(args: _Args) -> DigCommand:
     for value in args.all("--type"):
         rdtype = value.upper()
         if rdtype not in DIG_TYPES:
-            raise UsageError(f"type `{_clip(value)}` is not one of {', '.join(sorted(DIG_TYPES))}")
+            raise UsageError(f"type `{validate.clip(value)}` is not one of {', '.join(sorted(DIG_TYPES))}")
         if rdtype not in types:
             types.append(rdtype)
     repeat_text = args.last("--repeat")
@@ -288,7 +288,7 @@ def _simple(cls: type[HealthCommand | ApiserverCommand | HandoffCommand]) -> Cal
 def _parse_help(args: _Args) -> HelpCommand:
     topic = args.positionals[0].lower() if args.positionals else None
     if topic is not None and topic not in {v.value for v in Verb}:
-        raise UsageError(f"no help on `{_clip(topic)}`; try `help`")
+        raise UsageError(f"no help on `{validate.clip(topic)}`; try `help`")
     return HelpCommand(topic=topic)
 
 
@@ -320,7 +320,7 @@ def parse_tokens(tokens: list[str]) -> Command:
     try:
         verb = Verb(word)
     except ValueError:
-        raise UsageError(f"unknown command `{_clip(tokens[0])}`; try `help`") from None
+        raise UsageError(f"unknown command `{validate.clip(tokens[0])}`; try `help`") from None
     rest = tokens[1:]
     if any(t in {"-h", "--help"} for t in rest):
         return HelpCommand(topic=verb.value)
@@ -341,8 +341,3 @@ def _is_filter_value(rest: list[str], token: str) -> bool:
         if t is token and t.startswith("--filter="):
             return True
     return False
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    text = text.replace("`", "'")
-    return text if len(text) <= limit else text[: limit - 1] + "…"

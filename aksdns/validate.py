@@ -32,7 +32,7 @@ def reject_metacharacters(token: str, what: str) -> None:
     bad = sorted({c for c in token if c in SHELL_METACHARACTERS or not c.isprintable()})
     if bad:
         shown = " ".join(repr(c) for c in bad[:3])
-        raise UsageError(f"{what} `{_clip(token)}` contains forbidden characters ({shown})")
+        raise UsageError(f"{what} `{clip(token)}` contains forbidden characters ({shown})")
 
 
 def dns_name(text: str) -> str:
@@ -48,16 +48,16 @@ def dns_name(text: str) -> str:
     out: list[str] = []
     for label in labels:
         if not label:
-            raise UsageError(f"name `{_clip(text)}` has an empty label")
+            raise UsageError(f"name `{clip(text)}` has an empty label")
         if not label.isascii():
             try:
                 label = idna.alabel(label).decode("ascii")
             except idna.IDNAError as exc:
-                raise UsageError(f"name `{_clip(text)}` is not a valid IDNA name ({exc})") from None
+                raise UsageError(f"name `{clip(text)}` is not a valid IDNA name ({exc})") from None
         if len(label) > MAX_LABEL_LENGTH:
-            raise UsageError(f"label `{_clip(label)}` is longer than {MAX_LABEL_LENGTH} characters")
+            raise UsageError(f"label `{clip(label)}` is longer than {MAX_LABEL_LENGTH} characters")
         if not _LABEL_RE.match(label):
-            raise UsageError(f"name `{_clip(text)}` has an invalid label `{_clip(label)}`")
+            raise UsageError(f"name `{clip(text)}` has an invalid label `{clip(label)}`")
         out.append(label.lower())
     ascii_name = ".".join(out)
     if len(ascii_name) > MAX_NAME_LENGTH:
@@ -70,7 +70,7 @@ def ip_address(text: str, what: str = "address") -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise UsageError(f"{what} `{_clip(text)}` is not an IP address") from None
+        raise UsageError(f"{what} `{clip(text)}` is not an IP address") from None
 
 
 def ip_network(text: str) -> str:
@@ -78,7 +78,7 @@ def ip_network(text: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        raise UsageError(f"`{_clip(text)}` is not a network (like 10.244.0.0/16)") from None
+        raise UsageError(f"`{clip(text)}` is not a network (like 10.244.0.0/16)") from None
 
 
 def port(text: str, what: str = "port") -> int:
@@ -89,7 +89,7 @@ def port(text: str, what: str = "port") -> int:
 def integer(text: str, what: str, low: int, high: int) -> int:
     """A decimal integer within [low, high]."""
     if not text.isdigit() or len(text) > 9:
-        raise UsageError(f"{what} must be a whole number, not `{_clip(text)}`")
+        raise UsageError(f"{what} must be a whole number, not `{clip(text)}`")
     value = int(text)
     if not low <= value <= high:
         raise UsageError(f"{what} must be between {low} and {high}, not {value}")
@@ -101,7 +101,7 @@ def seconds(text: str, what: str, low: float, high: float) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{what} must be a number of seconds, not `{_clip(text)}`") from None
+        raise UsageError(f"{what} must be a number of seconds, not `{clip(text)}`") from None
     if not low <= value <= high:  # also refuses nan and inf
         raise UsageError(f"{what} must be between {low:g} and {high:g} seconds, not {text}")
     return value
@@ -114,7 +114,7 @@ def duration(text: str, what: str, low_s: int, high_s: int) -> int:
     """A duration like `90`, `90s` or `2m`, in whole seconds within [low_s, high_s]."""
     match = _DURATION_RE.match(text)
     if not match:
-        raise UsageError(f"{what} must look like 90s or 2m, not `{_clip(text)}`")
+        raise UsageError(f"{what} must look like 90s or 2m, not `{clip(text)}`")
     value = int(match.group(1)) * (60 if match.group(2) == "m" else 1)
     if not low_s <= value <= high_s:
         raise UsageError(f"{what} must be between {low_s}s and {high_s // 60}m, not {text}")
@@ -126,12 +126,12 @@ def object_ref(text: str) -> tuple[str, str]:
     reject_metacharacters(text, "reference")
     parts = text.split("/")
     if len(parts) != 2:
-        raise UsageError(f"`{_clip(text)}` must be NAMESPACE/NAME")
+        raise UsageError(f"`{clip(text)}` must be NAMESPACE/NAME")
     namespace, name = parts
     if not _DNS1123_LABEL_RE.match(namespace):
-        raise UsageError(f"namespace `{_clip(namespace)}` is not a valid Kubernetes namespace")
+        raise UsageError(f"namespace `{clip(namespace)}` is not a valid Kubernetes namespace")
     if len(name) > MAX_NAME_LENGTH or not _DNS1123_SUBDOMAIN_RE.match(name):
-        raise UsageError(f"name `{_clip(name)}` is not a valid Kubernetes object name")
+        raise UsageError(f"name `{clip(name)}` is not a valid Kubernetes object name")
     return namespace, name
 
 
@@ -139,7 +139,7 @@ def node_name(text: str) -> str:
     """A node name (DNS-1123 subdomain), e.g. aks-nodepool1-17046773-vmss00000m."""
     reject_metacharacters(text, "node")
     if len(text) > MAX_NAME_LENGTH or not _DNS1123_SUBDOMAIN_RE.match(text):
-        raise UsageError(f"node `{_clip(text)}` is not a valid node name")
+        raise UsageError(f"node `{clip(text)}` is not a valid node name")
     return text
 
 
@@ -147,7 +147,7 @@ def cluster_name(text: str) -> str:
     """A cluster name as used in queue names (aksdns:<cluster>)."""
     reject_metacharacters(text, "cluster")
     if not _CLUSTER_RE.match(text):
-        raise UsageError(f"cluster `{_clip(text)}` is not a valid cluster name")
+        raise UsageError(f"cluster `{clip(text)}` is not a valid cluster name")
     return text
 
 
@@ -155,11 +155,11 @@ def file_name(text: str) -> str:
     """A capture file reference: a plain relative or absolute path without `..`."""
     reject_metacharacters(text, "file")
     if not _FILE_RE.match(text.lstrip("/")) or ".." in text.split("/"):
-        raise UsageError(f"file `{_clip(text)}` is not an acceptable file name")
+        raise UsageError(f"file `{clip(text)}` is not an acceptable file name")
     return text
 
 
-def _clip(text: str, limit: int = 40) -> str:
+def clip(text: str, limit: int = 40) -> str:
     """Echo user input back short and without backticks that would break formatting."""
     text = text.replace("`", "'")
     return text if len(text) <= limit else text[: limit - 1] + "…"
