@@ -22,6 +22,7 @@ import redis
 from aksdns.describe import emoji
 from aksdns.errors import AksDnsError, user_message
 from aksdns.jobspec import JobSpec
+from aksdns.queue import connect
 from aksdns.settings import Settings
 from workers import jobs
 from workers.jobenv import JobEnv
@@ -120,7 +121,7 @@ def _store_result(settings: Settings, spec: JobSpec, data: dict[str, Any]) -> No
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    return connect(settings.redis_url)
 
 
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
