@@ -1,7 +1,9 @@
 """Typed commands: what the grammar produces and what jobs consume.
 
-Plain frozen dataclasses, JSON-friendly (``to_dict``/``from_dict``) so that a command
-travels through Redis as JSON, never pickle.
+Plain frozen dataclasses, JSON-friendly (``to_dict``) so that a command travels through Redis
+as JSON, never pickle. Everything else about a command (usage, flags and bounds, privilege, its
+job) is its entry in ``aksdns.verbs``; data becomes a command again only through the grammar
+(``aksdns.grammar.command_from_dict``), with the checks typed text gets.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ class Command:
     """Base of every command; ``cluster`` is the `--cluster C` target (None: default)."""
 
     verb: ClassVar[Verb]
-    privileged: ClassVar[bool] = False  # needs AKSDNS_PRIVILEGED_USERS/GROUPS
-    available: ClassVar[bool] = True  # False until the job lands
 
     cluster: str | None = None
 
@@ -79,7 +79,7 @@ class HelpCommand(Command):
 
 @dataclass(frozen=True)
 class DigCommand(Command):
-    """`dig [@SERVER[:PORT]]... NAME... [--type T]... [--repeat N] [--timeout S] [--tcp]`."""
+    """Ask DNS servers from inside the cluster (usage and bounds: ``aksdns.verbs``)."""
 
     verb: ClassVar[Verb] = Verb.DIG
     servers: tuple[DnsServer, ...] = ()  # empty: the worker's resolv.conf nameservers
@@ -92,7 +92,7 @@ class DigCommand(Command):
 
 @dataclass(frozen=True)
 class CheckCommand(Command):
-    """`check [NAME...] [--repeat N] [--nodes N|all]`."""
+    """The guide's layered diagnosis."""
 
     verb: ClassVar[Verb] = Verb.CHECK
     names: tuple[str, ...] = ()
@@ -103,16 +103,13 @@ class CheckCommand(Command):
 @dataclass(frozen=True)
 class HealthCommand(Command):
     verb: ClassVar[Verb] = Verb.HEALTH
-    available: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
 class CaptureCommand(Command):
-    """`capture [--coredns] [--pod NAMESPACE/NAME]... [--duration D] [--filter EXPR]`."""
+    """Packet captures on CoreDNS pods and client pods."""
 
     verb: ClassVar[Verb] = Verb.CAPTURE
-    privileged: ClassVar[bool] = True
-    available: ClassVar[bool] = False
     coredns: bool = False
     pods: tuple[ObjectRef, ...] = ()
     duration_s: int = 120
@@ -121,7 +118,7 @@ class CaptureCommand(Command):
 
 @dataclass(frozen=True)
 class AnalyzeCommand(Command):
-    """`analyze [FILE...] [--slow S]`: files uploaded to the thread (Slack) or paths (CLI)."""
+    """DNS statistics of captures: files uploaded to the thread (Slack) or paths (CLI)."""
 
     verb: ClassVar[Verb] = Verb.ANALYZE
     files: tuple[str, ...] = ()
@@ -131,20 +128,17 @@ class AnalyzeCommand(Command):
 @dataclass(frozen=True)
 class ApiserverCommand(Command):
     verb: ClassVar[Verb] = Verb.APISERVER
-    available: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
 class IpamCommand(Command):
     verb: ClassVar[Verb] = Verb.IPAM
-    available: ClassVar[bool] = False
     node: str | None = None
 
 
 @dataclass(frozen=True)
 class ServiceCommand(Command):
     verb: ClassVar[Verb] = Verb.SERVICE
-    available: ClassVar[bool] = False
     ref: ObjectRef = ObjectRef("default", "kubernetes")
     port: int | None = None
 
@@ -152,24 +146,6 @@ class ServiceCommand(Command):
 @dataclass(frozen=True)
 class HandoffCommand(Command):
     verb: ClassVar[Verb] = Verb.HANDOFF
-    available: ClassVar[bool] = False
-
-
-COMMAND_TYPES: dict[Verb, type[Command]] = {
-    c.verb: c
-    for c in (
-        HelpCommand,
-        DigCommand,
-        CheckCommand,
-        HealthCommand,
-        CaptureCommand,
-        AnalyzeCommand,
-        ApiserverCommand,
-        IpamCommand,
-        ServiceCommand,
-        HandoffCommand,
-    )
-}
 
 
 def _jsonable(value: Any) -> Any:
@@ -178,28 +154,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
-
-
-def command_from_dict(data: dict[str, Any]) -> Command:
-    """Inverse of :meth:`Command.to_dict`; raises ValueError on anything unexpected."""
-    try:
-        verb = Verb(data["verb"])
-        args = dict(data.get("args") or {})
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"not a command: {exc}") from None
-    cls = COMMAND_TYPES[verb]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in args.items():
-        if key not in fields:
-            raise ValueError(f"unknown field {key!r} for {verb.value}")
-        if key == "servers":
-            value = tuple(DnsServer(str(s["host"]), int(s["port"])) for s in value)
-        elif key == "pods":
-            value = tuple(ObjectRef(str(p["namespace"]), str(p["name"])) for p in value)
-        elif key == "ref":
-            value = ObjectRef(str(value["namespace"]), str(value["name"]))
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)

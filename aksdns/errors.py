@@ -41,10 +41,6 @@ class NotAvailableYet(AksDnsError):
         self.command = command
 
 
-class NotAuthorized(AksDnsError):
-    """The user may not run this command here."""
-
-
 class QueueUnavailable(AksDnsError):
     """Redis cannot be reached: the job was not queued."""
 

@@ -8,7 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from aksdns.commands import Command, command_from_dict
+from aksdns.commands import Command
+from aksdns.errors import UsageError
+from aksdns.grammar import command_from_dict
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class JobSpec:
                 user=str(data["user"]),
                 thread=SlackThread(**{k: str(v) for k, v in thread.items()}) if thread else None,
             )
+        except UsageError as exc:  # the command does not pass the grammar's checks
+            raise ValueError(f"malformed job spec: {exc.message}") from None
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed job spec: {exc}") from None
 

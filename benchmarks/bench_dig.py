@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aksdns.commands import DnsServer  # noqa: E402
-from workers.analysis.dig_summary import percentile  # noqa: E402
+from workers.analysis.figures import percentile  # noqa: E402
+from workers.evidence.dns import Query, QueryResult  # noqa: E402
 from workers.jobs.dig import concurrency_for  # noqa: E402
-from workers.probes.dns import Query, QueryResult, run_queries_sync, run_query  # noqa: E402
+from workers.probes.dns import run_queries_sync, run_query  # noqa: E402
 
 QUERIES = 1000
 SERVERS = 10

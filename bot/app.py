@@ -19,10 +19,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from aksdns import grammar
-from aksdns.commands import Command, HelpCommand, command_from_dict
-from aksdns.errors import UsageError
+from aksdns.commands import Command, HelpCommand
+from aksdns.errors import NotAvailableYet, UsageError
 from aksdns.help import help_text
 from aksdns.settings import Settings
+from aksdns.verbs import spec_of
 from bot.authz import GroupDirectory, Policy, authorize
 from bot.dispatch import Dispatcher
 
@@ -48,8 +49,8 @@ def interpret(text: str, *, prefix: str) -> Interpretation:
         return Interpretation(None, f"⚠️ {exc.message}{hint}")
     if isinstance(command, HelpCommand):
         return Interpretation(None, help_text(command.topic, prefix=prefix))
-    if not command.available:
-        return Interpretation(None, f"`{command.verb.value}` is not available yet in this version of aksdns.")
+    if not spec_of(command).available:
+        return Interpretation(None, NotAvailableYet(command.verb.value).message)
     return Interpretation(command, None)
 
 
@@ -140,12 +141,17 @@ class AksDnsApp:
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "") or None
         try:
             action = (body.get("actions") or [{}])[0]
-            command = command_from_dict(json.loads(str(action.get("value", ""))))
-        except (ValueError, TypeError, KeyError, IndexError):
+            # A button's value is data a client can forge: it passes the grammar's checks like typed text.
+            command = grammar.command_from_dict(json.loads(str(action.get("value", ""))))
+        except UsageError as exc:
+            log.warning("button refused", extra={"user": user, "channel": channel, "error": exc.message})
+            self._ephemeral(channel, user, thread_ts, f"⚠️ That button's command is not valid ({exc.message}).")
+            return
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             self._ephemeral(channel, user, thread_ts, "⚠️ That button no longer works; type the command instead.")
             return
-        if not command.available:
-            self._ephemeral(channel, user, thread_ts, f"`{command.verb.value}` is not available yet.")
+        if not spec_of(command).available:
+            self._ephemeral(channel, user, thread_ts, NotAvailableYet(command.verb.value).message)
             return
         # Buttons are authorized again for whoever clicks them.
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aksdns.commands import Command
 from aksdns.settings import Settings
+from aksdns.verbs import spec_of
 
 log = logging.getLogger(__name__)
 GROUP_CACHE_TTL_S = 300.0
@@ -37,7 +38,7 @@ def decide(policy: Policy, *, user: str, channel: str, command: Command, groups_
     """The authorization decision for one command (pure)."""
     if policy.allowed_channels and channel not in policy.allowed_channels:
         return Decision(False, "aksdns is not enabled in this channel.")
-    if not command.privileged:
+    if not spec_of(command).privileged:
         return Decision(True, "read-only command")
     if user in policy.privileged_users:
         return Decision(True, "privileged user")
@@ -86,7 +87,7 @@ def authorize(
     command: Command,
 ) -> Decision:
     """Decide, looking groups up only when it matters, and log every decision."""
-    needs_groups = command.privileged and user not in policy.privileged_users and directory is not None
+    needs_groups = spec_of(command).privileged and user not in policy.privileged_users and directory is not None
     groups = directory.groups_of(user) if needs_groups and directory else frozenset()
     decision = decide(policy, user=user, channel=channel, command=command, groups_of_user=groups)
     log.info(

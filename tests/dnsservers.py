@@ -48,8 +48,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from aksdns import embedded
 from aksdns.commands import DnsServer
+from console import embedded
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_A = "10.53.0.1"  # what an "answer" FakeDnsServer gives for any A name (data only)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from aksdns import embedded, slackreq
-from aksdns.standin import SlackStandIn
+from console import embedded, slackreq
+from console.standin import SlackStandIn
 
 BOT_TOKEN = "xoxb-test-0000-aksdns"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"

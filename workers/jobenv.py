@@ -1,6 +1,6 @@
 """What a job receives from the worker (or the CLI): injected I/O, never globals.
 
-``workers.main`` (the RQ worker) and ``aksdns.cli`` (in-process runs) are the only places
+``workers.main`` (the RQ worker) and ``console.cli`` (in-process runs) are the only places
 that build a :class:`JobEnv`.  Jobs take what they need from it and nothing else, so tests
 can hand them real clients pointed at the testbed, or plain functions.
 """

@@ -540,7 +540,7 @@ def test_image_tag_defaults_to_app_version_and_digest_wins() -> None:
 
 def test_container_commands_are_ones_the_cli_accepts() -> None:
     """Every args/exec probe the chart runs parses with the real `aksdns` console script."""
-    pytest.importorskip("aksdns.cli")
+    pytest.importorskip("console.cli")
     commands: set[tuple[str, ...]] = set()
     for files in ([], [CHART / "ci" / "http-values.yaml"], [CHART / "ci" / "worker-only-values.yaml"]):
         for doc in by_kind(render(files), "Deployment"):
@@ -553,7 +553,7 @@ def test_container_commands_are_ones_the_cli_accepts() -> None:
                         commands.add(tuple(command[1:]))
     assert {("bot",), ("worker", "--cluster", "default"), ("healthcheck", "bot"), ("healthcheck", "worker")} <= commands
     for args in sorted(commands):
-        proc = subprocess.run([sys.executable, "-c", "import sys; from aksdns.cli import main; sys.exit(main())",
+        proc = subprocess.run([sys.executable, "-c", "import sys; from console.cli import main; sys.exit(main())",
                                *args, "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
         assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
 

@@ -10,7 +10,8 @@ import pytest
 
 from aksdns.commands import DnsServer
 from tests.dnsservers import free_port
-from workers.probes.dns import Query, QueryResult, run_queries_sync
+from workers.evidence.dns import Query, QueryResult
+from workers.probes.dns import run_queries_sync
 
 if TYPE_CHECKING:  # fixtures come from tests/conftest.py's pytest_plugins
     from tests.dnsservers import FakeDnsServer, RealServer

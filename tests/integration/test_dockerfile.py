@@ -233,7 +233,7 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
                            env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
     for args in (["--help"], ["bot", "--help"], ["worker", "--help"], ["healthcheck", "--help"]):
-        proc = subprocess.run([sys.executable, "-m", "aksdns.cli", *args], cwd=tmp_path, env=env,
+        proc = subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
 

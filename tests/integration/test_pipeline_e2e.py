@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.dnsservers import FakeDnsServer, RealServer, free_port
 from tests.services import (
     BOT_TOKEN,
@@ -222,7 +222,8 @@ def test_a_burst_of_30_commands_is_answered(bot: str, slack: SlackStandIn) -> No
 def test_rerun_button_queues_again_in_the_same_thread(
     bot: str, worker: Path, slack: SlackStandIn, bind9_server: RealServer
 ) -> None:
-    from aksdns import grammar, slackreq
+    from aksdns import grammar
+    from console import slackreq
 
     server = bind9_server.server
     command = grammar.parse(f"dig @{server.host}:{server.port} www.aksdns.test")

@@ -7,7 +7,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.dnsservers import RealServer
 from tests.services import BOT_TOKEN, RedisServer, aksdns_env, run_aksdns, slash_body
 

@@ -16,10 +16,11 @@ import pytest
 from aksdns.commands import CheckCommand, DnsServer
 from aksdns.errors import ClusterError
 from workers.analysis.check_facts import QUESTIONS
+from workers.evidence.dns import Query
 from workers.jobenv import JobEnv
 from workers.jobs import check
 from workers.probes import kube, node_probe
-from workers.probes.dns import Query, run_queries_sync
+from workers.probes.dns import run_queries_sync
 from workers.report import Report, Status
 
 pytestmark = pytest.mark.testbed

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from aksdns import slackreq
 from aksdns.commands import CheckCommand
-from aksdns.standin import SlackStandIn
+from console import slackreq
+from console.standin import SlackStandIn
 from tests.dnsservers import free_port
 from tests.services import (
     BOT_TOKEN,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workers.analysis.check_evidence import CheckEvidence, Layer
-from workers.analysis.check_facts import QUESTIONS, facts_table, layer_lines, percentile, tally
+from workers.analysis.check_evidence import CheckEvidence
+from workers.analysis.check_facts import QUESTIONS, facts_table, layer_lines, tally
+from workers.analysis.figures import percentile
+from workers.evidence.layers import Layer
 from workers.report import Status
 
 DATA = Path(__file__).parent / "data" / "check"
@@ -100,7 +102,7 @@ def test_layer_lines_for_faults() -> None:
 def test_tally_and_percentile() -> None:
     t = tally(load("upstream_dead").records(Layer.VNET_DNS))
     assert t.timeouts == t.total and t.fail_share == 1.0
-    assert percentile([1, 2, 3, 4], 50) == 2 and percentile([], 95) == 0.0
+    assert percentile([1, 2, 3, 4], 50) == 2 and percentile([], 95, empty=0.0) == 0.0
 
 
 def test_evidence_round_trips() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-from workers.analysis.check_evidence import Layer
+from workers.evidence.layers import Layer
 from workers.probes.node_probe import (
     EXPIRES_ANNOTATION,
     TERMINATION_LIMIT,

@@ -7,9 +7,12 @@ import io
 import json
 from pathlib import Path
 
-from aksdns.commands import CheckCommand, DnsServer, command_from_dict
+from aksdns.commands import CheckCommand, DnsServer
+from aksdns.grammar import command_from_dict
 from workers.analysis.check_diff import diff_runs, diff_sections
-from workers.analysis.check_evidence import CheckEvidence, CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
+from workers.analysis.check_evidence import CheckEvidence
+from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
+from workers.evidence.dns import QueryResult
 from workers.jobs.check import (
     build_report,
     forwarder_queries,
@@ -20,7 +23,6 @@ from workers.jobs.check import (
     sample_nodes,
     walks_of,
 )
-from workers.probes.dns import QueryResult
 from workers.probes.resolvconf import parse_resolv_conf
 from workers.report import Hypothesis, Markdown, Status, StatusLine, Table
 

@@ -12,9 +12,9 @@ import pytest
 
 from aksdns.commands import DigCommand, DnsServer
 from aksdns.errors import AksDnsError, UsageError
+from workers.evidence.dns import Query, QueryResult
 from workers.jobenv import JobEnv
 from workers.jobs import dig
-from workers.probes.dns import Query, QueryResult
 from workers.report import Status, StatusLine, Table
 
 A = DnsServer("10.0.0.10")

@@ -3,15 +3,9 @@ from __future__ import annotations
 import pytest
 
 from aksdns.commands import DnsServer
-from workers.analysis.dig_summary import (
-    SLOW_MS,
-    format_ms,
-    percentile,
-    server_status,
-    summarize,
-    summarize_server,
-)
-from workers.probes.dns import QueryResult
+from workers.analysis.dig_summary import server_status, summarize, summarize_server
+from workers.analysis.figures import SLOW_MS, format_ms, percentile
+from workers.evidence.dns import QueryResult
 from workers.report import Status
 
 A = DnsServer("10.0.0.10")

@@ -14,8 +14,8 @@ import dns.rrset
 import pytest
 
 from aksdns.commands import DnsServer
+from workers.evidence.dns import Query, QueryResult
 from workers.probes import dns as engine
-from workers.probes.dns import Query, QueryResult
 
 SERVER = DnsServer("10.0.0.10")
 

@@ -15,9 +15,9 @@ from aksdns.commands import (
     IpamCommand,
     ObjectRef,
     ServiceCommand,
-    command_from_dict,
 )
 from aksdns.errors import UsageError
+from aksdns.grammar import command_from_dict
 
 
 @pytest.mark.parametrize(

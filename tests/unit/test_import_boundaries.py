@@ -20,7 +20,7 @@ def roots(modules: set[str]) -> set[str]:
 
 
 def test_bot_does_not_import_worker_dependencies() -> None:
-    loaded = roots(modules_after("import bot.main, bot.app, bot.http, aksdns.cli"))
+    loaded = roots(modules_after("import bot.main, bot.app, bot.http, console.cli"))
     assert not loaded & {"workers", "kubernetes", "matplotlib", "numpy", "aksdns_native", "testbed"}
 
 

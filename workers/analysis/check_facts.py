@@ -6,19 +6,14 @@ Step 1: Collect the facts"), worded as there so an engineer recognises them.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from workers.analysis.check_evidence import (
-    SLOW_MS,
-    CheckEvidence,
-    CorednsPod,
-    Layer,
-    ProbeRecord,
-    UpstreamRole,
-)
+from workers.analysis.check_evidence import CheckEvidence
+from workers.analysis.figures import SLOW_MS, format_ms, pct, percentile, plural
+from workers.evidence.cluster import CorednsPod
+from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
 from workers.report import Status, StatusLine, Table
 
 FAIL_SHARE = 0.5  # a layer that fails half its queries or more is down, not flaky
@@ -37,15 +32,6 @@ SEARCH_QUESTION = "How many queries does one short name cost? (search list)"
 
 
 # ---------------------------------------------------------------------------- tallies
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(frozen=True)
@@ -93,18 +79,10 @@ def tally(records: Iterable[ProbeRecord]) -> Tally:
         servfail=sf,
         other=len(rows) - ok - timeouts - nx - sf,
         slow=sum(1 for r in rows if r.slow),
-        p50_ms=percentile(latencies, 50),
-        p95_ms=percentile(latencies, 95),
+        p50_ms=percentile(latencies, 50, empty=0.0),
+        p95_ms=percentile(latencies, 95, empty=0.0),
         max_ms=max(latencies, default=0.0),
     )
-
-
-def fmt_ms(ms: float) -> str:
-    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
-
-
-def pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "0%"
 
 
 def error_kinds(t: Tally) -> str:
@@ -168,7 +146,7 @@ def _answered(t: Tally) -> str:
     if t.failed:
         text += f" ({error_kinds(t)})"
     if t.total > t.timeouts:
-        text += f", p95 {fmt_ms(t.p95_ms)}"
+        text += f", p95 {format_ms(t.p95_ms, fine=False)}"
     return text
 
 
@@ -188,7 +166,7 @@ def coredns_pods_line(ev: CheckEvidence) -> StatusLine:
             status = Status.WARN
         flags = [] if p.ready else ["not Ready"]
         if p.restarts:
-            flags.append(_restarts(p.restarts) + ("" if p.recently_restarted else ", none in the last hour"))
+            flags.append(plural(p.restarts, "restart") + ("" if p.recently_restarted else ", none in the last hour"))
         if p.oom_killed:
             flags.append("OOMKilled")
         per_pod.append(f"{p.name}: {_answered(t)}" + (f" [{', '.join(flags)}]" if flags else ""))
@@ -326,7 +304,8 @@ def _patterns(ev: CheckEvidence) -> list[str]:
         out.append("AAAA only")
     late_servfail = [r for r in bad if r.status == "SERVFAIL" and (r.latency_ms or 0) >= 4500]
     if late_servfail:
-        out.append(f"SERVFAIL after ~{fmt_ms(percentile([r.latency_ms or 0 for r in late_servfail], 50))}")
+        typical = percentile([r.latency_ms or 0 for r in late_servfail], 50)
+        out.append(f"SERVFAIL after ~{format_ms(typical, fine=False)}")
     pod_bad = {r.target for r in bad if r.layer is Layer.COREDNS_POD}
     if len(pod_bad) == 1 and len(ev.coredns_pods) > 1:
         out.append(f"one CoreDNS pod ({next(iter(pod_bad))})")
@@ -393,7 +372,8 @@ def _pod_perf(ev: CheckEvidence) -> str:
     for p in ev.coredns_pods:
         issues = [] if p.ready else ["not Ready"]
         if p.recently_restarted:
-            issues.append(_restarts(p.restarts) + (f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""))
+            last = f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""
+            issues.append(plural(p.restarts, "restart") + last)
         if p.oom_killed:
             issues.append("OOMKilled (memory)")
         if issues:
@@ -401,10 +381,6 @@ def _pod_perf(ev: CheckEvidence) -> str:
     if not parts:
         return f"None seen on {len(ev.coredns_pods)} pods (Ready, no restarts, no OOMKilled); usage needs `health`"
     return "; ".join(parts)
-
-
-def _restarts(n: int) -> str:
-    return f"{n} restart" + ("" if n == 1 else "s")
 
 
 def _ago(p: CorednsPod) -> str:
@@ -418,11 +394,13 @@ def _latency(ev: CheckEvidence) -> str:
     t = tally(ev.probes)
     parts = []
     if t.slow:
-        parts.append(f"{t.slow} answers at or after {fmt_ms(SLOW_MS)} (max {fmt_ms(t.max_ms)})")
+        worst = format_ms(t.max_ms, fine=False)
+        parts.append(f"{t.slow} answers at or after {format_ms(SLOW_MS, fine=False)} (max {worst})")
     if t.timeouts:
         parts.append(f"{t.timeouts} queries unanswered (time-out)")
     if not parts:
-        return f"No answer took 5 s or more (p95 {fmt_ms(t.p95_ms)}, max {fmt_ms(t.max_ms)})"
+        p95, worst = format_ms(t.p95_ms, fine=False), format_ms(t.max_ms, fine=False)
+        return f"No answer took 5 s or more (p95 {p95}, max {worst})"
     return "; ".join(parts)
 
 

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from workers.analysis.check_evidence import (
-    CheckEvidence,
-    Layer,
-    ProbeRecord,
-    UpstreamRole,
-)
-from workers.analysis.check_facts import (
-    FAIL_SHARE,
-    by_server,
-    error_kinds,
-    fmt_ms,
-    pct,
-    role_label,
-    tally,
-    upstream_records,
-)
+from workers.analysis import findings
+from workers.analysis.check_evidence import CheckEvidence
+from workers.analysis.check_facts import FAIL_SHARE, by_server, error_kinds, role_label, tally, upstream_records
+from workers.analysis.figures import format_ms, pct, plural
+from workers.analysis.findings import HIGH, LOW, MEDIUM, Finding, Subject
+from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
 from workers.report import Hypothesis
 
 GUIDE = (
@@ -44,21 +33,12 @@ CONNTRACK_ISSUE = "https://github.com/kubernetes/kubernetes/issues/56903"
 NETWORK_POLICY_DOC = "https://learn.microsoft.com/azure/aks/use-network-policies"
 CONTAINER_INSIGHTS_DOC = "https://learn.microsoft.com/azure/azure-monitor/containers/monitor-kubernetes"
 
-KS = "kubectl -n kube-system"
-
-HIGH, MEDIUM, LOW = "high", "medium", "low"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A hypothesis plus the rule that made it and its rank."""
-
-    rule: str
-    score: int
-    hypothesis: Hypothesis
+KUBE_SYSTEM = "kube-system"
+KS = f"kubectl -n {KUBE_SYSTEM}"
 
 
-Rule = Callable[[CheckEvidence], "Finding | None"]
+
+Rule = Callable[[CheckEvidence], Finding | None]
 
 
 def _share(records: list[ProbeRecord]) -> float:
@@ -67,10 +47,6 @@ def _share(records: list[ProbeRecord]) -> float:
 
 def _failing(records: list[ProbeRecord]) -> list[ProbeRecord]:
     return [r for r in records if r.status not in ("NOERROR", "NXDOMAIN")]
-
-
-def _restarts(n: int) -> str:
-    return f"{n} restart" + ("" if n == 1 else "s")
 
 
 def _count(records: list[ProbeRecord]) -> str:
@@ -99,7 +75,7 @@ def rule_coredns_down(ev: CheckEvidence) -> Finding | None:
             + _count(ev.records(Layer.COREDNS_POD, names=ev.internal_names, target=p.name))
             for p in pods
         )
-    return Finding(
+    return Finding.of(
         "coredns_down",
         100,
         Hypothesis(
@@ -138,7 +114,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
         recs = ev.records(Layer.COREDNS_POD, target=p.name)
         flags = [] if p.ready else ["not Ready"]
         if p.restarts:
-            flags.append(_restarts(p.restarts) + (f", last {p.last_reason}" if p.last_reason else ""))
+            flags.append(plural(p.restarts, "restart") + (f", last {p.last_reason}" if p.last_reason else ""))
         if p.oom_killed:
             flags.append("OOMKilled")
         evidence.append(
@@ -152,7 +128,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
             " the share of queries it sends to the bad pod"
         )
     name = bad_pods[0].name
-    return Finding(
+    return Finding.of(
         "one_coredns_pod",
         90 if answering_bad else 60,
         Hypothesis(
@@ -169,6 +145,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
             ),
             links=(GUIDE, DNS_DEBUG_DOC),
         ),
+        subjects=[Subject("pod", p.name, KUBE_SYSTEM) for p in bad_pods],
     )
 
 
@@ -179,11 +156,11 @@ def rule_coredns_unhealthy(ev: CheckEvidence) -> Finding | None:
         return None
     oom = any(p.oom_killed for p in troubled)
     evidence = tuple(
-        f"{p.name}: {'Ready' if p.ready else 'not Ready'}, {_restarts(p.restarts)}"
+        f"{p.name}: {'Ready' if p.ready else 'not Ready'}, {plural(p.restarts, 'restart')}"
         + (f", last termination {p.last_reason}" if p.last_reason else "")
         for p in troubled
     )
-    return Finding(
+    return Finding.of(
         "coredns_unhealthy",
         55 if oom else 40,
         Hypothesis(
@@ -199,6 +176,7 @@ def rule_coredns_unhealthy(ev: CheckEvidence) -> Finding | None:
             ),
             links=(GUIDE, CONTAINER_INSIGHTS_DOC),
         ),
+        subjects=[Subject("pod", p.name, KUBE_SYSTEM) for p in troubled],
     )
 
 
@@ -241,7 +219,7 @@ def rule_service_ip(ev: CheckEvidence) -> Finding | None:
             f"{KS} logs -l component=kube-proxy --tail 100",
             "kubectl get networkpolicy -A",
         )
-    return Finding(
+    return Finding.of(
         "service_ip",
         95,
         Hypothesis(title=title, confidence=HIGH, evidence=tuple(evidence), actions=actions,
@@ -300,7 +278,7 @@ def rule_vnet_dns(ev: CheckEvidence) -> Finding | None:
             t = tally(rows)
             line = f"{role_label(role)} {server}: {_count(rows)}"
             if t.total > t.timeouts:
-                line += f", p95 {fmt_ms(t.p95_ms)}"
+                line += f", p95 {format_ms(t.p95_ms, fine=False)}"
             evidence.append(line)
     if internal:
         it = tally(internal)
@@ -323,7 +301,7 @@ def rule_vnet_dns(ev: CheckEvidence) -> Finding | None:
     elif slow_up or (late_servfail and not up_t.server_failures):
         worst = max((r.latency_ms or 0 for r in slow_up), default=0.0)
         what, conf, score = (
-            f"answers slowly (up to {fmt_ms(worst)})" if slow_up else "is too slow for CoreDNS",
+            f"answers slowly (up to {format_ms(worst, fine=False)})" if slow_up else "is too slow for CoreDNS",
             HIGH if late_servfail or worst >= 5000 else MEDIUM,
             75,
         )
@@ -348,7 +326,7 @@ def rule_vnet_dns(ev: CheckEvidence) -> Finding | None:
         actions.append(
             "check NSG / route table / firewall rules on the node subnet for UDP and TCP 53 to 168.63.129.16"
         )
-    return Finding(
+    return Finding.of(
         "vnet_dns",
         score,
         Hypothesis(
@@ -384,7 +362,7 @@ def rule_node_upstream(ev: CheckEvidence) -> Finding | None:
             f"the worker reached the virtual network's DNS directly: {tally(direct).ok}/{len(direct)} NOERROR"
         )
     node = sorted(bad)[0]
-    return Finding(
+    return Finding.of(
         "node_upstream",
         82,
         Hypothesis(
@@ -425,7 +403,7 @@ def rule_custom_forwarder(ev: CheckEvidence) -> Finding | None:
         if zone_recs:
             evidence.append(f"names in {zone} through CoreDNS: {_count(zone_recs)}")
     worst = max(_share(rows) for rows in bad.values())
-    return Finding(
+    return Finding.of(
         "custom_forwarder",
         88 if worst >= FAIL_SHARE else 65,
         Hypothesis(
@@ -482,7 +460,7 @@ def rule_private_zone(ev: CheckEvidence) -> Finding | None:
     ]
     if custom_vnet:
         actions.append(f"on {', '.join(custom_vnet)}: add a conditional forwarder for {zone} to 168.63.129.16")
-    return Finding(
+    return Finding.of(
         "private_zone",
         78 if private else 50,
         Hypothesis(
@@ -524,7 +502,7 @@ def rule_conntrack(ev: CheckEvidence) -> Finding | None:
         evidence.append(f"cluster names time out too ({len(internal_timeouts)}): CoreDNS answers those itself")
     if not upstream_timeouts:
         evidence.append("no time-out at the upstreams")
-    return Finding(
+    return Finding.of(
         "conntrack_race",
         70,
         Hypothesis(
@@ -556,10 +534,10 @@ def rule_search_storm(ev: CheckEvidence) -> Finding | None:
     w = troubled[0]
     evidence = tuple(
         f"{x.name}: {x.queries} queries for one lookup (ndots:{x.ndots}; tried {', '.join(x.candidates)}; "
-        f"statuses {', '.join(x.statuses)}; {fmt_ms(x.latency_ms)} in turn)"
+        f"statuses {', '.join(x.statuses)}; {format_ms(x.latency_ms, fine=False)} in turn)"
         for x in troubled
     )
-    return Finding(
+    return Finding.of(
         "search_storm",
         45,
         Hypothesis(
@@ -604,7 +582,7 @@ def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
     hosts = any(n.name in coredns_nodes for n in hot)
     measured = any(not n.ready or n.pressure for n in hot)  # conditions the kubelet reported, not limits
     failures = pod_timeouts
-    return Finding(
+    return Finding.of(
         "node_pressure",
         50 if hosts and failures and measured else 25,
         Hypothesis(
@@ -619,6 +597,7 @@ def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
             ),
             links=(GUIDE, CONTAINER_INSIGHTS_DOC),
         ),
+        subjects=[Subject("node", n.name) for n in hot],
     )
 
 
@@ -628,7 +607,7 @@ def rule_probe_pods(ev: CheckEvidence) -> Finding | None:
     if not failed and not (not ev.node_probes and ev.notes):
         return None
     evidence = tuple(f"{p.node}: {p.error}" for p in failed) + ev.notes
-    return Finding(
+    return Finding.of(
         "probe_pods",
         20,
         Hypothesis(
@@ -664,13 +643,14 @@ def all_healthy(ev: CheckEvidence) -> Finding:
     """Said plainly when no rule fires."""
     t = tally(ev.probes)
     layers = sorted({r.layer.label for r in ev.probes})
-    evidence = [f"{t.ok}/{t.total} queries NOERROR across {', '.join(layers) or 'no layer'}; p95 {fmt_ms(t.p95_ms)}"]
+    p95 = format_ms(t.p95_ms, fine=False)
+    evidence = [f"{t.ok}/{t.total} queries NOERROR across {', '.join(layers) or 'no layer'}; p95 {p95}"]
     evidence.append(
         f"{sum(p.ready for p in ev.coredns_pods)}/{len(ev.coredns_pods)} CoreDNS pods Ready, no recent restarts"
     )
     if ev.custom.present:
         evidence.append("custom CoreDNS configuration present and answering")
-    return Finding(
+    return Finding.of(
         "all_healthy",
         0,
         Hypothesis(
@@ -688,15 +668,12 @@ def all_healthy(ev: CheckEvidence) -> Finding:
 
 
 def diagnose(ev: CheckEvidence) -> list[Finding]:
-    """Every finding, highest score first; "all healthy" alone when nothing fired."""
-    found = [f for f in (rule(ev) for rule in RULES) if f is not None]
-    found.sort(key=lambda f: -f.score)
-    meaningful = [f for f in found if f.rule != "probe_pods"]
-    if meaningful:
-        return found
-    if not tally(ev.probes).failed:
-        return [all_healthy(ev), *found]
-    return [unexplained(ev), *found]
+    """Check's rule set: every finding, highest score first; "all healthy" when nothing fired."""
+    return findings.diagnose(ev, RULES, when_none=_nothing_fired, background=frozenset({"probe_pods"}))
+
+
+def _nothing_fired(ev: CheckEvidence) -> Finding:
+    return unexplained(ev) if tally(ev.probes).failed else all_healthy(ev)
 
 
 def unexplained(ev: CheckEvidence) -> Finding:
@@ -708,7 +685,7 @@ def unexplained(ev: CheckEvidence) -> Finding:
     evidence = tuple(
         f"{layer}: {name} {error_kinds(tally(rows))}" for (layer, name), rows in sorted(groups.items())
     )
-    return Finding(
+    return Finding.of(
         "unexplained",
         10,
         Hypothesis(

@@ -7,31 +7,14 @@ an answer is marked even though it arrived.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.probes.dns import QueryResult
+from workers.analysis.figures import SLOW_MS, format_ms, is_slow, percentile
+from workers.evidence.dns import QueryResult
 from workers.report import Status
-
-SLOW_MS = 5000.0  # the guide's threshold: an answer at or above 5 s is a latency problem
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """Nearest-rank percentile (a value that was really observed); None when empty."""
-    if not values:
-        return None
-    if not 0 < pct <= 100:
-        raise ValueError("pct must be in (0, 100]")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def is_slow(latency_ms: float, slow_ms: float = SLOW_MS) -> bool:
-    return latency_ms >= slow_ms
 
 
 @dataclass(frozen=True)
@@ -54,7 +37,7 @@ class ServerSummary:
         parts = [f"{self.answered}/{self.queries} answered"]
         parts += [f"{n} {s}" for s, n in sorted(self.statuses.items()) if s not in ("NOERROR", "NXDOMAIN")]
         if self.p50_ms is not None:
-            parts.append(f"p50 {_fmt_ms(self.p50_ms)} · p95 {_fmt_ms(self.p95_ms)} · max {_fmt_ms(self.max_ms)}")
+            parts.append(f"p50 {format_ms(self.p50_ms)} · p95 {format_ms(self.p95_ms)} · max {format_ms(self.max_ms)}")
         else:
             parts.append("no response")
         if self.slow:
@@ -116,19 +99,6 @@ class DigSummary:
             "servers": [s.to_json() for s in self.servers],
             "disagreements": [d.to_json() for d in self.disagreements],
         }
-
-
-def _fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return format_ms(value)
-
-
-def format_ms(value: float) -> str:
-    """``0.05 ms``, ``12.3 ms``, ``5.00 s``: enough digits to tell a local answer from a remote one."""
-    if value >= 1000:
-        return f"{value / 1000:.2f} s"
-    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
 
 
 def server_status(answered: int, failed: int, slow: int) -> Status:

@@ -1,7 +1,7 @@
-"""One job per command; this registry maps a verb to its ``execute(cmd, env) -> Report``.
+"""The worker's job table, read from the verb registry (``aksdns.verbs``).
 
-Job modules are imported lazily so that, say, a `dig` never loads the pcap core or the
-Kubernetes client.
+A verb's job is a dotted ``module:function`` name there, imported only when that command runs, so
+that, say, a `dig` never loads the pcap core or the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -10,41 +10,34 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from aksdns.commands import Command, Verb
+from aksdns.commands import Command
 from aksdns.errors import NotAvailableYet
+from aksdns.verbs import spec_of
 from workers.jobenv import JobEnv
 from workers.report import Report
 
-# verb → (module, function)
-_JOBS: dict[Verb, tuple[str, str]] = {
-    Verb.DIG: ("workers.jobs.dig", "execute"),
-    Verb.CHECK: ("workers.jobs.check", "execute"),
-    Verb.ANALYZE: ("workers.jobs.analyze_run", "execute"),
-}
 
-
-# verb → (module, function) that reduces a report's data to what a Re-run compares against
-_RERUN_BASIS: dict[Verb, tuple[str, str]] = {
-    Verb.CHECK: ("workers.analysis.check_diff", "diff_basis"),
-}
+def load(target: str) -> Any:
+    """The object a ``module:function`` name of the registry points at."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def rerun_basis(command: Command, data: dict[str, Any]) -> dict[str, Any] | None:
     """What a thread keeps of a result for the next Re-run (None: nothing to compare)."""
-    target = _RERUN_BASIS.get(command.verb)
+    target = spec_of(command).rerun_basis
     if target is None:
         return None
-    basis: dict[str, Any] = getattr(importlib.import_module(target[0]), target[1])(data)
+    basis: dict[str, Any] = load(target)(data)
     return basis
 
 
 def job_for(command: Command) -> Callable[[Any, JobEnv], Report]:
     """The execute function of a command's job; NotAvailableYet when none exists."""
-    target = _JOBS.get(command.verb)
-    if target is None or not command.available:
+    target = spec_of(command).job
+    if target is None:
         raise NotAvailableYet(command.verb.value)
-    module = importlib.import_module(target[0])
-    function: Callable[[Any, JobEnv], Report] = getattr(module, target[1])
+    function: Callable[[Any, JobEnv], Report] = load(target)
     return function
 
 

@@ -19,28 +19,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from aksdns.commands import CheckCommand, DnsServer
+from aksdns.commands import CaptureCommand, CheckCommand, DnsServer
 from aksdns.errors import ClusterError
 from workers.analysis.check_diff import diff_runs, diff_sections
-from workers.analysis.check_evidence import (
-    INTERNAL_NAME,
-    CheckEvidence,
-    CorednsPod,
-    CustomDns,
-    Layer,
-    NodeInfo,
-    NodeProbe,
-    ProbeRecord,
-    SearchWalk,
-    ServiceInfo,
-    UpstreamRole,
-    is_cluster_name,
-)
+from workers.analysis.check_evidence import CheckEvidence, SearchWalk
 from workers.analysis.check_facts import facts_table, layer_lines, overall_status, tally
-from workers.analysis.check_rules import Finding, diagnose
+from workers.analysis.check_rules import diagnose
+from workers.analysis.findings import Finding
+from workers.evidence.cluster import INTERNAL_NAME, CorednsPod, CustomDns, NodeInfo, ServiceInfo, is_cluster_name
+from workers.evidence.dns import Query, QueryResult
+from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
 from workers.jobenv import JobEnv
 from workers.probes import kube, node_probe
-from workers.probes.dns import Query, QueryResult, run_queries_sync
+from workers.probes.dns import run_queries_sync
 from workers.probes.resolvconf import ResolvConf, parse_resolv_conf, read_resolv_conf, search_list_expansion
 from workers.report import Attachment, Button, Markdown, Report, Section, Status
 
@@ -376,18 +367,7 @@ def result_data(cmd: CheckCommand, ev: CheckEvidence, findings: Sequence[Finding
         "status": _status(lines, findings).value,
         "layers": [{"layer": x.label, "status": x.status.value, "detail": x.detail} for x in lines],
         "facts": [{"question": q, "answer": a} for q, a in facts_table(ev).rows],
-        "hypotheses": [
-            {
-                "rule": f.rule,
-                "score": f.score,
-                "title": f.hypothesis.title,
-                "confidence": f.hypothesis.confidence,
-                "evidence": list(f.hypothesis.evidence),
-                "actions": list(f.hypothesis.actions),
-                "links": list(f.hypothesis.links),
-            }
-            for f in findings
-        ],
+        "hypotheses": [f.to_dict() for f in findings],
         "rates": rates(ev),
         "elapsed_s": ev.elapsed_s,
         "evidence": ev.to_dict(),
@@ -433,10 +413,7 @@ def build_report(cmd: CheckCommand, ev: CheckEvidence, previous: dict[str, Any] 
             Button(
                 "aksdns_capture",
                 "Capture 2 min",
-                json.dumps(
-                    {"verb": "capture", "args": {"cluster": cmd.cluster, "coredns": True, "duration_s": 120}},
-                    sort_keys=True,
-                ),
+                json.dumps(CaptureCommand(cluster=cmd.cluster, coredns=True, duration_s=120).to_dict(), sort_keys=True),
                 "danger",
             ),
         ],

@@ -14,9 +14,11 @@ from collections.abc import Callable, Sequence
 
 from aksdns.commands import DigCommand, DnsServer
 from aksdns.errors import AksDnsError, UsageError
-from workers.analysis.dig_summary import SLOW_MS, DigSummary, is_slow, summarize
+from workers.analysis.dig_summary import DigSummary, summarize
+from workers.analysis.figures import SLOW_MS, is_slow
+from workers.evidence.dns import Query, QueryResult
 from workers.jobenv import JobEnv
-from workers.probes.dns import Query, QueryResult, run_queries_sync, socket_budget
+from workers.probes.dns import run_queries_sync, socket_budget
 from workers.probes.resolvconf import ResolvConf, read_resolv_conf
 from workers.report import Attachment, Markdown, Report, Section, Status, StatusLine, Table
 

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from aksdns.errors import ClusterError
-from workers.analysis.check_evidence import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
+from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
 
 KUBE_SYSTEM = "kube-system"
 COREDNS_SELECTOR = "k8s-app=kube-dns"

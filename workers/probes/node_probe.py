@@ -35,7 +35,7 @@ from typing import Any
 
 from aksdns.commands import DnsServer
 from aksdns.errors import ClusterError
-from workers.analysis.check_evidence import Layer, NodeProbe, ProbeRecord, UpstreamRole
+from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
 from workers.probes.kube import call
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -83,7 +83,8 @@ def termination_text(line: str, out: dict[str, Any]) -> str:
 
 def probe_main(argv: list[str]) -> int:
     """Entry of the probe pod: exit 0 when the probe ran (whatever DNS said), 1 when it could not."""
-    from workers.probes.dns import Query, run_queries_sync
+    from workers.evidence.dns import Query
+    from workers.probes.dns import run_queries_sync
     from workers.probes.resolvconf import read_resolv_conf
 
     if argv and argv[0] == "node-dns":

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from aksdns import embedded, slackreq
 from aksdns.errors import AksDnsError
-from aksdns.standin import Message, SlackStandIn
+from console import embedded, slackreq
+from console.standin import Message, SlackStandIn
 
 BOT_TOKEN = "xoxb-demo-local"
 SIGNING_SECRET = "demo-signing-secret"

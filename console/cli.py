@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from aksdns import grammar
-from aksdns.commands import AnalyzeCommand, Command, HelpCommand, Verb
-from aksdns.errors import AksDnsError, UsageError, user_message
+from aksdns.commands import AnalyzeCommand, Command, HelpCommand
+from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
 from aksdns.help import help_text
 from aksdns.jobspec import JobSpec, queue_name
 from aksdns.settings import Settings
+from aksdns.verbs import REGISTRY, spec_of
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
@@ -63,8 +64,8 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
         spec = JobSpec.new(command, cluster=cluster, user=env.get("USER", "cli"), thread=None)
         print(json.dumps({"queue": queue_name(cluster), "job": spec.to_dict()}, indent=2, sort_keys=True))
         return 0
-    if not command.available:
-        raise AksDnsError(f"`{command.verb.value}` is not available yet in this version of aksdns.")
+    if not spec_of(command).available:
+        raise NotAvailableYet(command.verb.value)
     if options.format in {"csv", "tshark"} and not isinstance(command, AnalyzeCommand):
         raise UsageError(f"--format {options.format} is only for analyze")
     return _execute(command, settings, options)
@@ -122,8 +123,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("testbed", help="the local Kubernetes testbed: up|down|status", add_help=False)
     sub.add_parser("demo", help="run the whole product locally and print the Slack thread", add_help=False)
     sub.add_parser("standin", help="run the local Slack Web API stand-in", add_help=False)
-    for verb in Verb:
-        sub.add_parser(verb.value, help=f"{verb.value} (see `aksdns {verb.value} --help`)", add_help=False)
+    for spec in REGISTRY.values():
+        sub.add_parser(spec.name, help=f"{spec.summary} (see `aksdns {spec.name} --help`)", add_help=False)
     return parser
 
 
@@ -162,11 +163,11 @@ def _dispatch(args: list[str], env: dict[str, str]) -> int:
 
         return int(testbed_main(rest))
     if program == "demo":
-        from aksdns.demo import main as demo_main
+        from console.demo import main as demo_main
 
         return demo_main(rest, env)
     if program == "standin":
-        from aksdns.standin import main as standin_main
+        from console.standin import main as standin_main
 
         return standin_main(rest)
     parser = _build_parser()

@@ -1,0 +1,430 @@
+"""The verb registry: every command of aksdns, once.
+
+One :class:`VerbSpec` per command holds its usage, flags (with bounds; defaults are the command
+class's), how its positionals read and write back, its cross-field rules, its emoji and one-line
+description, whether it is privileged, the worker's job (a dotted ``module:function`` name, so the
+bot imports no worker code) and what a Re-run keeps. The grammar, the help, the parent message,
+the CLI and the worker's job table all read it; a command is "available" when it has a job.
+
+Adding a command: a class in ``aksdns/commands.py``, an entry in :data:`REGISTRY`, a job module
+``workers/jobs/<verb>.py`` exposing ``execute(cmd, env) -> Report`` (and its RBAC in the chart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aksdns import capture_filter, validate
+from aksdns.commands import (
+    AnalyzeCommand,
+    ApiserverCommand,
+    CaptureCommand,
+    CheckCommand,
+    Command,
+    DigCommand,
+    DnsServer,
+    HandoffCommand,
+    HealthCommand,
+    HelpCommand,
+    IpamCommand,
+    ObjectRef,
+    ServiceCommand,
+    Verb,
+)
+from aksdns.errors import UsageError
+from aksdns.flags import Choice, Count, Duration, Flag, Seconds, Switch, Text
+
+MAX_DIG_SERVERS = 10
+MAX_DIG_NAMES = 20
+MAX_DIG_QUERIES = 5000  # servers × names × types × repeat: bounds one job's load
+MAX_REPEAT = 50
+MAX_CHECK_NAMES = 10
+MAX_NODES = 100
+MAX_CAPTURE_PODS = 10
+CAPTURE_MIN_S = 5
+CAPTURE_MAX_S = 600
+
+# Record types a troubleshooter asks for; zone transfers and meta types are left out.
+DIG_TYPES = frozenset(
+    {"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "DS", "DNSKEY", "HTTPS", "SVCB"}
+)
+
+Fields = dict[str, Any]
+
+
+def _none(verb: str) -> Callable[[list[str]], Fields]:
+    def read(positionals: list[str]) -> Fields:
+        if positionals:
+            raise UsageError(f"`{verb}` takes no arguments, got `{validate.clip(positionals[0])}`", command=verb)
+        return {}
+
+    return read
+
+
+def _no_words(_data: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+def _same(fields: Fields) -> Fields:
+    return fields
+
+
+def _words(value: Any, what: str) -> list[Any]:
+    """A list field of rebuilt data (names, files, servers): a list, never a bare string."""
+    if not isinstance(value, list | tuple):
+        raise UsageError(f"{what} must be a list")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class VerbSpec:
+    """One command: how it is typed, described, authorized and run."""
+
+    verb: Verb
+    command: type[Command]
+    summary: str  # one line, for help and the CLI
+    emoji: str  # the mark of its parent message and progress lines
+    positionals: str = ""  # the usage words before the flags, e.g. "NAME..."
+    flags: tuple[Flag, ...] = ()
+    read_positionals: Callable[[list[str]], Fields] | None = None  # None: takes none
+    positional_fields: tuple[str, ...] = ()  # fields the positionals set
+    write_positionals: Callable[[Mapping[str, Any]], list[str]] = _no_words  # rebuilt data → words
+    finish: Callable[[Fields], Fields] = _same  # rules across fields (dig's query budget)
+    describe: Callable[[Any], list[str]] = lambda _c: []  # words after the verb in a parent message
+    privileged: bool = False  # needs AKSDNS_PRIVILEGED_USERS / _GROUPS
+    job: str | None = None  # "module:function" the worker runs; None: not available yet
+    rerun_basis: str | None = None  # "module:function": what a thread keeps for the next Re-run
+
+    @property
+    def name(self) -> str:
+        return self.verb.value
+
+    @property
+    def available(self) -> bool:
+        return self.job is not None
+
+    @property
+    def usage(self) -> str:
+        return " ".join(w for w in (self.name, self.positionals, *(f.usage() for f in self.flags)) if w)
+
+    def positional_reader(self) -> Callable[[list[str]], Fields]:
+        return self.read_positionals or _none(self.name)
+
+    def default(self, field_name: str) -> Any:
+        """A field's default, read off the command class (the one place defaults live)."""
+        for f in dataclasses.fields(self.command):
+            if f.name == field_name:
+                return f.default if f.default is not dataclasses.MISSING else None
+        raise KeyError(field_name)
+
+
+# ---------------------------------------------------------------------------- help
+
+
+def _read_help(positionals: list[str]) -> Fields:
+    topic = positionals[0].lower() if positionals else None
+    if topic is not None and topic not in {v.value for v in Verb}:
+        raise UsageError(f"no help on `{validate.clip(topic)}`; try `help`")
+    return {"topic": topic}
+
+
+def _write_help(data: Mapping[str, Any]) -> list[str]:
+    topic = data.get("topic")
+    return [] if topic is None else [str(topic)]
+
+
+# ---------------------------------------------------------------------------- dig
+
+
+def _dig_server(token: str) -> DnsServer:
+    body = token[1:]
+    validate.reject_metacharacters(body.replace("[", "").replace("]", ""), "server")
+    host, port = body, 53
+    if body.startswith("["):  # [v6]:port
+        end = body.find("]")
+        if end < 0:
+            raise UsageError(f"server `{validate.clip(token)}` is missing `]`")
+        host, rest = body[1:end], body[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"server `{validate.clip(token)}` must look like @[::1]:53")
+            port = validate.port(rest[1:], "server port")
+    elif body.count(":") == 1:  # v4:port
+        host, _, port_text = body.partition(":")
+        port = validate.port(port_text, "server port")
+    return DnsServer(validate.ip_address(host, "server"), port)
+
+
+def _read_dig(positionals: list[str]) -> Fields:
+    servers: list[DnsServer] = []
+    names: list[str] = []
+    for token in positionals:
+        if token.startswith("@"):
+            servers.append(_dig_server(token))
+        else:
+            names.append(validate.dns_name(token))
+    if not names:
+        raise UsageError("dig needs at least one NAME, e.g. `dig kubernetes.default.svc.cluster.local`")
+    if len(servers) > MAX_DIG_SERVERS:
+        raise UsageError(f"at most {MAX_DIG_SERVERS} servers")
+    if len(names) > MAX_DIG_NAMES:
+        raise UsageError(f"at most {MAX_DIG_NAMES} names")
+    return {"servers": tuple(dict.fromkeys(servers)), "names": tuple(dict.fromkeys(names))}
+
+
+def _server_word(server: Any) -> str:
+    if not isinstance(server, Mapping):
+        raise UsageError("a server must be {host, port}")
+    host = str(server.get("host", ""))
+    port = server.get("port", 53)
+    if isinstance(port, bool) or not isinstance(port, int | str):
+        raise UsageError("a server's port must be a number")
+    host = f"[{host}]" if ":" in host else host
+    return f"@{host}:{port}"
+
+
+def _write_dig(data: Mapping[str, Any]) -> list[str]:
+    servers = [_server_word(s) for s in _words(data.get("servers", []), "servers")]
+    return servers + [str(n) for n in _words(data.get("names", []), "names")]
+
+
+def _finish_dig(fields: Fields) -> Fields:
+    types = fields.get("types") or ("A",)
+    repeat = fields.get("repeat", 1)
+    total = max(len(fields["servers"]), 1) * len(fields["names"]) * len(types) * repeat
+    if total > MAX_DIG_QUERIES:
+        raise UsageError(f"that is {total} queries; at most {MAX_DIG_QUERIES} per dig")
+    return {**fields, "types": types}
+
+
+def _describe_dig(c: DigCommand) -> list[str]:
+    words = list(c.names[:3]) + (["…"] if len(c.names) > 3 else [])
+    words += [f"@{s}" for s in c.servers[:3]] + (["@…"] if len(c.servers) > 3 else [])
+    if c.types != ("A",):
+        words.append("(" + ", ".join(c.types) + ")")
+    if c.repeat > 1:
+        words.append(f"×{c.repeat}")
+    if c.tcp:
+        words.append("over TCP")
+    return words
+
+
+# ---------------------------------------------------------------------------- check
+
+
+def _read_names(limit: int) -> Callable[[list[str]], Fields]:
+    def read(positionals: list[str]) -> Fields:
+        names = tuple(dict.fromkeys(validate.dns_name(t) for t in positionals))
+        if len(names) > limit:
+            raise UsageError(f"at most {limit} names")
+        return {"names": names}
+
+    return read
+
+
+def _write_names(data: Mapping[str, Any]) -> list[str]:
+    return [str(n) for n in _words(data.get("names", []), "names")]
+
+
+def _describe_check(c: CheckCommand) -> list[str]:
+    words = list(c.names[:3])
+    if c.repeat > 1:
+        words.append(f"×{c.repeat}")
+    if c.nodes is not None:
+        words.append("all nodes" if c.nodes == 0 else f"{c.nodes} nodes")
+    return words
+
+
+# ---------------------------------------------------------------------------- capture
+
+
+def _object_ref(text: str) -> ObjectRef:
+    return ObjectRef(*validate.object_ref(text))
+
+
+def _ref_word(value: Any) -> str:
+    """A NAMESPACE/NAME from rebuilt data ({namespace, name}) or from a typed ObjectRef."""
+    if isinstance(value, ObjectRef):
+        return str(value)
+    if not isinstance(value, Mapping):
+        raise UsageError("a reference must be {namespace, name}")
+    return f"{value.get('namespace', '')}/{value.get('name', '')}"
+
+
+def _finish_capture(fields: Fields) -> Fields:
+    pods = fields.get("pods", ())
+    if len(pods) > MAX_CAPTURE_PODS:
+        raise UsageError(f"at most {MAX_CAPTURE_PODS} pods per capture")
+    # With neither --coredns nor --pod the guide's default applies: every CoreDNS pod.
+    return {**fields, "coredns": bool(fields.get("coredns")) or not pods}
+
+
+def _describe_capture(c: CaptureCommand) -> list[str]:
+    targets = (["CoreDNS pods"] if c.coredns else []) + [str(p) for p in c.pods]
+    return [", ".join(targets), f"for {c.duration_s}s", f"filter `{c.filter}`"]
+
+
+# ---------------------------------------------------------------------------- analyze, ipam, service
+
+
+def _read_files(positionals: list[str]) -> Fields:
+    return {"files": tuple(validate.file_name(t) for t in positionals)}
+
+
+def _write_files(data: Mapping[str, Any]) -> list[str]:
+    return [str(f) for f in _words(data.get("files", []), "files")]
+
+
+def _describe_analyze(c: AnalyzeCommand) -> list[str]:
+    return list(c.files[:3]) or ["the thread's captures"]
+
+
+def _read_service(positionals: list[str]) -> Fields:
+    if len(positionals) != 1:
+        raise UsageError("service needs exactly one NAMESPACE/NAME", command="service")
+    return {"ref": _object_ref(positionals[0])}
+
+
+def _write_service(data: Mapping[str, Any]) -> list[str]:
+    return [_ref_word(data["ref"])] if "ref" in data else []
+
+
+def _describe_service(c: ServiceCommand) -> list[str]:
+    return [str(c.ref) + (f":{c.port}" if c.port else "")]
+
+
+# ---------------------------------------------------------------------------- the registry
+
+NODE = Text("NODE", validate.node_name)
+
+REGISTRY: dict[Verb, VerbSpec] = {
+    spec.verb: spec
+    for spec in (
+        VerbSpec(
+            Verb.HELP,
+            HelpCommand,
+            "this help, or one command's",
+            "❔",
+            positionals="[COMMAND]",
+            read_positionals=_read_help,
+            positional_fields=("topic",),
+            write_positionals=_write_help,
+        ),
+        VerbSpec(
+            Verb.DIG,
+            DigCommand,
+            "query DNS servers from inside the cluster (default: the worker's resolv.conf servers)",
+            "🔎",
+            positionals="[@SERVER[:PORT]]... NAME...",
+            flags=(
+                Flag("--type", "types", Choice(DIG_TYPES), "record type (A unless given)", repeated=True),
+                Flag("--repeat", "repeat", Count(1, MAX_REPEAT), "ask each question N times"),
+                Flag("--timeout", "timeout", Seconds(0.1, 30), "seconds to wait for each answer"),
+                Flag("--tcp", "tcp", Switch(), "ask over TCP"),
+            ),
+            read_positionals=_read_dig,
+            positional_fields=("servers", "names"),
+            write_positionals=_write_dig,
+            finish=_finish_dig,
+            describe=_describe_dig,
+            job="workers.jobs.dig:execute",
+        ),
+        VerbSpec(
+            Verb.CHECK,
+            CheckCommand,
+            "layered diagnosis: CoreDNS pods, CoreDNS Service, nodes, virtual network DNS",
+            "🩺",
+            positionals="[NAME...]",
+            flags=(
+                Flag("--repeat", "repeat", Count(1, MAX_REPEAT), "ask each question N times per layer"),
+                Flag("--nodes", "nodes", Count(1, MAX_NODES, {"all": 0}), "nodes to probe (default: a sample)"),
+            ),
+            read_positionals=_read_names(MAX_CHECK_NAMES),
+            positional_fields=("names",),
+            write_positionals=_write_names,
+            describe=_describe_check,
+            job="workers.jobs.check:execute",
+            rerun_basis="workers.analysis.check_diff:diff_basis",
+        ),
+        VerbSpec(
+            Verb.HEALTH,
+            HealthCommand,
+            "CoreDNS and node health: restarts, usage, logs, over-commit",
+            "❤️",
+        ),
+        VerbSpec(
+            Verb.CAPTURE,
+            CaptureCommand,
+            "tcpdump on CoreDNS pods and client pods (privileged; default 2m, at most 10m)",
+            "🎥",
+            flags=(
+                Flag("--coredns", "coredns", Switch(), "every CoreDNS pod (the default without --pod)"),
+                Flag(
+                    "--pod",
+                    "pods",
+                    Text("NAMESPACE/NAME", _object_ref, _ref_word),
+                    "a client pod",
+                    repeated=True,
+                ),
+                Flag("--duration", "duration_s", Duration(CAPTURE_MIN_S, CAPTURE_MAX_S), "how long"),
+                Flag("--filter", "filter", Text("EXPR", capture_filter.normalize), "tcpdump filter (a safe subset)"),
+            ),
+            finish=_finish_capture,
+            describe=_describe_capture,
+            privileged=True,
+        ),
+        VerbSpec(
+            Verb.ANALYZE,
+            AnalyzeCommand,
+            "DNS statistics of pcaps uploaded to this thread",
+            "🔬",
+            positionals="[FILE...]",
+            flags=(Flag("--slow", "slow_s", Seconds(0.001, 60), "answers this slow or slower count as slow"),),
+            read_positionals=_read_files,
+            positional_fields=("files",),
+            write_positionals=_write_files,
+            describe=_describe_analyze,
+            job="workers.jobs.analyze_run:execute",
+        ),
+        VerbSpec(
+            Verb.APISERVER,
+            ApiserverCommand,
+            "is the API server reachable (authorized IP ranges, RBAC, endpoints)",
+            "🔐",
+        ),
+        VerbSpec(
+            Verb.IPAM,
+            IpamCommand,
+            "pod IP exhaustion (kubenet IPAM store, Azure CNI)",
+            "🧮",
+            flags=(Flag("--node", "node", NODE, "one node only"),),
+            describe=lambda c: [c.node] if c.node else [],
+        ),
+        VerbSpec(
+            Verb.SERVICE,
+            ServiceCommand,
+            "why a Service is not reachable",
+            "🔌",
+            positionals="NAMESPACE/NAME",
+            flags=(Flag("--port", "port", Text("P", lambda t: validate.port(t, "--port")), "one port only"),),
+            read_positionals=_read_service,
+            positional_fields=("ref",),
+            write_positionals=_write_service,
+            describe=_describe_service,
+        ),
+        VerbSpec(
+            Verb.HANDOFF,
+            HandoffCommand,
+            "a summary of this incident thread for the next engineer",
+            "🤝",
+        ),
+    )
+}
+
+
+def spec_of(command: Command | Verb) -> VerbSpec:
+    """The registry entry of a command (or verb)."""
+    return REGISTRY[command if isinstance(command, Verb) else command.verb]
