@@ -32,11 +32,11 @@ def worker_name(cluster: str) -> str:
 
 
 def run_janitor(settings: Settings) -> None:
-    """Remove probe pods a previous worker left behind (it may have been killed)."""
+    """Remove pods a previous worker left behind (it may have been killed)."""
     try:
-        from workers.probes import kube, node_probe
+        from workers.probes import kube, pods
 
-        removed = node_probe.janitor(kube.connect(settings.kubeconfig).core, settings.namespace)
+        removed = pods.janitor(kube.connect(settings.kubeconfig).core, settings.namespace)
         log.info("janitor done", extra={"removed": removed})
     except Exception as exc:  # the janitor must never keep the worker from serving
         log.warning("janitor skipped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})

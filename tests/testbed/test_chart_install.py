@@ -349,9 +349,9 @@ def test_worker_token_creates_probe_pods_only_in_its_namespace(testbed: Any, def
 
 def test_the_janitor_runs_with_the_worker_token(testbed: Any, default_release: Release) -> None:
     kube = pytest.importorskip("workers.probes.kube")
-    node_probe = pytest.importorskip("workers.probes.node_probe")
+    pods = pytest.importorskip("workers.probes.pods")
     clients = kube.connect(str(default_release.sa_kubeconfig))
-    assert node_probe.janitor(clients.core, default_release.namespace) >= 0
+    assert pods.janitor(clients.core, default_release.namespace) >= 0
 
 
 def test_hostnetwork_probe_pods_need_a_privileged_namespace(testbed: Any, default_release: Release) -> None:

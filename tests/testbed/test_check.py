@@ -19,7 +19,7 @@ from workers.analysis.check_facts import QUESTIONS
 from workers.evidence.dns import Query
 from workers.jobenv import JobEnv
 from workers.jobs import check
-from workers.probes import kube, node_probe
+from workers.probes import kube, node_probe, pods
 from workers.probes.dns import run_queries_sync
 from workers.report import Report, Status
 
@@ -354,12 +354,12 @@ def test_janitor_removes_expired_probe_pods(testbed: Any, env: JobEnv) -> None:
     fresh = node_probe.probe_pod_manifest(plan, testbed.nodes[0], 1)
     c.core.create_namespaced_pod(NAMESPACE, fresh, _request_timeout=10)
     try:
-        assert node_probe.janitor(c.core, NAMESPACE) == 1
+        assert pods.janitor(c.core, NAMESPACE) == 1
         left = probe_pods_left(testbed)
         assert fresh["metadata"]["name"] in left and body["metadata"]["name"] not in left
     finally:
-        node_probe.delete_pod(c.core, NAMESPACE, fresh["metadata"]["name"])
-        node_probe.delete_pod(c.core, NAMESPACE, body["metadata"]["name"])
+        pods.delete_pod(c.core, NAMESPACE, fresh["metadata"]["name"])
+        pods.delete_pod(c.core, NAMESPACE, body["metadata"]["name"])
 
 
 def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> None:

@@ -9,15 +9,15 @@ from types import SimpleNamespace
 
 from workers.evidence.layers import Layer
 from workers.probes.node_probe import (
-    EXPIRES_ANNOTATION,
     TERMINATION_LIMIT,
     ProbePlan,
-    _expired,
     parse_probe_output,
     probe_main,
     probe_pod_manifest,
     termination_text,
 )
+from workers.probes.pods import EXPIRES_ANNOTATION
+from workers.probes.pods import expired as _expired
 
 PLAN = ProbePlan(
     job_id="abc123def0",

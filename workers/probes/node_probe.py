@@ -1,4 +1,4 @@
-"""The node level of `check`: one short-lived probe pod per node, and the program it runs.
+"""The node-level DNS probe: one short-lived probe pod per node, and the program it runs.
 
 (a) In the pod — :func:`probe_main` (``aksdns probe node-dns ...``): hostNetwork and dnsPolicy
     Default give the pod the node's own /etc/resolv.conf, i.e. the node's upstreams (Azure DNS
@@ -6,14 +6,11 @@
     prints one compact JSON line, also written to the termination log (4 KiB at most: larger
     results say ``truncated`` and the worker reads the pod log instead).
 
-(b) In the worker — :func:`run_node_probes` creates the pods (labelled, pinned with nodeName,
-    tolerating every taint, bounded by activeDeadlineSeconds), waits, reads each termination
-    message or log, and deletes them in ``finally``; :func:`janitor` removes leftovers of
-    crashed workers, called when a worker starts.
+(b) In the worker — :func:`run_node_probes` runs the pods through the pod runner
+    (``workers.probes.pods``: labelled, pinned with nodeName, tolerating every taint, bounded by
+    activeDeadlineSeconds, deleted in ``finally``) and reads each termination message or log.
 
-Kubernetes calls (verb, resource, namespace = the release namespace):
-  create pods · list pods (labelSelector aksdns.io/job=<id>) · get pods/log (when the termination
-  message is truncated or missing) · delete pods · janitor: list pods (managed-by=aksdns), delete pods
+Kubernetes calls: those of the pod runner; get pods/log when the termination message is truncated.
 """
 
 from __future__ import annotations
@@ -25,30 +22,21 @@ import os
 import socket
 import sys
 import time
-import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from aksdns.commands import DnsServer
 from aksdns.errors import ClusterError
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
-from workers.probes.kube import call
+from workers.probes import pods
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-JOB_LABEL = "aksdns.io/job"
-ROLE_LABEL = "aksdns.io/role"
 ROLE = "node-dns-probe"
-EXPIRES_ANNOTATION = "aksdns.io/expires"  # epoch seconds after which the janitor may delete the pod
 CONTAINER = "probe"
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB of a termination message
 START_BUDGET_S = 25.0  # scheduling + image pull + start on a real node; the testbed needs ~1 s
-POLL_S = 0.2
-MAX_PARALLEL_CALLS = 16  # bounds concurrent API calls for `--nodes all`
 OUTPUT_VERSION = 1
 
 
@@ -136,7 +124,7 @@ def probe_main(argv: list[str]) -> int:
 class ProbePlan:
     """What the node-level probe pods do, decided by the job."""
 
-    job_id: str
+    job_id: str  # this run's id (the pods' aksdns.io/job label)
     namespace: str
     image: str
     command: tuple[str, ...]  # e.g. ("aksdns", "probe")
@@ -146,6 +134,8 @@ class ProbePlan:
     timeout_s: float = 5.0
     azure_dns: str = "168.63.129.16"
     start_budget_s: float = START_BUDGET_S
+    aksdns_job: str = ""  # the aksdns job that asked (an annotation on the pods)
+    requested_by: str = ""
 
     @property
     def wait_s(self) -> float:
@@ -158,7 +148,7 @@ class ProbePlan:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex[:10]
+    return pods.new_run_id()
 
 
 def pod_name(plan: ProbePlan, index: int) -> str:
@@ -167,27 +157,16 @@ def pod_name(plan: ProbePlan, index: int) -> str:
 
 def probe_pod_manifest(plan: ProbePlan, node: str, index: int, now: float | None = None) -> dict[str, Any]:
     """One probe pod pinned to ``node``; pure, so its safety properties are unit-tested."""
-    expires = int((now if now is not None else time.time()) + plan.deadline_s + 30)
     args = ["node-dns", "--timeout", f"{plan.timeout_s:g}", "--repeat", str(plan.repeat)]
     for n in plan.names:
         args += ["--name", n]
     for t in plan.types:
         args += ["--type", t]
+    owner = pods.Owner(plan.job_id, plan.aksdns_job, plan.requested_by)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": pod_name(plan, index),
-            "namespace": plan.namespace,
-            "labels": {
-                MANAGED_BY: "aksdns",
-                "app.kubernetes.io/name": "aksdns",
-                "app.kubernetes.io/component": ROLE,
-                JOB_LABEL: plan.job_id,
-                ROLE_LABEL: ROLE,
-            },
-            "annotations": {EXPIRES_ANNOTATION: str(expires)},
-        },
+        "metadata": pods.pod_metadata(pod_name(plan, index), plan.namespace, ROLE, owner, plan.deadline_s, now),
         "spec": {
             "nodeName": node,  # pinned: no scheduler, and exactly this node's network
             "hostNetwork": True,
@@ -265,42 +244,18 @@ def parse_probe_output(text: str, plan: ProbePlan, node: str) -> tuple[NodeProbe
     return probe, records
 
 
-def _terminated(pod: Any) -> Any:
-    for cs in (pod.status.container_statuses or []) if pod.status else []:
-        if cs.name == CONTAINER and cs.state is not None and cs.state.terminated is not None:
-            return cs.state.terminated
-    return None
-
-
-def _why_not_done(pod: Any) -> str:
-    """A short reason for a probe pod that did not finish (Pending, image pull, ...)."""
-    if pod is None:
-        return "probe pod vanished"
-    status = pod.status
-    for cs in (status.container_statuses or []) if status else []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting is not None and waiting.reason:
-            return f"probe pod waiting: {waiting.reason}"
-    phase = status.phase if status else "Unknown"
-    return f"probe pod still {phase} after the wait"
-
-
-def _read_result(core: Any, plan: ProbePlan, pod: Any, node: str) -> tuple[NodeProbe, list[ProbeRecord]]:
-    term = _terminated(pod)
+def _read_result(
+    runner: pods.PodRunner, plan: ProbePlan, outcome: pods.PodOutcome, node: str
+) -> tuple[NodeProbe, list[ProbeRecord]]:
+    term = outcome.terminated(CONTAINER)
     message = (term.message or "") if term is not None else ""
     probe, records = parse_probe_output(message, plan, node) if message else (None, [])
     if probe is None or probe.error in ("truncated", "probe output is not JSON"):
         try:
-            log = call(
-                f"read the log of probe pod {pod.metadata.name}",
-                core.read_namespaced_pod_log,
-                pod.metadata.name,
-                plan.namespace,
-                container=CONTAINER,
-            )
+            log = runner.log(outcome.name, CONTAINER)
         except ClusterError as err:
             return NodeProbe(node=node, ok=False, error=err.user_message), []
-        probe, records = parse_probe_output(str(log), plan, node)
+        probe, records = parse_probe_output(log, plan, node)
     if term is not None and term.exit_code not in (0, None) and probe.ok:
         probe = dataclasses.replace(probe, ok=False, error=f"probe exited {term.exit_code}")
     return probe, records
@@ -313,115 +268,39 @@ def run_node_probes(
     *,
     progress: Any = None,
 ) -> tuple[list[NodeProbe], list[ProbeRecord], list[str]]:
-    """Create one probe pod per node, wait, collect, and always delete them.
+    """One probe pod per node through the pod runner: create, wait, collect; always deleted.
 
     Returns (node probes, records, notes).  A refused create (403) is a note, not a crash:
     the other layers still make a report.
     """
-    created: dict[str, str] = {}  # pod name -> node
-    attempted: list[str] = []  # every name a create was sent for: a timed-out create may still land
     notes: list[str] = []
     probes: list[NodeProbe] = []
     records: list[ProbeRecord] = []
     bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_CALLS, len(bodies))),
-                              thread_name_prefix="probe-pods")
-    try:
-        attempted += [b["metadata"]["name"] for b in bodies]
-        # Created in parallel: with `--nodes all` on a large pool, one create after another would
-        # delay the first probe by seconds.
-        outcomes = list(pool.map(lambda b: _create(core, plan.namespace, b), bodies))
-        for node, body, err in zip(nodes, bodies, outcomes, strict=True):
-            name = body["metadata"]["name"]
-            if err is None:
-                created[name] = node
+    with pods.pod_run(core, plan.namespace) as runner:
+        outcomes = runner.create(bodies)
+        for node, outcome in zip(nodes, outcomes, strict=True):
+            err = outcome.error
+            if err is not None:
+                probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
+                if err.status in (401, 403) and err.user_message not in notes:
+                    notes.append(err.user_message)
+        started = [o for o in outcomes if o.created]
+        if progress is not None and started:
+            progress(f"probe pods started on {len(started)} nodes")
+        runner.wait(outcomes, plan.job_id, plan.wait_s)
+        for node, outcome in zip(nodes, outcomes, strict=True):
+            if not outcome.created:
                 continue
-            if err.status is not None and 400 <= err.status < 500:
-                attempted.remove(name)  # refused outright: nothing to delete
-            probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
-            if err.status in (401, 403) and err.user_message not in notes:
-                notes.append(err.user_message)
-        if progress is not None and created:
-            progress(f"probe pods started on {len(created)} nodes")
-        done: dict[str, Any] = {}
-        last: dict[str, Any] = {}
-        deadline = time.monotonic() + plan.wait_s
-        while created and len(done) < len(created) and time.monotonic() < deadline:
-            listed = call(
-                f"list probe pods in {plan.namespace}",
-                core.list_namespaced_pod,
-                plan.namespace,
-                label_selector=f"{JOB_LABEL}={plan.job_id}",
-            )
-            for pod in listed.items:
-                name = pod.metadata.name
-                if name not in created:
-                    continue
-                last[name] = pod
-                if name not in done and pod.status and pod.status.phase in ("Succeeded", "Failed"):
-                    done[name] = pod
-            if len(done) < len(created):
-                time.sleep(POLL_S)
-        for name, node in created.items():
-            if name in done:
-                probe, recs = _read_result(core, plan, done[name], node)
+            if outcome.done:
+                probe, recs = _read_result(runner, plan, outcome, node)
                 probes.append(probe)
                 records.extend(recs)
             else:
-                probes.append(NodeProbe(node=node, ok=False, error=_why_not_done(last.get(name))))
-    finally:
-        list(pool.map(lambda name: delete_pod(core, plan.namespace, name), attempted))
-        pool.shutdown(wait=True)
+                probes.append(NodeProbe(node=node, ok=False, error=outcome.why_not_done("probe pod")))
     order = {n: i for i, n in enumerate(nodes)}
     probes.sort(key=lambda p: order.get(p.node, len(order)))
     return probes, records, notes
-
-
-def _create(core: Any, namespace: str, body: dict[str, Any]) -> ClusterError | None:
-    try:
-        call(f"create probe pods in {namespace}", core.create_namespaced_pod, namespace, body)
-    except ClusterError as err:
-        return err
-    return None
-
-
-def delete_pod(core: Any, namespace: str, name: str) -> bool:
-    """Delete one pod now (grace 0); a pod already gone is fine, other failures are left to the janitor."""
-    try:
-        call(f"delete pod {name}", core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
-    except ClusterError:
-        return False
-    return True
-
-
-def _expired(pod: Any, now: float) -> bool:
-    annotations = pod.metadata.annotations or {}
-    try:
-        return now > float(annotations[EXPIRES_ANNOTATION])
-    except (KeyError, ValueError):
-        created = pod.metadata.creation_timestamp
-        deadline = (pod.spec.active_deadline_seconds or 600) + 60
-        if created is None:
-            return True
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        return bool(now > created.timestamp() + deadline)
-
-
-def janitor(core: Any, namespace: str, now: float | None = None) -> int:
-    """Delete probe pods left behind past their deadline (a worker that died mid-job); returns the count."""
-    now = time.time() if now is None else now
-    pods = call(
-        f"list aksdns probe pods in {namespace}",
-        core.list_namespaced_pod,
-        namespace,
-        label_selector=f"{MANAGED_BY}=aksdns,{ROLE_LABEL}={ROLE}",
-    )
-    removed = 0
-    for pod in pods.items:
-        if _expired(pod, now) and delete_pod(core, namespace, pod.metadata.name):
-            removed += 1
-    return removed
 
 
 if __name__ == "__main__":  # the testbed and local runs: python -m workers.probes.node_probe node-dns ...
