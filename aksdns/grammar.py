@@ -131,8 +131,9 @@ def command_words(data: Mapping[str, Any]) -> list[str]:
         flag = by_field.get(str(key))
         if flag is None:
             raise UsageError(f"unknown field `{validate.clip(str(key))}` for `{verb.value}`")
-        if value is None or value == spec.default(flag.field):
-            continue  # the default: nothing to type
+        default = spec.default(flag.field)
+        if value is None or (type(value) is type(default) and value == default):
+            continue  # the default: nothing to type (True == 1 in Python, hence the type check)
         for item in (_list(value, flag.name) if flag.repeated else [value]):
             words += flag.kind.render(item, flag.name)
     return words

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -67,14 +66,3 @@ class JobSpec:
             raise ValueError(f"malformed job spec: {exc.message}") from None
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed job spec: {exc}") from None
-
-
-def queue_name(cluster: str) -> str:
-    """One queue per cluster, so a worker only takes its own cluster's jobs."""
-    return f"aksdns:{cluster}"
-
-
-def dedup_key(cluster: str, channel: str, thread_ts: str | None, command: Command) -> str:
-    """Key of "this command in this thread": a second one while the first runs is a duplicate."""
-    digest = hashlib.sha256(command.canonical().encode()).hexdigest()[:24]
-    return f"aksdns:dedup:{cluster}:{channel}:{thread_ts or '-'}:{digest}"

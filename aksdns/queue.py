@@ -11,7 +11,8 @@ from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
 from aksdns.errors import QueueUnavailable
-from aksdns.jobspec import JobSpec, queue_name
+from aksdns.jobspec import JobSpec
+from aksdns.keys import queue_name
 
 log = logging.getLogger(__name__)
 

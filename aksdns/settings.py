@@ -47,6 +47,8 @@ class Settings:
     log_level: str = "INFO"
     kubeconfig: str | None = None
     resolv_conf: str = "/etc/resolv.conf"
+    history_days: float = 14.0  # how long a thread's history (and Re-run bases) is kept
+    audit_days: float = 90.0  # how long the audit stream keeps an entry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -75,6 +77,8 @@ class Settings:
             log_level=(env.get("AKSDNS_LOG_LEVEL") or "INFO").upper(),
             kubeconfig=env.get("KUBECONFIG") or None,
             resolv_conf=env.get("AKSDNS_RESOLV_CONF") or "/etc/resolv.conf",
+            history_days=_float(env, "AKSDNS_HISTORY_DAYS", 14.0),
+            audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
         )
 
     def redacted(self) -> dict[str, object]:

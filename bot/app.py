@@ -20,8 +20,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from aksdns import grammar
 from aksdns.commands import Command, HelpCommand
+from aksdns.describe import describe
 from aksdns.errors import NotAvailableYet, UsageError
 from aksdns.help import help_text
+from aksdns.keys import event_key
+from aksdns.results import AuditEvent
 from aksdns.settings import Settings
 from aksdns.verbs import spec_of
 from bot.authz import GroupDirectory, Policy, authorize
@@ -38,6 +41,8 @@ class Interpretation:
 
     command: Command | None
     reply: str | None
+    refused: str = ""  # why a command was not accepted (for the audit); "" for help and accepted ones
+    parsed: Command | None = None  # a command that parsed but was not accepted (not available yet)
 
 
 def interpret(text: str, *, prefix: str) -> Interpretation:
@@ -46,11 +51,12 @@ def interpret(text: str, *, prefix: str) -> Interpretation:
         command = grammar.parse(grammar.unescape_slack(text))
     except UsageError as exc:
         hint = f" — try `{prefix} help {exc.command}`" if exc.command else f" — try `{prefix} help`"
-        return Interpretation(None, f"⚠️ {exc.message}{hint}")
+        return Interpretation(None, f"⚠️ {exc.message}{hint}", refused=exc.message)
     if isinstance(command, HelpCommand):
         return Interpretation(None, help_text(command.topic, prefix=prefix))
     if not spec_of(command).available:
-        return Interpretation(None, NotAvailableYet(command.verb.value).message)
+        message = NotAvailableYet(command.verb.value).message
+        return Interpretation(None, message, refused=message, parsed=command)
     return Interpretation(command, None)
 
 
@@ -65,6 +71,7 @@ class AksDnsApp:
         client: WebClient,
         event_seen: Callable[[str], bool] | None = None,
         before_followup: Callable[[], object] | None = None,
+        audit: Callable[[AuditEvent], None] | None = None,
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
@@ -74,6 +81,7 @@ class AksDnsApp:
         )
         self.event_seen = event_seen or (lambda _event_id: False)
         self.before_followup = before_followup  # HTTP mode: let in-flight acks go first
+        self.audit = audit  # the audit stream (aksdns.results.AuditLog.append)
         self.app = App(
             token=settings.slack_bot_token,
             signing_secret=settings.slack_signing_secret,
@@ -100,12 +108,17 @@ class AksDnsApp:
         step = interpret(str(body.get("text", "")), prefix="/aksdns")
         if step.command is None:
             ack(text=step.reply or "", response_type="ephemeral")
+            if step.refused:
+                self._submit(self._audit, "command", user, channel, step.parsed, False, step.refused)
             return
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         if not decision.allowed:
             ack(text=f"🚫 {decision.reason}", response_type="ephemeral")
+            self._submit(self._audit, "command", user, channel, step.command, False, decision.reason)
             return
         ack()
+        # The audit write waits for the follow-up pool too: Redis is never on the ack's path.
+        self._submit(self._audit, "command", user, channel, step.command, True, decision.reason)
         self._submit(self.on_slash_command, step.command, user, channel)
 
     def on_slash_command(self, command: Command, user: str, channel: str) -> None:
@@ -124,9 +137,12 @@ class AksDnsApp:
         thread_ts = str(event.get("thread_ts") or event.get("ts") or "") or None
         step = interpret(str(event.get("text", "")), prefix="@aksdns")
         if step.command is None:
+            if step.refused:
+                self._audit("mention", user, channel, step.parsed, False, step.refused)
             self._ephemeral(channel, user, thread_ts, step.reply or "")
             return
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
+        self._audit("mention", user, channel, step.command, decision.allowed, decision.reason)
         if not decision.allowed:
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
@@ -145,6 +161,7 @@ class AksDnsApp:
             command = grammar.command_from_dict(json.loads(str(action.get("value", ""))))
         except UsageError as exc:
             log.warning("button refused", extra={"user": user, "channel": channel, "error": exc.message})
+            self._audit("button", user, channel, None, False, f"invalid button value: {exc.message}")
             self._ephemeral(channel, user, thread_ts, f"⚠️ That button's command is not valid ({exc.message}).")
             return
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
@@ -155,6 +172,7 @@ class AksDnsApp:
             return
         # Buttons are authorized again for whoever clicks them.
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)
+        self._audit("button", user, channel, command, decision.allowed, decision.reason)
         if not decision.allowed:
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
@@ -188,6 +206,25 @@ class AksDnsApp:
 
         self.followups.submit(run)
 
+    def _audit(
+        self, kind: str, user: str, channel: str, command: Command | None, allowed: bool, reason: str
+    ) -> None:
+        """One entry in the audit stream: who asked for what, where, and what was decided."""
+        if self.audit is None:
+            return
+        self.audit(
+            AuditEvent(
+                kind=kind,
+                user=user,
+                channel=channel,
+                verb=command.verb.value if command else "",
+                allowed=allowed,
+                reason=reason,
+                text=describe(command) if command else "",
+                cluster=(command.cluster or self.settings.cluster) if command else "",
+            )
+        )
+
     def _ephemeral(self, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         try:
             self.app.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=text)
@@ -204,7 +241,7 @@ def redis_event_dedup(connection: redis.Redis) -> Callable[[str], bool]:
 
     def seen(event_id: str) -> bool:
         try:
-            return not connection.set(f"aksdns:event:{event_id}", 1, nx=True, ex=EVENT_DEDUP_TTL_S)
+            return not connection.set(event_key(event_id), 1, nx=True, ex=EVENT_DEDUP_TTL_S)
         except redis.RedisError:
             return False  # better a rare double answer than a lost command
 

@@ -12,7 +12,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from aksdns.commands import Command
 from aksdns.describe import describe, emoji
 from aksdns.errors import AksDnsError, QueueUnavailable
-from aksdns.jobspec import JobSpec, SlackThread, dedup_key
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.keys import dedup_key
 from aksdns.queue import JobQueue
 from aksdns.settings import Settings
 

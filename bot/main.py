@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from aksdns import logs
 from aksdns.errors import AksDnsError
 from aksdns.queue import JobQueue, connect
+from aksdns.results import DAY_S, AuditLog
 from aksdns.settings import Settings
 from bot.app import AksDnsApp, redis_event_dedup
 from bot.dispatch import Dispatcher
@@ -29,12 +30,14 @@ def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
     connection = connect(settings.redis_url)
     queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s)
     dispatcher = Dispatcher(settings, queue, client)
+    audit = AuditLog(connection, retention_s=settings.audit_days * DAY_S)
     return AksDnsApp(
         settings,
         dispatcher,
         client=client,
         event_seen=redis_event_dedup(connection),
         before_followup=gate.wait_idle if gate else None,
+        audit=audit.append,
     )
 
 

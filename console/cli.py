@@ -20,7 +20,8 @@ from aksdns import grammar
 from aksdns.commands import AnalyzeCommand, Command, HelpCommand
 from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
 from aksdns.help import help_text
-from aksdns.jobspec import JobSpec, queue_name
+from aksdns.jobspec import JobSpec
+from aksdns.keys import queue_name
 from aksdns.settings import Settings
 from aksdns.verbs import REGISTRY, spec_of
 
@@ -78,7 +79,6 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
     from workers.runner import base_env
 
     job_env = base_env(settings)
-    job_env.extras["source"] = "cli"
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
     if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:

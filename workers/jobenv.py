@@ -1,8 +1,10 @@
 """What a job receives from the worker (or the CLI): injected I/O, never globals.
 
-``workers.main`` (the RQ worker) and ``console.cli`` (in-process runs) are the only places
-that build a :class:`JobEnv`.  Jobs take what they need from it and nothing else, so tests
-can hand them real clients pointed at the testbed, or plain functions.
+The composition roots build it: ``workers.runner.base_env`` from the worker's settings (the RQ
+worker, and ``console.cli`` for in-process runs), then ``workers.runner.run_job`` adds what one job
+needs (progress sink, scratch directory, thread files, the previous run's Re-run basis). Jobs take
+what they need from it and nothing else, so tests can hand them real clients pointed at the
+testbed, or plain functions.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def _no_progress(_text: str) -> None:
@@ -23,7 +25,7 @@ class JobEnv:
     """Injected context for one job run."""
 
     cluster: str
-    namespace: str = "aksdns"  # where the bot creates probe/capture pods
+    namespace: str = "aksdns"  # where the worker creates probe/capture pods
     kubeconfig: str | None = None  # None: in-cluster config, else this file
     resolv_conf: Path = Path("/etc/resolv.conf")
     azure_dns: str = "168.63.129.16"  # the virtual network's default DNS (a setting)
@@ -33,4 +35,7 @@ class JobEnv:
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))  # scratch space
     progress: Callable[[str], None] = _no_progress  # updates the parent message
     thread_files: Callable[[], list[Path]] = list  # files uploaded to the thread (analyze)
-    extras: dict[str, Any] = field(default_factory=dict)
+    source: Literal["slack", "cli"] = "cli"  # where the command came from
+    job_id: str = ""  # the aksdns job (written on the pods it creates)
+    requested_by: str = ""  # the Slack user (or CLI user) who asked
+    previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread

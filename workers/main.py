@@ -16,7 +16,7 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from aksdns import logs
-from aksdns.jobspec import queue_name
+from aksdns.keys import queue_name
 from aksdns.queue import connect
 from aksdns.settings import Settings
 from workers import runner

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # workers.findings builds on Hypothesis below
+    from workers.findings import Finding
 
 
 class Status(StrEnum):
@@ -95,3 +98,4 @@ class Report:
     attachments: list[Attachment] = field(default_factory=list)
     buttons: list[Button] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # the --format json payload
+    findings: list[Finding] = field(default_factory=list)  # ranked; the thread's history keeps the top ones

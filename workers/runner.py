@@ -7,7 +7,6 @@ jobs abandoned by a killed worker are reported in their thread, never dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,14 +18,16 @@ from typing import Any
 
 import redis
 
-from aksdns.describe import emoji
+from aksdns.describe import describe, emoji
 from aksdns.errors import AksDnsError, user_message
 from aksdns.jobspec import JobSpec
 from aksdns.queue import connect
+from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, Outcome, ResultsStore, trim_finding
 from aksdns.settings import Settings
 from workers import jobs
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
+from workers.report import Report
 from workers.slack_post import ThreadPoster, make_client
 from workers.thread_files import fetch_thread_captures
 
@@ -85,43 +86,38 @@ def _release(settings: Settings, key: str | None) -> None:
         log.warning("could not release dedup key", extra={"key": key})
 
 
-LAST_RESULT_TTL_S = 7 * 24 * 3600
-LAST_RESULT_MAX_BYTES = 2 * 1024 * 1024
-
-
-def _last_key(spec: JobSpec) -> str | None:
-    """Where a thread keeps the previous result of a command, for Re-run differences."""
-    if spec.thread is None:
-        return None
-    return f"aksdns:last:{spec.cluster}:{spec.thread.channel}:{spec.thread.thread_ts}:{spec.command.verb.value}"
-
-
-def _load_previous(settings: Settings, spec: JobSpec) -> dict[str, Any] | None:
-    key = _last_key(spec)
-    if key is None:
-        return None
-    try:
-        raw = _redis(settings).get(key)
-        loaded = json.loads(raw) if raw else None
-    except (redis.RedisError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
-
-
-def _store_result(settings: Settings, spec: JobSpec, data: dict[str, Any]) -> None:
-    key = _last_key(spec)
-    if key is None:
-        return
-    try:
-        raw = json.dumps(data, default=str)
-        if len(raw) <= LAST_RESULT_MAX_BYTES:
-            _redis(settings).set(key, raw, ex=LAST_RESULT_TTL_S)
-    except (redis.RedisError, TypeError, ValueError):
-        log.warning("could not keep the result for a re-run", extra={"job": spec.id})
-
-
 def _redis(settings: Settings) -> redis.Redis:
     return connect(settings.redis_url)
+
+
+def _store(settings: Settings) -> ResultsStore:
+    return ResultsStore(_redis(settings), retention_s=settings.history_days * DAY_S)
+
+
+def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report: Report | None = None) -> Outcome:
+    """The line this job adds to its thread's history."""
+    thread = spec.thread
+    return Outcome(
+        job_id=spec.id,
+        verb=spec.command.verb.value,
+        command=spec.command.to_dict(),
+        text=describe(spec.command),
+        cluster=spec.cluster,
+        user=spec.user,
+        channel=thread.channel if thread else "",
+        thread_ts=thread.thread_ts if thread else "",
+        started_at=started_at,
+        finished_at=time.time(),
+        status=status,
+        summary=summary,
+        findings=tuple(trim_finding(f.to_dict()) for f in (report.findings if report else [])[:MAX_FINDINGS_KEPT]),
+        attachments=tuple(a.filename for a in (report.attachments if report else [])),
+    )
+
+
+def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str, Any] | None = None) -> None:
+    if spec.thread is not None:  # CLI runs have no thread to remember them in
+        _store(settings).record(outcome, basis=basis)
 
 
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +127,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     verb = spec.command.verb.value
     poster = _poster(ctx.settings, spec)
     mark = emoji(spec.command)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     workdir = Path(tempfile.mkdtemp(prefix=f"aksdns-{spec.id[:8]}-"))
     log.info("job started", extra={"job": spec.id, "verb": verb, "user": spec.user, "cluster": spec.cluster})
 
@@ -139,13 +135,21 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if poster:
             poster.status(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
 
-    extras: dict[str, Any] = {"source": "slack", "job_id": spec.id}
-    previous = _load_previous(ctx.settings, spec)
-    if previous is not None:
-        extras[f"previous_{verb}"] = previous  # e.g. previous_check: the Re-run shows what changed
-    env = replace(ctx.env, progress=progress, workdir=workdir, extras=extras)
-    if poster and spec.thread:
-        thread, client = spec.thread, poster.client
+    thread = spec.thread
+    previous = (
+        _store(ctx.settings).previous_basis(spec.cluster, thread.channel, thread.thread_ts, verb) if thread else None
+    )
+    env = replace(
+        ctx.env,
+        progress=progress,
+        workdir=workdir,
+        source="slack" if thread else "cli",
+        job_id=spec.id,
+        requested_by=spec.user,
+        previous=previous,
+    )
+    if poster and thread:
+        client = poster.client
         wanted = getattr(spec.command, "files", ())
         env.thread_files = lambda: fetch_thread_captures(
             client,
@@ -155,18 +159,15 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
             api_url=ctx.settings.slack_api_url,
             wanted=tuple(wanted),
         )
-    elif spec.thread is None:
-        env.extras["source"] = "cli"
     progress("running…")
     try:
         report = jobs.execute(spec.command, env)
-        basis = jobs.rerun_basis(spec.command, report.data)
-        if basis is not None:
-            _store_result(ctx.settings, spec, basis)
         elapsed = time.monotonic() - started
         if poster:
             poster.post(render_blocks(report))
             poster.status(f"{report.status.mark} `{verb}` done in {elapsed:.1f}s — {report.summary}")
+        outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
+        _record(ctx.settings, spec, outcome, jobs.rerun_basis(spec.command, report.data))
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
         return {"status": report.status.value, "summary": report.summary, "data": report.data}
     except AksDnsError as exc:
@@ -175,6 +176,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if poster:
             poster.reply(f"❌ {user_message(exc)}")
             poster.status(f"❌ `{verb}` could not finish: {user_message(exc)}")
+        _record(ctx.settings, spec, _outcome(spec, started_at, "error", user_message(exc)))
         return {"status": "error", "summary": user_message(exc), "data": {}}
     finally:
         _release(ctx.settings, payload.get("dedup_key"))
@@ -203,4 +205,6 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any
         verb = spec.command.verb.value
         poster.reply(f"❌ `{verb}` failed: {reason}. Nothing else was changed; you can run it again.")
         poster.status(f"❌ `{verb}` failed: {reason}")
+    started_at = job.started_at.timestamp() if getattr(job, "started_at", None) else time.time()
+    _record(ctx.settings, spec, _outcome(spec, started_at, "failed", reason))
     _release(ctx.settings, payload.get("dedup_key"))

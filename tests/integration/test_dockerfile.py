@@ -218,10 +218,10 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
         names = zf.namelist()
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         scripts = zf.read(entry_points).decode()
-    assert re.search(r"^aksdns = aksdns\.cli:main$", scripts, re.MULTILINE), scripts
+    assert re.search(r"^aksdns = console\.cli:main$", scripts, re.MULTILINE), scripts
     # Every tracked module of the runtime packages is in the wheel.
     for rel in context_files():
-        if rel.startswith(("aksdns/", "bot/", "workers/")) and rel.endswith(".py"):
+        if rel.startswith(("aksdns/", "bot/", "workers/", "console/")) and rel.endswith(".py"):
             assert rel in names, f"{rel} is missing from the wheel"
 
     # The installed wheel (not the source tree) runs the entry commands the chart uses.

@@ -366,7 +366,7 @@ def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> Non
     testbed.upstream_rcode("SERVFAIL")
     first = run(env, names=(EXTERNAL,), nodes=1)
     testbed.upstream_reset()
-    env.extras["previous_check"] = first.data
+    env.previous = first.data
     second = run(env, names=(EXTERNAL,), nodes=1)
     text = second.sections[0].text  # type: ignore[union-attr]
     assert "Since the previous run" in text and "no longer" in text

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from aksdns import grammar
-from aksdns.jobspec import JobSpec, SlackThread, dedup_key, queue_name
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.keys import dedup_key, queue_name
 from aksdns.logs import scrub
 from aksdns.settings import Settings, redact_url
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
-from workers.analysis import findings
+from workers import findings
 from workers.analysis.check_evidence import CheckEvidence
 from workers.analysis.check_facts import FAIL_SHARE, by_server, error_kinds, role_label, tally, upstream_records
 from workers.analysis.figures import format_ms, pct, plural
-from workers.analysis.findings import HIGH, LOW, MEDIUM, Finding, Subject
 from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
+from workers.findings import HIGH, LOW, MEDIUM, Finding, Subject
 from workers.report import Hypothesis
 
 GUIDE = (

@@ -14,7 +14,7 @@ def execute(cmd: AnalyzeCommand, env: JobEnv) -> Report:
     """Analyze the thread's uploads (Slack) or the given paths (CLI) in one pass."""
     from workers.jobs import analyze  # the pcap core loads only for this job
 
-    from_thread = env.extras.get("source") == "slack"
+    from_thread = env.source == "slack"
     paths: list[Path] = env.thread_files() if from_thread else [Path(f) for f in cmd.files]
     if not paths:
         raise AksDnsError("analyze needs at least one capture file")

@@ -25,10 +25,10 @@ from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.analysis.check_evidence import CheckEvidence, SearchWalk
 from workers.analysis.check_facts import facts_table, layer_lines, overall_status, tally
 from workers.analysis.check_rules import diagnose
-from workers.analysis.findings import Finding
 from workers.evidence.cluster import INTERNAL_NAME, CorednsPod, CustomDns, NodeInfo, ServiceInfo, is_cluster_name
 from workers.evidence.dns import Query, QueryResult
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
+from workers.findings import Finding
 from workers.jobenv import JobEnv
 from workers.probes import kube, node_probe
 from workers.probes.dns import run_queries_sync
@@ -253,6 +253,8 @@ def gather(cmd: CheckCommand, env: JobEnv, clients: kube.Clients | None = None) 
     chosen, skipped = sample_nodes(nodes, pods, cmd.nodes)
     plan = node_probe.ProbePlan(
         job_id=node_probe.new_job_id(),
+        aksdns_job=env.job_id,
+        requested_by=env.requested_by,
         namespace=env.namespace,
         image=env.probe_image,
         command=env.probe_command,
@@ -408,6 +410,7 @@ def build_report(cmd: CheckCommand, ev: CheckEvidence, previous: dict[str, Any] 
             Attachment(f"{stem}.json", json.dumps(data, indent=1).encode(), "Every probe and fact (JSON)", "json"),
             Attachment(f"{stem}.csv", probes_csv(ev).encode(), "Every probe (CSV)", "csv"),
         ],
+        findings=findings,
         buttons=[
             Button("aksdns_rerun", "Re-run", json.dumps(cmd.to_dict(), sort_keys=True), "primary"),
             Button(
@@ -426,6 +429,4 @@ def build_report(cmd: CheckCommand, ev: CheckEvidence, previous: dict[str, Any] 
 
 def execute(cmd: CheckCommand, env: JobEnv) -> Report:
     """Run `check` against the cluster of ``env`` (kubeconfig or in-cluster)."""
-    ev = gather(cmd, env, env.extras.get("kube_clients"))
-    previous = env.extras.get("previous_check")
-    return build_report(cmd, ev, previous if isinstance(previous, dict) else None)
+    return build_report(cmd, gather(cmd, env), env.previous)

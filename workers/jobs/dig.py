@@ -29,11 +29,6 @@ CSV_AFTER_ROWS = 20
 Runner = Callable[..., list[QueryResult]]
 
 
-def servers_for(cmd: DigCommand, env: JobEnv) -> tuple[DnsServer, ...]:
-    """The servers asked: those in the command, else resolv.conf's (glibc uses the first 3)."""
-    return servers_and_notes(cmd, env)[0]
-
-
 def servers_and_notes(cmd: DigCommand, env: JobEnv) -> tuple[tuple[DnsServer, ...], list[Section]]:
     """Servers to ask, plus what the report should say about where they came from."""
     if cmd.servers:

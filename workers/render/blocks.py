@@ -8,7 +8,6 @@ silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +123,3 @@ def render_blocks(report: Report) -> SlackMessage:
         files.append(Attachment("report.txt", render_text(report).encode(), report.title, "text"))
     fallback = _clip(f"{report.status.mark} {report.title}: {report.summary}", FALLBACK_TEXT_CHARS)
     return SlackMessage(text=fallback, blocks=blocks, files=files)
-
-
-def blocks_json(message: SlackMessage) -> str:
-    return json.dumps(message.blocks)
