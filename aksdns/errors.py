@@ -41,6 +41,10 @@ class NotAvailableYet(AksDnsError):
         self.command = command
 
 
+class PolicyRefused(AksDnsError):
+    """A command a policy does not allow (e.g. `dig` to a metadata address): refused and audited."""
+
+
 class QueueUnavailable(AksDnsError):
     """Redis cannot be reached: the job was not queued."""
 

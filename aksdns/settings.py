@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aksdns.dig_policy import DigPolicy
 from aksdns.errors import AksDnsError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -23,6 +24,11 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise AksDnsError(f"setting {key} must be a number, not {raw!r}") from None
+
+
+def _dig_allow(text: str) -> str:
+    DigPolicy.from_setting(text)  # a bad allowlist stops the process at start, with one line
+    return text
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Settings:
     log_level: str = "INFO"
     kubeconfig: str | None = None
     resolv_conf: str = "/etc/resolv.conf"
+    dig_allow: str = ""  # AKSDNS_DIG_ALLOW: networks (and ports) `dig` may ask beyond the default policy
     history_days: float = 14.0  # how long a thread's history (and Re-run bases) is kept
     audit_days: float = 90.0  # how long the audit stream keeps an entry
 
@@ -77,6 +84,7 @@ class Settings:
             log_level=(env.get("AKSDNS_LOG_LEVEL") or "INFO").upper(),
             kubeconfig=env.get("KUBECONFIG") or None,
             resolv_conf=env.get("AKSDNS_RESOLV_CONF") or "/etc/resolv.conf",
+            dig_allow=_dig_allow(env.get("AKSDNS_DIG_ALLOW", "")),
             history_days=_float(env, "AKSDNS_HISTORY_DAYS", 14.0),
             audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
         )

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aksdns.commands import Command
+from aksdns.commands import Command, DigCommand
+from aksdns.dig_policy import DigPolicy
 from aksdns.settings import Settings
 from aksdns.verbs import spec_of
 
@@ -22,10 +23,16 @@ class Policy:
     allowed_channels: frozenset[str] = frozenset()
     privileged_users: frozenset[str] = frozenset()
     privileged_groups: frozenset[str] = frozenset()
+    dig: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask (the worker checks the ports again)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        return cls(settings.allowed_channels, settings.privileged_users, settings.privileged_groups)
+        return cls(
+            settings.allowed_channels,
+            settings.privileged_users,
+            settings.privileged_groups,
+            DigPolicy.from_setting(settings.dig_allow),
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,10 @@ def decide(policy: Policy, *, user: str, channel: str, command: Command, groups_
     """The authorization decision for one command (pure)."""
     if policy.allowed_channels and channel not in policy.allowed_channels:
         return Decision(False, "aksdns is not enabled in this channel.")
+    if isinstance(command, DigCommand):
+        refusal = next(filter(None, (policy.dig.refusal(s) for s in command.servers)), None)
+        if refusal:
+            return Decision(False, refusal)
     if not spec_of(command).privileged:
         return Decision(True, "read-only command")
     if user in policy.privileged_users:

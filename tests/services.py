@@ -47,6 +47,8 @@ def aksdns_env(**extra: str) -> dict[str, str]:
     """Environment for aksdns processes: the test's PATH plus the given settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AKSDNS_", "REDIS_"))}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    # The test DNS servers listen on loopback, which the dig policy refuses by default.
+    env["AKSDNS_DIG_ALLOW"] = "127.0.0.0/8"
     env.update(extra)
     return env
 

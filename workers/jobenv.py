@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aksdns.dig_policy import DigPolicy
+
 
 def _no_progress(_text: str) -> None:
     """Default progress sink: the CLI prints nothing between steps."""
@@ -39,3 +41,4 @@ class JobEnv:
     job_id: str = ""  # the aksdns job (written on the pods it creates)
     requested_by: str = ""  # the Slack user (or CLI user) who asked
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
+    dig_policy: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask for Slack users

@@ -19,10 +19,11 @@ from typing import Any
 import redis
 
 from aksdns.describe import describe, emoji
-from aksdns.errors import AksDnsError, user_message
+from aksdns.dig_policy import DigPolicy
+from aksdns.errors import AksDnsError, PolicyRefused, user_message
 from aksdns.jobspec import JobSpec
 from aksdns.queue import connect
-from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, Outcome, ResultsStore, trim_finding
+from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, AuditEvent, AuditLog, Outcome, ResultsStore, trim_finding
 from aksdns.settings import Settings
 from workers import jobs
 from workers.jobenv import JobEnv
@@ -68,6 +69,7 @@ def base_env(settings: Settings) -> JobEnv:
         external_name=settings.external_name,
         probe_image=settings.probe_image,
         resolv_conf=Path(settings.resolv_conf),
+        dig_policy=DigPolicy.from_setting(settings.dig_allow),
     )
 
 
@@ -118,6 +120,23 @@ def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report
 def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str, Any] | None = None) -> None:
     if spec.thread is not None:  # CLI runs have no thread to remember them in
         _store(settings).record(outcome, basis=basis)
+
+
+def _audit_refusal(settings: Settings, spec: JobSpec, exc: PolicyRefused) -> None:
+    """What the worker's policy refused goes to the audit stream, like the bot's refusals."""
+    thread = spec.thread
+    AuditLog(_redis(settings), retention_s=settings.audit_days * DAY_S).append(
+        AuditEvent(
+            kind="policy",
+            user=spec.user,
+            channel=thread.channel if thread else "",
+            verb=spec.command.verb.value,
+            allowed=False,
+            reason=exc.message,
+            text=describe(spec.command),
+            cluster=spec.cluster,
+        )
+    )
 
 
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +192,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     except AksDnsError as exc:
         # Expected failures (bad file, 403, nothing to analyze): a clear line, job "done".
         log.info("job ended with a user error", extra={"job": spec.id, "error": exc.message})
+        if isinstance(exc, PolicyRefused):
+            _audit_refusal(ctx.settings, spec, exc)
         if poster:
             poster.reply(f"❌ {user_message(exc)}")
             poster.status(f"❌ `{verb}` could not finish: {user_message(exc)}")

@@ -320,3 +320,46 @@ def test_a_job_forged_in_redis_is_refused_by_the_worker(
     result = job.latest_result()
     assert result is not None and "malformed job spec" in (result.exc_string or "")
     assert "between 1 and 50" in (result.exc_string or "")
+
+
+def test_dig_to_the_metadata_endpoint_is_refused_and_audited(
+    bot: str, slack: SlackStandIn, redis_server: RedisServer, cluster: str
+) -> None:
+    from aksdns.results import AuditLog
+
+    started = time.time()
+    body = slash_body("dig @169.254.169.254 metadata.azure.internal", user="U0PROBER")
+    status, response = post(bot, body, sign(body), FORM)
+    assert status == 200 and "cloud metadata endpoint" in json.loads(response)["text"]
+    assert redis_server.client().llen(f"rq:queue:aksdns:{cluster}") == 0
+    audit = AuditLog(redis_server.client())
+    assert slack.wait_for(lambda _s: audit.read(since=started, user="U0PROBER"), timeout=10)
+    (event,) = audit.read(since=started, user="U0PROBER")
+    assert not event.allowed and "metadata" in event.reason
+
+
+def test_the_worker_refuses_a_port_that_is_no_dns_server_of_the_cluster(
+    worker: Path, redis_server: RedisServer, cluster: str, slack: SlackStandIn
+) -> None:
+    """A job queued straight into Redis, past the bot: the worker applies the dig policy again."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from aksdns.results import AuditLog
+
+    started = time.time()
+    from slack_sdk import WebClient
+
+    parent = str(WebClient(token=BOT_TOKEN, base_url=slack.api_url).chat_postMessage(channel=CHANNEL, text="dig")["ts"])
+    payload = {"id": "policy01", "cluster": cluster, "user": "U0SCANNER",
+               "thread": {"channel": CHANNEL, "thread_ts": parent, "status_ts": parent},
+               "command": {"verb": "dig", "args": {"servers": [{"host": "10.9.9.9", "port": 6379}],
+                                                   "names": ["x.test"], "tcp": True}}}
+    Queue(f"aksdns:{cluster}", connection=redis_server.client(), serializer=JSONSerializer).enqueue(
+        "workers.runner.run_job", payload, job_id="policy01")
+    assert slack.wait_for(lambda _s: any("port 6379 is not a DNS server" in r for r in _replies(slack)),
+                          timeout=30), worker.read_text()[-2000:]
+    audit = AuditLog(redis_server.client())
+    assert slack.wait_for(lambda _s: audit.read(since=started, user="U0SCANNER"), timeout=10)
+    (event,) = audit.read(since=started, user="U0SCANNER")
+    assert event.kind == "policy" and not event.allowed

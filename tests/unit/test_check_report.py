@@ -149,7 +149,7 @@ def test_search_walk_replays_a_stub_resolver() -> None:
 
 
 def test_forwarder_addresses() -> None:
-    from workers.jobs.check import server_of
+    from workers.evidence.cluster import server_of
 
     assert server_of("10.0.0.4") == DnsServer("10.0.0.4")
     assert server_of("10.0.0.4:5353") == DnsServer("10.0.0.4", 5353)

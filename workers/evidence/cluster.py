@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aksdns.commands import DnsServer
+
 INTERNAL_NAME = "kubernetes.default.svc.cluster.local"
 CLUSTER_DOMAIN = "cluster.local"
 RECENT_S = 3600.0  # a CoreDNS restart older than this is history, not a symptom
@@ -96,3 +98,15 @@ class CustomDns:
     forwarders: tuple[Forwarder, ...] = ()
     overrides: tuple[str, ...] = ()  # plugin names used in *.override keys (log, hosts, rewrite...)
     default_corefile: bool = True  # the coredns ConfigMap still forwards to /etc/resolv.conf
+
+
+def server_of(text: str) -> DnsServer:
+    """A forwarder address as written in a Corefile: ``10.0.0.4``, ``10.0.0.4:5353``, ``[fd00::4]:53``, ``fd00::4``."""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.lstrip(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    return DnsServer(host, int(port) if port.isdigit() else 53)

@@ -25,7 +25,15 @@ from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.analysis.check_evidence import CheckEvidence, SearchWalk
 from workers.analysis.check_facts import facts_table, layer_lines, overall_status, tally
 from workers.analysis.check_rules import diagnose
-from workers.evidence.cluster import INTERNAL_NAME, CorednsPod, CustomDns, NodeInfo, ServiceInfo, is_cluster_name
+from workers.evidence.cluster import (
+    INTERNAL_NAME,
+    CorednsPod,
+    CustomDns,
+    NodeInfo,
+    ServiceInfo,
+    is_cluster_name,
+    server_of,
+)
 from workers.evidence.dns import Query, QueryResult
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
 from workers.findings import Finding
@@ -97,18 +105,6 @@ def forwarder_queries(custom: CustomDns, names: Sequence[str]) -> list[tuple[str
         for server in f.servers:
             out += [(server, n) for n in asked]
     return out
-
-
-def server_of(text: str) -> DnsServer:
-    """A forwarder address as written in a Corefile: ``10.0.0.4``, ``10.0.0.4:5353``, ``[fd00::4]:53``, ``fd00::4``."""
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]")
-        port = port.lstrip(":")
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, ""
-    return DnsServer(host, int(port) if port.isdigit() else 53)
 
 
 def plan_queries(

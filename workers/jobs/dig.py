@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from aksdns.commands import DigCommand, DnsServer
-from aksdns.errors import AksDnsError, UsageError
+from aksdns.errors import AksDnsError, ClusterError, PolicyRefused, UsageError
 from workers.analysis.dig_summary import DigSummary, summarize
 from workers.analysis.figures import SLOW_MS, is_slow
 from workers.evidence.dns import Query, QueryResult
@@ -183,14 +183,43 @@ def build_report(
     )
 
 
+def known_cluster_servers(env: JobEnv) -> frozenset[DnsServer]:
+    """The cluster's own DNS servers, for servers asked on a port other than 53 (empty when unreadable)."""
+    from workers.probes import kube  # the Kubernetes client loads only when a port needs it
+
+    try:
+        return kube.cluster_dns_servers(kube.connect(env.kubeconfig))
+    except ClusterError:
+        return frozenset()
+
+
+def check_policy(cmd: DigCommand, env: JobEnv, known: Callable[[], frozenset[DnsServer]]) -> None:
+    """For Slack users, the servers named in the command must pass the dig policy (PolicyRefused)."""
+    if env.source != "slack" or not cmd.servers:
+        return  # resolv.conf's own servers, or a CLI user on their own machine
+    unknown_port = [s for s in cmd.servers if env.dig_policy.refusal(s, known=()) is not None]
+    cluster = known() if any(env.dig_policy.refusal(s) is None for s in unknown_port) else frozenset()
+    for server in cmd.servers:
+        reason = env.dig_policy.refusal(server, known=cluster)
+        if reason:
+            raise PolicyRefused(reason)
+
+
 def concurrency_for(count: int) -> int:
     return max(1, min(count, socket_budget()))
 
 
-def execute(cmd: DigCommand, env: JobEnv, *, runner: Runner = run_queries_sync) -> Report:
-    """Run `dig`; ``runner`` is the query engine (tests may pass a stand-in)."""
+def execute(
+    cmd: DigCommand,
+    env: JobEnv,
+    *,
+    runner: Runner = run_queries_sync,
+    known: Callable[[], frozenset[DnsServer]] | None = None,
+) -> Report:
+    """Run `dig`; ``runner`` is the query engine, ``known`` the cluster's DNS servers (tests may stand in)."""
     if not cmd.names:
         raise UsageError("dig needs at least one NAME", command="dig")
+    check_policy(cmd, env, known or (lambda: known_cluster_servers(env)))
     servers, notes = servers_and_notes(cmd, env)
     queries = build_queries(cmd, servers)
     env.progress(f"asking {len(servers)} server(s): {len(queries)} queries, timeout {cmd.timeout:g} s")

@@ -26,8 +26,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from aksdns.commands import DnsServer
 from aksdns.errors import ClusterError
-from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
+from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo, server_of
 
 KUBE_SYSTEM = "kube-system"
 COREDNS_SELECTOR = "k8s-app=kube-dns"
@@ -308,3 +309,14 @@ def read_configmap(c: Clients, name: str) -> dict[str, str] | None:
 def read_custom_dns(c: Clients) -> CustomDns:
     corefile = (read_configmap(c, "coredns") or {}).get("Corefile")
     return parse_custom(read_configmap(c, "coredns-custom"), corefile)
+
+
+def cluster_dns_servers(c: Clients) -> frozenset[DnsServer]:
+    """The DNS servers the cluster itself names: CoreDNS pods, the kube-dns Service, custom forwarders."""
+    servers = {DnsServer(p.ip) for p in list_coredns_pods(c) if p.ip}
+    service = get_service(c)
+    if service is not None and service.ip and service.ip != "None":
+        servers.add(DnsServer(service.ip, service.port))
+    for forwarder in read_custom_dns(c).forwarders:
+        servers |= {server_of(s) for s in forwarder.servers}
+    return frozenset(servers)
