@@ -46,7 +46,7 @@ def test_dns_servers_on_port_53_are_asked(server: DnsServer) -> None:
         (DnsServer("127.0.0.1"), "loopback"),
         (DnsServer("127.0.0.1", 6379), "loopback"),
         (DnsServer("::1"), "loopback"),
-        (DnsServer("0.0.0.0"), "unspecified"),  # noqa: S104 - the address under test
+        (DnsServer("0.0.0.0"), "unspecified"),
         (DnsServer("255.255.255.255"), "broadcast"),
         (DnsServer("224.0.0.251"), "multicast"),
         (DnsServer("ff02::fb"), "multicast"),
