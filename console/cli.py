@@ -119,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("healthcheck", help="exit 0 when the bot or worker is healthy")
     health.add_argument("component", choices=["bot", "worker"])
     health.add_argument("--port", type=int, default=3000)
-    sub.add_parser("probe", help="in-pod DNS probe (used by probe pods)", add_help=False)
+    sub.add_parser("probe", help="the programs of aksdns's own pods: probe KIND ... (node-dns)", add_help=False)
     sub.add_parser("testbed", help="the local Kubernetes testbed: up|down|status", add_help=False)
     sub.add_parser("demo", help="run the whole product locally and print the Slack thread", add_help=False)
     sub.add_parser("standin", help="run the local Slack Web API stand-in", add_help=False)
@@ -155,9 +155,9 @@ def _dispatch(args: list[str], env: dict[str, str]) -> int:
     if program not in PROGRAMS and not program.startswith("-"):
         return run_command(args, env)  # the grammar's commands, and its "unknown command" answer
     if program == "probe":
-        from workers.probes import node_probe
+        from workers.probes import programs
 
-        return int(node_probe.probe_main(rest))
+        return programs.main(rest)
     if program == "testbed":
         from testbed.__main__ import main as testbed_main
 

@@ -228,3 +228,13 @@ def test_refused_creation_is_a_note() -> None:
     assert not records and all(not p.ok for p in probes)
     assert len(notes) == 1 and "RBAC" in notes[0]
     assert core.deleted == []
+
+
+def test_aksdns_probe_dispatches_by_kind(tmp_path: Path, capsys: object) -> None:
+    from workers.probes import programs
+
+    term = tmp_path / "termination-log"
+    code = programs.main(["node-dns", "--name", "x.com", "--resolv-conf", str(tmp_path / "missing"),
+                          "--termination-log", str(term)])
+    assert code == 1 and "cannot read" in json.loads(term.read_text())["error"]
+    assert programs.main(["rm", "-rf"]) == 2

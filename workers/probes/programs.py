@@ -1,0 +1,27 @@
+"""`aksdns probe KIND ...`: the programs aksdns's own short-lived pods run, one entry per kind.
+
+A kind maps to a ``module:function`` taking the remaining argv and returning an exit code, imported
+only when that kind runs (a node DNS probe loads dnspython, nothing else).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+PROGRAMS: dict[str, str] = {
+    "node-dns": "workers.probes.node_probe:probe_main",  # the node's upstream DNS servers (check)
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run the probe program named by ``argv[0]``; exit 2 with one line for an unknown kind."""
+    kind = argv[0] if argv else ""
+    target = PROGRAMS.get(kind)
+    if target is None:
+        print(f"aksdns probe: unknown kind `{kind}`; one of {', '.join(sorted(PROGRAMS))}", file=sys.stderr)
+        return 2
+    module, _, name = target.partition(":")
+    program: Callable[[list[str]], int] = getattr(importlib.import_module(module), name)
+    return int(program(argv[1:]))
