@@ -12,7 +12,11 @@ status), with what a kubelet would give it:
   configMapKeyRef, secretKeyRef, fieldRef and $(VAR) expansion, KUBERNETES_SERVICE_HOST/PORT;
 * the securityContext: runAsUser/runAsGroup/fsGroup/supplementalGroups, runAsNonRoot (checked as the
   kubelet checks it), capabilities on top of containerd's default set, allowPrivilegeEscalation
-  (no_new_privs), readOnlyRootFilesystem, privileged;
+  (no_new_privs), readOnlyRootFilesystem, privileged. One difference is undone: podman raises the
+  capabilities it adds for a non-root user into the ambient set, which Kubernetes runtimes never do (a
+  non-root container process there holds no capability unless a file capability grants it). Such a
+  container starts through the image's `setpriv`, which clears the ambient and inheritable sets before it
+  executes the container's own command, so the testbed fails where a cluster would;
 * volumes: emptyDir, configMap and secret; the ServiceAccount token (TokenRequest bound to the pod)
   at /var/run/secrets/kubernetes.io/serviceaccount unless automount is off; the termination-message
   file at terminationMessagePath; the memory limit;
@@ -25,6 +29,7 @@ functions that call podman or the API server are at the end.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -56,6 +61,15 @@ _UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
 
 class ContainerConfigError(RuntimeError):
     """What kubelet reports as CreateContainerConfigError: the pod cannot start as specified."""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The parts of an image's configuration a runtime uses to start it."""
+
+    user: str = ""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
 
 
 # ---- pure: pod JSON -> podman argv ---------------------------------------------------------------
@@ -124,6 +138,20 @@ def user_args(pod_sc: JSON, c_sc: JSON, image_user: str) -> list[str]:
     return args
 
 
+def effective_uid(pod: JSON, container: JSON, image_user: str) -> int:
+    c_sc = container.get("securityContext") or {}
+    uid = c_sc.get("runAsUser", (pod["spec"].get("securityContext") or {}).get("runAsUser"))
+    if uid is not None:
+        return int(uid)
+    name = image_user.split(":", 1)[0]
+    return int(name) if name.isdigit() else 0  # a named user: root unless proven otherwise
+
+
+def added_capabilities(container: JSON) -> list[str]:
+    caps = (container.get("securityContext") or {}).get("capabilities") or {}
+    return [c.upper().removeprefix("CAP_") for c in caps.get("add") or []]
+
+
 def security_args(pod: JSON, container: JSON, image_user: str) -> list[str]:
     pod_sc = pod["spec"].get("securityContext") or {}
     c_sc = container.get("securityContext") or {}
@@ -153,8 +181,18 @@ class PodRun:
     token_dir: Path | None = None
 
 
-def run_argv(pod: JSON, container: JSON, run: PodRun, env: Mapping[str, str], image_user: str) -> list[str]:
+def process_argv(container: JSON, env: Mapping[str, str], image: ImageConfig) -> list[str]:
+    """The container's process as Kubernetes composes it: command replaces ENTRYPOINT, args replace CMD."""
+    command = [expand(a, env) for a in container.get("command") or []]
+    args = [expand(a, env) for a in container.get("args") or []]
+    if command:
+        return command + args
+    return [*image.entrypoint, *(args if "args" in container else image.cmd)]
+
+
+def run_argv(pod: JSON, container: JSON, run: PodRun, env: Mapping[str, str], image: ImageConfig) -> list[str]:
     """`podman run …` for one container of the pod (pure)."""
+    image_user = image.user
     spec = pod["spec"]
     host_network = bool(spec.get("hostNetwork"))
     name = container["name"]
@@ -186,6 +224,11 @@ def run_argv(pod: JSON, container: JSON, run: PodRun, env: Mapping[str, str], im
         argv.append(f"--volume={run.token_dir}:{SA_MOUNT}:ro")
     for key, value in env.items():
         argv.append(f"--env={key}={value}")
+    if added_capabilities(container) and effective_uid(pod, container, image_user) != 0:
+        # No ambient capabilities, as under containerd or CRI-O (see the module docstring).
+        argv += ["--entrypoint=/usr/bin/setpriv", container["image"], "--ambient-caps=-all", "--inh-caps=-all",
+                 "--", *process_argv(container, env, image)]
+        return argv
     command = [expand(a, env) for a in container.get("command") or []]
     args = [expand(a, env) for a in container.get("args") or []]
     if command:
@@ -255,29 +298,31 @@ def automount_token(pod: JSON, service_account: JSON | None) -> bool:
 
 
 class ImageCache:
-    """Whether container storage holds an image, and its user; asked once a while per reference."""
+    """Whether container storage holds an image, and its configuration; asked once a while per reference."""
 
     def __init__(self, ttl_s: float = 30.0) -> None:
         self.ttl_s = ttl_s
-        self._seen: dict[str, tuple[float, str | None]] = {}
+        self._seen: dict[str, tuple[float, ImageConfig | None]] = {}
 
-    def user(self, ref: str) -> str | None:
-        """The image's USER ('' when unset), or None when the image is not here."""
+    def config(self, ref: str) -> ImageConfig | None:
+        """The image's configuration, or None when the image is not here."""
         now = time.monotonic()
         hit = self._seen.get(ref)
         if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1]
-        user: str | None = None
-        if shutil.which(PODMAN) is not None:
-            proc = subprocess.run([PODMAN, "image", "inspect", "--format", "{{.Config.User}}", ref],
+        found: ImageConfig | None = None
+        if ref and shutil.which(PODMAN) is not None:
+            proc = subprocess.run([PODMAN, "image", "inspect", "--format", "{{json .Config}}", ref],
                                   capture_output=True, text=True, timeout=30, check=False)
             if proc.returncode == 0:
-                user = proc.stdout.strip()
-        self._seen[ref] = (now, user)
-        return user
+                cfg = json.loads(proc.stdout or "{}") or {}
+                found = ImageConfig(user=str(cfg.get("User") or ""), entrypoint=tuple(cfg.get("Entrypoint") or ()),
+                                    cmd=tuple(cfg.get("Cmd") or ()))
+        self._seen[ref] = (now, found)
+        return found
 
     def has_all(self, images: Sequence[str]) -> bool:
-        return bool(images) and all(self.user(i) is not None for i in images)
+        return bool(images) and all(self.config(i) is not None for i in images)
 
 
 def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Mapping[str, str] | None]

@@ -142,7 +142,9 @@ def make_debian_base(ref: str, log: Path) -> None:
         raise ImageError(f"cannot make {ref}: unknown Debian release {release}")
     with tempfile.TemporaryDirectory(prefix="aksdns-base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
+        # merged-usr hook: /usr merged as Debian 12 has it, without the usrmerge package (and its perl).
         cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
+               "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
                *[f"--dpkgopt=path-exclude={p}" for p in SLIM_EXCLUDES],
                *[f"--dpkgopt=path-include={p}" for p in SLIM_INCLUDES],
                "--aptopt=Acquire::Retries 3", *[f"--aptopt={o}" for o in DOCKER_CLEAN],
@@ -256,7 +258,9 @@ def _trust_files() -> Iterator[list[str]]:
 
 def buildah_build(tag: str, target: str | None, log: Path, version: str) -> None:
     with _trust_files() as trust:
-        cmd = ["buildah", "build", "--layers", "--pull=never", "--runtime", RUNTIME, "--network", "host",
+        # Docker's image format, as `docker build` makes: OCI's has no SHELL, so pipefail would be lost.
+        cmd = ["buildah", "build", "--format=docker", "--layers", "--pull=never", "--runtime", RUNTIME,
+               "--network", "host",
                *[f"--ulimit={u}" for u in ULIMITS], *trust, "--build-arg", f"VERSION={version}",
                "--file", str(DOCKERFILE), "--tag", tag]
         if target:

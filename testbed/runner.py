@@ -584,9 +584,9 @@ class Runner:
                                 volumes=containers.prepare_volumes(pod, job.dir, self._lookup))
         argvs = {}
         for c in spec["containers"]:
-            user = self.images.user(c["image"])
+            config = self.images.config(c["image"]) or containers.ImageConfig()
             env = containers.container_env(pod, c, self._lookup)
-            argvs[c["name"]] = containers.run_argv(pod, c, run, env, user or "")
+            argvs[c["name"]] = containers.run_argv(pod, c, run, env, config)
             (job.dir / f"{c['name']}.termination-log").touch()
         for c in spec["containers"]:
             log = CriLog(logs[c["name"]])
