@@ -17,9 +17,10 @@ status), with what a kubelet would give it:
   non-root container process there holds no capability unless a file capability grants it). Such a
   container starts through the image's `setpriv`, which clears the ambient and inheritable sets before it
   executes the container's own command, so the testbed fails where a cluster would;
-* volumes: emptyDir, configMap and secret; the ServiceAccount token (TokenRequest bound to the pod)
-  at /var/run/secrets/kubernetes.io/serviceaccount unless automount is off; the termination-message
-  file at terminationMessagePath; the memory limit;
+* volumes: emptyDir, configMap, secret and projected (the ServiceAccount admission's kube-api-access
+  volume: a TokenRequest token bound to the pod, refreshed at 80 % of its life as kubelet does, the
+  cluster CA and the namespace); the termination-message file at terminationMessagePath; the memory
+  limit;
 * a deadline (activeDeadlineSeconds, or the runner's default) enforced by conmon as well.
 
 Every container is named `aksdns-tb-<pod uid>-<container>` and labelled, so a runner that died is
@@ -48,8 +49,7 @@ ULIMITS = ("nofile=4096:4096", "nproc=4096:4096")  # below the host's: container
 MANAGED_LABEL = "testbed.aksdns.dev/managed"
 POD_UID_LABEL = "testbed.aksdns.dev/pod-uid"
 NAME_PREFIX = "aksdns-tb-"
-SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-TOKEN_SECONDS = 3607  # what kubelet asks for (then refreshes at 80 %)
+TOKEN_SECONDS = 3607  # the ServiceAccount admission's default for kube-api-access tokens
 # containerd's default capability set (what a Kubernetes container has before add/drop).
 DEFAULT_CAPS = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
                 "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
@@ -178,7 +178,6 @@ class PodRun:
     files: Path                      # the pod's directory on the host (volumes, token, messages)
     deadline_s: int
     volumes: dict[str, Path] = field(default_factory=dict)   # volume name -> host directory
-    token_dir: Path | None = None
 
 
 def process_argv(container: JSON, env: Mapping[str, str], image: ImageConfig) -> list[str]:
@@ -220,8 +219,6 @@ def run_argv(pod: JSON, container: JSON, run: PodRun, env: Mapping[str, str], im
         source = host / mount["subPath"] if mount.get("subPath") else host
         mode = "ro" if mount.get("readOnly") else "rw"
         argv.append(f"--volume={source}:{mount['mountPath']}:{mode}")
-    if run.token_dir is not None:
-        argv.append(f"--volume={run.token_dir}:{SA_MOUNT}:ro")
     for key, value in env.items():
         argv.append(f"--env={key}={value}")
     if added_capabilities(container) and effective_uid(pod, container, image_user) != 0:
@@ -242,11 +239,7 @@ def container_env(pod: JSON, container: JSON, lookup: Callable[[str, str, str], 
                   ) -> dict[str, str]:
     """The container's environment as kubelet builds it. `lookup(kind, namespace, name)` returns a
     ConfigMap's or Secret's data (decoded), or None when it does not exist."""
-    spec, status, meta = pod["spec"], pod.get("status", {}), pod["metadata"]
-    ns = meta["namespace"]
-    fields = {"metadata.name": meta["name"], "metadata.namespace": ns, "metadata.uid": meta["uid"],
-              "spec.nodeName": spec.get("nodeName", ""), "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-              "status.podIP": status.get("podIP", ""), "status.hostIP": status.get("hostIP", "")}
+    ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {"KUBERNETES_SERVICE_HOST": layout.GATEWAY_IP,
                            "KUBERNETES_SERVICE_PORT": str(layout.API_GATEWAY_PORT)}
     for source in container.get("envFrom") or []:
@@ -268,7 +261,7 @@ def container_env(pod: JSON, container: JSON, lookup: Callable[[str, str, str], 
             continue
         value_from = item.get("valueFrom") or {}
         if (ref := value_from.get("fieldRef")) is not None:
-            env[name] = fields.get(ref.get("fieldPath", ""), "")
+            env[name] = downward_field(pod, ref.get("fieldPath", ""))
             continue
         for kind, key in (("configmap", "configMapKeyRef"), ("secret", "secretKeyRef")):
             ref = value_from.get(key)
@@ -287,11 +280,40 @@ def container_env(pod: JSON, container: JSON, lookup: Callable[[str, str, str], 
     return env
 
 
-def automount_token(pod: JSON, service_account: JSON | None) -> bool:
-    spec = pod["spec"]
-    if "automountServiceAccountToken" in spec:
-        return bool(spec["automountServiceAccountToken"])
-    return bool((service_account or {}).get("automountServiceAccountToken", True))
+def downward_field(pod: JSON, path: str) -> str:
+    meta, spec, status = pod["metadata"], pod["spec"], pod.get("status", {})
+    values = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
+              "metadata.uid": meta.get("uid", ""), "spec.nodeName": spec.get("nodeName", ""),
+              "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+              "status.podIP": status.get("podIP", ""), "status.hostIP": status.get("hostIP", "")}
+    return str(values.get(path, ""))
+
+
+@dataclass(frozen=True)
+class TokenFile:
+    """A projected ServiceAccount token the runner writes (and rewrites before it expires)."""
+
+    path: Path
+    expiration_s: int
+    audience: str
+
+
+def token_files(pod: JSON, files: Path) -> list[TokenFile]:
+    out = []
+    for vol in pod["spec"].get("volumes") or []:
+        for source in (vol.get("projected") or {}).get("sources") or []:
+            if (tok := source.get("serviceAccountToken")) is not None:
+                out.append(TokenFile(files / "volumes" / vol["name"] / tok["path"],
+                                     int(tok.get("expirationSeconds") or TOKEN_SECONDS), tok.get("audience", "")))
+    return out
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)
 
 
 # ---- I/O: podman and the pod's files --------------------------------------------------------------
@@ -325,11 +347,13 @@ class ImageCache:
         return bool(images) and all(self.config(i) is not None for i in images)
 
 
-def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Mapping[str, str] | None]
-                    ) -> dict[str, Path]:
+def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Mapping[str, str] | None],
+                    token: Callable[[TokenFile], str]) -> dict[str, Path]:
     """Host directories for the pod's volumes: emptyDir (world-writable, as kubelet makes it),
-    configMap and secret (their keys as files, read-only to others)."""
+    configMap and secret (their keys as files), projected (tokens from `token`, configMaps, secrets,
+    downward API fields)."""
     out: dict[str, Path] = {}
+    tokens = {t.path: t for t in token_files(pod, files)}
     ns = pod["metadata"]["namespace"]
     for vol in pod["spec"].get("volumes") or []:
         path = files / "volumes" / vol["name"]
@@ -353,6 +377,27 @@ def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Ma
                 target.write_text(data.get(item["key"], ""))
                 target.chmod(int(item.get("mode", mode)))
             path.chmod(0o755)
+        elif "projected" in vol:
+            mode = int(vol["projected"].get("defaultMode", 0o644))
+            for source in vol["projected"].get("sources") or []:
+                if "serviceAccountToken" in source:
+                    target = path / source["serviceAccountToken"]["path"]
+                    _write(target, token(tokens[target]), mode)
+                elif "downwardAPI" in source:
+                    for item in source["downwardAPI"].get("items") or []:
+                        value = downward_field(pod, (item.get("fieldRef") or {}).get("fieldPath", ""))
+                        _write(path / item["path"], value, int(item.get("mode", mode)))
+                elif "configMap" in source or "secret" in source:
+                    kind = "configmap" if "configMap" in source else "secret"
+                    ref = source.get("configMap") or source.get("secret") or {}
+                    data = lookup(kind, ns, ref.get("name", ""))
+                    if data is None:
+                        if ref.get("optional"):
+                            continue
+                        raise ContainerConfigError(f"{kind} {ref.get('name')!r} not found")
+                    for item in ref.get("items") or [{"key": k, "path": k} for k in data]:
+                        _write(path / item["path"], data.get(item["key"], ""), int(item.get("mode", mode)))
+            path.chmod(0o755)
         else:
             kind = next((k for k in vol if k != "name"), "?")
             raise ContainerConfigError(f"volume type {kind} is not supported by the testbed's container mode")
@@ -360,15 +405,9 @@ def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Ma
     return out
 
 
-def write_token(dest: Path, token: str, ca: Path, namespace: str) -> None:
-    """The ServiceAccount volume's three files, readable by any container user (as kubelet's 0644)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name, text in (("token", token), ("ca.crt", ca.read_text()), ("namespace", namespace)):
-        tmp = dest / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.chmod(0o644)
-        tmp.replace(dest / name)
-    dest.chmod(0o755)
+def refresh_tokens(tokens: Sequence[TokenFile], token: Callable[[TokenFile], str]) -> None:
+    for t in tokens:
+        _write(t.path, token(t), 0o644)
 
 
 def remove(uid: str, names: Sequence[str]) -> None:

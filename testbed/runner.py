@@ -49,6 +49,7 @@ from types import FrameType
 from typing import IO
 
 from testbed import containers, layout, net, pki, procs
+from testbed.containers import TokenFile
 from testbed.kube import JSON, ApiError, Kube
 from testbed.state import State
 
@@ -195,8 +196,9 @@ class Job:
     netns: str = ""
     done: bool = False
     mode: str = "process"        # or "container" (testbed/containers.py)
-    token_at: float = 0.0        # when the ServiceAccount token was last written (container mode)
-    sa: tuple[str, str] = ("", "")  # namespace, ServiceAccount whose token the pod mounts
+    token_at: float = 0.0        # when the projected ServiceAccount tokens were last written (container mode)
+    tokens: list[TokenFile] = field(default_factory=list)
+    sa: str = ""                 # the pod's ServiceAccount
 
 
 class Runner:
@@ -551,15 +553,16 @@ class Runner:
             return {**data, **(obj.get("stringData") or {})}
         return {k: str(v) for k, v in (obj.get("data") or {}).items()}
 
-    def _write_token(self, job: Job, pod_name: str) -> None:
-        namespace, sa = job.sa
-        resp = self.kube.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token", {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": containers.TOKEN_SECONDS,
-                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": job.uid}}})
-        containers.write_token(job.dir / "serviceaccount", resp["status"]["token"], self.state.pki / "ca.crt",
-                               namespace)
+    def _token(self, job: Job, token: containers.TokenFile) -> str:
+        """A TokenRequest bound to the pod, as kubelet makes for a projected serviceAccountToken."""
+        spec: JSON = {"expirationSeconds": token.expiration_s,
+                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": job.name, "uid": job.uid}}
+        if token.audience:
+            spec["audiences"] = [token.audience]
+        resp = self.kube.create(f"/api/v1/namespaces/{job.namespace}/serviceaccounts/{job.sa}/token",
+                                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
         job.token_at = time.monotonic()
+        return str(resp["status"]["token"])
 
     def start_containers(self, pod: JSON, job: Job, logs: dict[str, Path]) -> None:
         """Each container of the pod as `podman run` of its image (see testbed/containers.py)."""
@@ -570,18 +573,13 @@ class Runner:
         if spec.get("hostNetwork") and policy == "ClusterFirstWithHostNet":
             resolv = job.dir / "resolv.conf"
             resolv.write_text(net.cluster_first_resolv_conf(meta["namespace"]))
-        sa_name = spec.get("serviceAccountName") or "default"
-        token_dir = None
-        sa = self.kube.get_or_none(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{sa_name}")
-        if containers.automount_token(pod, sa):
-            job.sa = (meta["namespace"], sa_name)
-            self._write_token(job, meta["name"])
-            token_dir = job.dir / "serviceaccount"
+        job.sa = spec.get("serviceAccountName") or "default"
+        job.tokens = containers.token_files(pod, job.dir)
+        volumes = containers.prepare_volumes(pod, job.dir, self._lookup, lambda t: self._token(job, t))
         deadline = int(spec.get("activeDeadlineSeconds") or RUN_TIMEOUT_S)
         run = containers.PodRun(uid=job.uid, namespace=meta["namespace"], name=meta["name"],
                                 node=spec["nodeName"], netns=job.netns, resolv_conf=resolv, files=job.dir,
-                                deadline_s=deadline, token_dir=token_dir,
-                                volumes=containers.prepare_volumes(pod, job.dir, self._lookup))
+                                deadline_s=deadline, volumes=volumes)
         argvs = {}
         for c in spec["containers"]:
             config = self.images.config(c["image"]) or containers.ImageConfig()
@@ -597,8 +595,9 @@ class Runner:
     def poll_job(self, job: Job) -> None:
         if job.done:
             return
-        if job.mode == "container" and job.sa[1] and time.monotonic() - job.token_at > 0.8 * containers.TOKEN_SECONDS:
-            self._write_token(job, job.name)  # kubelet refreshes projected tokens at 80 % of their life
+        if job.tokens and time.monotonic() - job.token_at > 0.8 * min(t.expiration_s for t in job.tokens):
+            # kubelet refreshes projected tokens at 80 % of their life
+            containers.refresh_tokens(job.tokens, lambda t: self._token(job, t))
         timed_out = time.monotonic() > job.deadline
         if timed_out:
             for name, proc in job.containers.items():

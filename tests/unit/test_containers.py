@@ -142,18 +142,33 @@ def test_env_from_config_maps_secrets_fields_and_expansion() -> None:
 def test_volumes_emptydir_and_config_map(tmp_path: Path) -> None:
     p = pod({"name": "w", "image": "img"},
             volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}, {"name": "cfg", "configMap": {"name": "c"}}])
-    vols = containers.prepare_volumes(p, tmp_path, lambda kind, ns, name: {"Corefile": ".:53 {}"})
+    vols = containers.prepare_volumes(p, tmp_path, lambda kind, ns, name: {"Corefile": ".:53 {}"}, lambda t: "")
     assert vols["tmp"].stat().st_mode & 0o777 == 0o777
     assert (vols["cfg"] / "Corefile").read_text() == ".:53 {}"
     host = pod({"name": "w", "image": "img"}, volumes=[{"name": "root", "hostPath": {"path": "/"}}])
     with pytest.raises(ContainerConfigError, match="hostPath is not supported"):
-        containers.prepare_volumes(host, tmp_path, lambda *a: None)
+        containers.prepare_volumes(host, tmp_path, lambda *a: None, lambda t: "")
 
 
-def test_token_automount_follows_pod_then_service_account() -> None:
-    assert containers.automount_token(pod({}, automountServiceAccountToken=False), {}) is False
-    assert containers.automount_token(pod({}), {"automountServiceAccountToken": False}) is False
-    assert containers.automount_token(pod({}), None) is True
+def test_projected_service_account_volume(tmp_path: Path) -> None:
+    """The kube-api-access volume the ServiceAccount admission adds: token, cluster CA, namespace."""
+    vol = {"name": "kube-api-access-x", "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
+    p = pod({"name": "w", "image": "img"}, volumes=[vol])
+    asked: list[int] = []
+
+    def token(t: containers.TokenFile) -> str:
+        asked.append(t.expiration_s)
+        return "tok"
+
+    vols = containers.prepare_volumes(p, tmp_path, lambda kind, ns, name: {"ca.crt": "PEM"}, token)
+    root = vols["kube-api-access-x"]
+    assert (root / "token").read_text() == "tok" and asked == [3607]
+    assert (root / "ca.crt").read_text() == "PEM" and (root / "namespace").read_text() == "ns1"
+    assert (root / "token").stat().st_mode & 0o777 == 0o644  # readable by the container's user
+    assert containers.token_files(p, tmp_path) == [containers.TokenFile(root / "token", 3607, "")]
 
 
 def test_memory_quantities() -> None:
