@@ -12,6 +12,7 @@ capture securityContext and fails, saying why, when a capability is removed.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import time
@@ -201,9 +202,11 @@ def _healthy(url: str) -> bool:
 
 
 def test_helm_test_runs_its_pod_as_a_container(testbed: Any, release: str) -> None:
-    proc = helm(testbed, "test", RELEASE, "--namespace", NAMESPACE, "--logs", "--timeout", "180s", timeout=240)
-    assert "Phase:          Succeeded" in proc.stdout or "Succeeded" in proc.stdout, proc.stdout
-    assert f"worker(s) on aksdns:{CLUSTER}" in proc.stdout, proc.stdout
+    """The test pod reaches Succeeded only by running (kwok alone would keep it Running); its hook policy
+    deletes it then, logs and all."""
+    proc = helm(testbed, "test", RELEASE, "--namespace", NAMESPACE, "--timeout", "180s", timeout=240)
+    assert re.search(r"TEST SUITE:\s+tbx-aksdns-test\s+Last Started:.*\s+Last Completed:.*\s+Phase:\s+Succeeded",
+                     proc.stdout), proc.stdout
 
 
 def capture_pod(image_ref: str, node: str, caps: list[str]) -> dict[str, Any]:
