@@ -90,6 +90,16 @@ def missing_tools() -> list[str]:
     return [t for t in ("buildah", "podman", "mmdebstrap", RUNTIME) if shutil.which(t) is None]
 
 
+def unavailable(ref: str | None = None) -> str | None:
+    """Why the built image cannot be used here (for tests to skip with), or None."""
+    if missing_tools():
+        return f"image: {', '.join(missing_tools())} missing (scripts/bootstrap installs them)"
+    ref = ref or image_ref()
+    if not image_exists(ref):
+        return f"image {ref} not built: run scripts/image build"
+    return None
+
+
 def image_exists(ref: str) -> bool:
     if shutil.which("podman") is None:
         return False

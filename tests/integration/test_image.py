@@ -37,12 +37,10 @@ RUN_TIMEOUT_S = 120
 
 @pytest.fixture(scope="module")
 def ref() -> str:
-    if image.missing_tools():
-        pytest.skip(f"image: {', '.join(image.missing_tools())} missing (scripts/bootstrap installs them)")
-    ref = image.image_ref()
-    if not image.image_exists(ref):
-        pytest.skip(f"image {ref} not built: run scripts/image build")
-    return ref
+    why = image.unavailable()
+    if why:
+        pytest.skip(why)
+    return image.image_ref()
 
 
 @pytest.fixture(scope="module")

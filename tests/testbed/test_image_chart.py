@@ -50,12 +50,10 @@ class Backends:
 
 @pytest.fixture(scope="module")
 def image_ref() -> str:
-    if image.missing_tools():
-        pytest.skip(f"image: {', '.join(image.missing_tools())} missing (scripts/bootstrap installs them)")
-    ref = image.image_ref()
-    if not image.image_exists(ref):
-        pytest.skip(f"image {ref} not built: run scripts/image build")
-    return ref
+    why = image.unavailable()
+    if why:
+        pytest.skip(why)
+    return image.image_ref()
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +69,8 @@ def backends(testbed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"redis://:{password}@{host}:{port}/0"
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.RedisError:
-            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-            time.sleep(0.1)
+    wait_for(lambda: _pings(client) or proc.poll() is not None, 15, "redis-server")
+    assert proc.poll() is None, "redis-server exited"
     slack = SlackStandIn(BOT_TOKEN, host=host).start()
     try:
         yield Backends(url, slack)
@@ -111,6 +103,13 @@ def release(testbed: Any, image_ref: str, backends: Backends) -> Iterator[str]:
     finally:
         helm(testbed, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
         drop_namespace(testbed, NAMESPACE)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def pods(testbed: Any, component: str) -> list[dict[str, Any]]:
