@@ -17,6 +17,11 @@ cannot fake:
   file that kwok serves for `kubectl logs`; on exit the pod status gets the real exit code and
   termination message, phase Succeeded or Failed. A run is killed after the pod's
   activeDeadlineSeconds (default RUN_TIMEOUT_S).
+* Pods whose every container image is in this machine's container storage (the aksdns image that
+  `scripts/image` builds): the same, but each container runs from that image through podman, inside the
+  pod's network namespace, with the pod's command, env, user, capabilities and read-only root (container
+  mode, testbed/containers.py). This is how the chart's bot and worker, and the probe pods they create,
+  run as real containers on the testbed.
 * The kube-dns Service VIP: nftables DNAT to the Ready endpoints of the kube-dns EndpointSlices, in the
   host and in every node namespace.
 * Fault annotations on CoreDNS pods (``testbed.aksdns.dev/fault``): ``dead`` kills the process and takes
@@ -27,6 +32,7 @@ cannot fake:
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import os
 import re
@@ -42,7 +48,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from testbed import layout, net, pki, procs
+from testbed import containers, layout, net, pki, procs
+from testbed.containers import TokenFile
 from testbed.kube import JSON, ApiError, Kube
 from testbed.state import State
 
@@ -188,6 +195,10 @@ class Job:
     started_at: str = ""
     netns: str = ""
     done: bool = False
+    mode: str = "process"        # or "container" (testbed/containers.py)
+    token_at: float = 0.0        # when the projected ServiceAccount tokens were last written (container mode)
+    tokens: list[TokenFile] = field(default_factory=list)
+    sa: str = ""                 # the pod's ServiceAccount
 
 
 class Runner:
@@ -205,6 +216,7 @@ class Runner:
         self.stopping = threading.Event()
         self.node_ready: dict[str, bool] = {}
         self.venv_bin = str(Path(state.python).parent)
+        self.images = containers.ImageCache()
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -231,7 +243,9 @@ class Runner:
             try:
                 if self.is_coredns(pod):
                     self.sync_coredns(pod)
-                elif self.is_runnable(pod):
+                elif pod["metadata"]["uid"] in self.jobs or pod["metadata"]["uid"] in self.finished:
+                    continue
+                elif self.is_runnable(pod) or self.is_container_pod(pod):
                     self.sync_job(pod)
             except Exception as exc:  # one pod's trouble must not starve the others
                 print(f"runner: pod {pod['metadata'].get('namespace')}/{pod['metadata'].get('name')}: "
@@ -250,6 +264,7 @@ class Runner:
             self.remove_instance(uid)
         for uid in list(self.jobs):
             self.remove_job(uid)
+        containers.remove_all()
 
     # ---- CoreDNS ---------------------------------------------------------------------------------
     @staticmethod
@@ -457,6 +472,10 @@ class Runner:
         command = containers[0].get("command") or [] if containers else []
         return bool(command) and os.path.basename(command[0]) in layout.RUNNABLE_COMMANDS
 
+    def is_container_pod(self, pod: JSON) -> bool:
+        images = [c.get("image", "") for c in pod["spec"].get("containers") or []]
+        return self.images.has_all(images)
+
     def sync_job(self, pod: JSON) -> None:
         meta, status = pod["metadata"], pod.get("status", {})
         uid = meta["uid"]
@@ -496,6 +515,7 @@ class Runner:
         job = Job(uid=uid, namespace=meta["namespace"], name=meta["name"], dir=job_dir,
                   deadline=time.monotonic() + deadline, started_at=now_rfc3339())
         self.jobs[uid] = job
+        container_mode = self.is_container_pod(pod)
         if spec.get("hostNetwork"):
             job.netns = self.nodes[spec["nodeName"]].netns
         else:
@@ -504,6 +524,9 @@ class Runner:
             job.netns = net.add_pod(uid, status["podIP"], self.nodes[spec["nodeName"]].netns, resolv)
         logs = {c["name"]: job_dir / f"{c['name']}.log" for c in spec["containers"]}
         self.ensure_logs_cr(job.namespace, job.name, uid, logs)
+        if container_mode:
+            self.start_containers(pod, job, logs)
+            return
         for c in spec["containers"]:
             argv = list(c.get("command") or []) + list(c.get("args") or [])
             log = CriLog(logs[c["name"]])
@@ -519,9 +542,62 @@ class Runner:
             job.containers[c["name"]] = spawn(cmd, log, self.state.pids / f"job-{uid[:8]}-{c['name']}.pid",
                                               env=self._env(pod, c))
 
+    # ---- container mode (testbed/containers.py) --------------------------------------------------
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        plural = "configmaps" if kind == "configmap" else "secrets"
+        obj = self.kube.get_or_none(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+        if obj is None:
+            return None
+        if kind == "secret":
+            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+            return {**data, **(obj.get("stringData") or {})}
+        return {k: str(v) for k, v in (obj.get("data") or {}).items()}
+
+    def _token(self, job: Job, token: containers.TokenFile) -> str:
+        """A TokenRequest bound to the pod, as kubelet makes for a projected serviceAccountToken."""
+        spec: JSON = {"expirationSeconds": token.expiration_s,
+                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": job.name, "uid": job.uid}}
+        if token.audience:
+            spec["audiences"] = [token.audience]
+        resp = self.kube.create(f"/api/v1/namespaces/{job.namespace}/serviceaccounts/{job.sa}/token",
+                                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+        job.token_at = time.monotonic()
+        return str(resp["status"]["token"])
+
+    def start_containers(self, pod: JSON, job: Job, logs: dict[str, Path]) -> None:
+        """Each container of the pod as `podman run` of its image (see testbed/containers.py)."""
+        job.mode = "container"
+        spec, meta = pod["spec"], pod["metadata"]
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
+        resolv = net.NETNS_ETC / job.netns / "resolv.conf"
+        if spec.get("hostNetwork") and policy == "ClusterFirstWithHostNet":
+            resolv = job.dir / "resolv.conf"
+            resolv.write_text(net.cluster_first_resolv_conf(meta["namespace"]))
+        job.sa = spec.get("serviceAccountName") or "default"
+        job.tokens = containers.token_files(pod, job.dir)
+        volumes = containers.prepare_volumes(pod, job.dir, self._lookup, lambda t: self._token(job, t))
+        deadline = int(spec.get("activeDeadlineSeconds") or RUN_TIMEOUT_S)
+        run = containers.PodRun(uid=job.uid, namespace=meta["namespace"], name=meta["name"],
+                                node=spec["nodeName"], netns=job.netns, resolv_conf=resolv, files=job.dir,
+                                deadline_s=deadline, volumes=volumes)
+        argvs = {}
+        for c in spec["containers"]:
+            config = self.images.config(c["image"]) or containers.ImageConfig()
+            env = containers.container_env(pod, c, self._lookup)
+            argvs[c["name"]] = containers.run_argv(pod, c, run, env, config)
+            (job.dir / f"{c['name']}.termination-log").touch()
+        for c in spec["containers"]:
+            log = CriLog(logs[c["name"]])
+            job.logs[c["name"]] = log
+            job.containers[c["name"]] = spawn(argvs[c["name"]], log,
+                                              self.state.pids / f"job-{job.uid[:8]}-{c['name']}.pid")
+
     def poll_job(self, job: Job) -> None:
         if job.done:
             return
+        if job.tokens and time.monotonic() - job.token_at > 0.8 * min(t.expiration_s for t in job.tokens):
+            # kubelet refreshes projected tokens at 80 % of their life
+            containers.refresh_tokens(job.tokens, lambda t: self._token(job, t))
         timed_out = time.monotonic() > job.deadline
         if timed_out:
             for name, proc in job.containers.items():
@@ -536,6 +612,8 @@ class Runner:
         images = {c["name"]: c.get("image", "") for c in (pod or {}).get("spec", {}).get("containers", [])}
         policies = {c["name"]: c.get("terminationMessagePolicy", "File")
                     for c in (pod or {}).get("spec", {}).get("containers", [])}
+        if job.mode == "container":
+            containers.remove(job.uid, list(job.containers))
         for name, proc in job.containers.items():
             (self.state.pids / f"job-{job.uid[:8]}-{name}.pid").unlink(missing_ok=True)
             job.logs[name].close()
@@ -573,12 +651,14 @@ class Runner:
     def fail_job(self, pod: JSON, exc: Exception) -> None:
         """A pod the runner could not start: report it as a container that failed to start."""
         uid = pod["metadata"]["uid"]
-        if not self.is_runnable(pod) or uid in self.finished:
+        if uid in self.finished or not (self.is_runnable(pod) or self.is_container_pod(pod)):
             return
         job = self.jobs.pop(uid, None)
         if job is not None:
             for name, proc in job.containers.items():
                 stop_proc(proc, self.state.pids / f"job-{uid[:8]}-{name}.pid")
+            if job.mode == "container":
+                containers.remove(uid, [c["name"] for c in pod["spec"].get("containers") or []])
             if job.netns.startswith(layout.PREFIX + "pod-"):
                 net.delete_pod(uid)
         self.finished.add(uid)
@@ -594,6 +674,8 @@ class Runner:
         job = self.jobs.pop(uid)
         for name, proc in job.containers.items():
             stop_proc(proc, self.state.pids / f"job-{uid[:8]}-{name}.pid")
+        if job.mode == "container":
+            containers.remove(uid, list(job.containers))
         for log in job.logs.values():
             log.close(timeout=1)
         if job.netns.startswith(layout.PREFIX + "pod-"):
@@ -631,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    left = containers.remove_all()  # a runner that was killed leaves its containers behind
+    if left:
+        print(f"runner: removed {left} container(s) a previous runner left", flush=True)
     print("runner: started", flush=True)
     runner.run()
     print("runner: stopped", flush=True)

@@ -1,8 +1,7 @@
 """The container image recipe: hadolint, structure, build context, and the wheel its builder stage makes.
 
-No Docker engine runs here, so the build is checked in parts: the Dockerfile is linted and read
-instruction by instruction, the build context is computed from .dockerignore the way Docker does, and
-the builder stage's `pip wheel` is run on exactly that context.
+The recipe is read instruction by instruction here; the image itself is built (buildah, bases made
+locally) and inspected and run in tests/integration/test_image.py.
 """
 
 from __future__ import annotations
@@ -81,8 +80,16 @@ def test_hadolint_is_clean() -> None:
 
 
 def test_bases_are_pinned_slim_images(stages: list[Stage]) -> None:
+    """A Debian point release and a Rust release: the names scripts/image makes locally."""
     for stage in stages:
-        assert re.search(r":\d+\.\d+\.\d+-slim-\w+$", stage.base), f"unpinned base {stage.base}"
+        assert re.fullmatch(r"debian:\d+\.\d+-slim|rust:\d+\.\d+\.\d+-slim-bookworm", stage.base), (
+            f"unpinned or unknown base {stage.base}")
+    from testbed.image import debian_release, dockerfile_bases, rust_version
+
+    bases = dockerfile_bases(DOCKERFILE.read_text())
+    assert [b.split(":")[0] for b in bases] == ["rust", "debian"]
+    assert debian_release(bases[1]).startswith("12.")  # bookworm, as the Rust image's tag says
+    assert rust_version(bases[0])
 
 
 def test_final_stage_copies_the_builder_venv_onto_the_same_python(stages: list[Stage]) -> None:
@@ -94,7 +101,11 @@ def test_final_stage_copies_the_builder_venv_onto_the_same_python(stages: list[S
     # Wheels of the project and of the compiled core are built and installed in the builder.
     builder_runs = " ".join(builder.args("RUN"))
     assert "pip wheel --no-deps --wheel-dir /wheels ." in builder_runs
-    assert "./native" in builder_runs and "pip install /wheels/*.whl" in builder_runs
+    assert "pip wheel --no-deps --wheel-dir /wheels ./native" in builder_runs
+    assert "pip install --no-deps /wheels/*.whl" in builder_runs
+    # The same Debian Python in both stages: the virtualenv's interpreter is /usr/bin/python3.11.
+    assert "python3.11 -m venv /opt/aksdns" in builder_runs
+    assert "python3.11" in " ".join(final.args("RUN"))
 
 
 def test_dependencies_are_installed_before_the_sources_are_copied(stages: list[Stage]) -> None:
@@ -103,6 +114,9 @@ def test_dependencies_are_installed_before_the_sources_are_copied(stages: list[S
     steps = [f"{k} {a}" for k, a in builder.instructions]
     deps = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "pip install -r" in s)
     assert steps.index("COPY pyproject.toml ./") < deps < steps.index("COPY . .")
+    # The Rust core is built from native/ alone, before the Python sources arrive.
+    native = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "./native" in s)
+    assert deps < steps.index("COPY native/ native/") < native < steps.index("COPY . .")
     snippet = re.search(r"python -c '(.*?)' >", steps[deps], re.DOTALL)
     assert snippet, steps[deps]
     proc = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=REPO, capture_output=True, text=True,
