@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from testbed import containers, image
 from tests.dnsservers import RealServer, free_port
 from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, post, sign, slash_body, wait_http

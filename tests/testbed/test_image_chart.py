@@ -25,7 +25,7 @@ import pytest
 import redis
 import yaml
 
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from testbed import containers, image, layout
 from tests.dnsservers import free_port
 from tests.integration.test_chart import CHART
