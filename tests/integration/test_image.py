@@ -152,7 +152,8 @@ def test_bot_and_worker_containers_answer_a_slash_command(
     """Signed slash command → bot container → Redis → worker container → bind9 → the stand-in's thread."""
     cluster = "img" + uuid.uuid4().hex[:6]
     env = {"REDIS_URL": redis_server.url, "SLACK_API_URL": slack.api_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
-           "SLACK_SIGNING_SECRET": SIGNING_SECRET, "AKSDNS_CLUSTER": cluster, "AKSDNS_JOB_TIMEOUT": "30"}
+           "SLACK_SIGNING_SECRET": SIGNING_SECRET, "AKSDNS_CLUSTER": cluster, "AKSDNS_JOB_TIMEOUT": "30",
+           "AKSDNS_DIG_ALLOW": "127.0.0.0/8"}  # bind9 listens on loopback, which the dig policy refuses by default
     port = free_port()
     bot_log = container(podman_argv(ref, "bot", "--http", "--host", "127.0.0.1", "--port", str(port),
                                     "--workers", "1", env=env), "bot")
