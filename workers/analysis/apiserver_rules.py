@@ -93,11 +93,17 @@ def _node_for_actions(vantages: list[str]) -> str:
     return next((v for v in vantages if v != WORKER), "<node>")
 
 
+# Address space a virtual network (or a network peered or connected to it) is made of; a client
+# outside these cannot be inside the cluster's network.
+VNET_SPACE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+
+
 def _is_public(address: str) -> bool:
     try:
-        return ipaddress.ip_address(address).is_global
+        addr = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return addr.version == 4 and not addr.is_loopback and not any(addr in n for n in VNET_SPACE)
 
 
 def _connect_failures(ev: ApiserverEvidence) -> dict[tuple[str, int], list[EndpointProbe]]:
