@@ -15,6 +15,7 @@ import yaml
 
 from aksdns.commands import ApiserverCommand, ObjectRef
 from aksdns.grammar import command_from_dict, parse
+from tests.armstandin import recorded
 from workers.analysis.apiserver_rbac import fix_manifests, fix_yaml
 from workers.analysis.apiserver_rules import CAUSES, cause_of, diagnose
 from workers.evidence.apiserver import (
@@ -36,7 +37,6 @@ from workers.evidence.apiserver import (
 )
 from workers.jobs.apiserver import build_report, node_targets
 from workers.probes.azure import cluster_from_arm, parse_cluster_id
-from tests.armstandin import recorded
 
 NODES = ("aks-nodepool1-0", "aks-nodepool1-1", "aks-nodepool1-2")
 FQDN = "aks-prod-weu-k7h2c9qx.hcp.westeurope.azmk8s.io"
@@ -206,7 +206,8 @@ def test_worker_forbidden_is_rbac_with_a_fix() -> None:
                  node_runs=(), notes=("the worker may not create pods in aksdns (HTTP 403)",))
     ev = dataclasses.replace(ev, probes=ev.at(WORKER))
     found = diagnose(ev)
-    assert found[0].rule == "rbac" and found[0].title.startswith("RBAC: the worker's ServiceAccount aksdns/aksdns-worker")
+    assert found[0].rule == "rbac"
+    assert found[0].title.startswith("RBAC: the worker's ServiceAccount aksdns/aksdns-worker")
     assert "list pods" in found[0].title
     report = build_report(ApiserverCommand(), ev)
     fix = next(a for a in report.attachments if a.filename.endswith("rbac-fix.yaml")).content.decode()
@@ -226,7 +227,8 @@ def test_authentication_401() -> None:
 def test_as_service_account_without_read_access() -> None:
     perms = tuple(Permission(v, r, namespace="shop", allowed=(v == "get" and r == "configmaps"))
                   for r in ("pods", "services", "configmaps") for v in ("get", "list"))
-    ev = healthy(subject="shop/cart", subject_access=Authorization("system:serviceaccount:shop:cart", permissions=perms))
+    access = Authorization("system:serviceaccount:shop:cart", permissions=perms)
+    ev = healthy(subject="shop/cart", subject_access=access)
     found = diagnose(ev)
     assert found[0].rule == "service_account_rbac" and "shop/cart" in found[0].title
     report = build_report(ApiserverCommand(service_account=ObjectRef("shop", "cart")), ev)
