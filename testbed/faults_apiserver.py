@@ -48,7 +48,7 @@ AGENT_IMAGE = "mcr.microsoft.com/oss/kubernetes/apiserver-network-proxy/agent:v0
 WRONG_NAME = "apiserver.contoso.internal"
 INTERCEPTOR = "apifault-tls"
 POLICY = "testbed-deny-kubernetes-endpoints"
-LOGS_API = "/apis/kwok.x-k8s.io/v1alpha1"
+ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 
 
 # ---------------------------------------------------------------------------- konnectivity-agent
@@ -69,12 +69,17 @@ def install(kube: Kube, state: State) -> None:
     """konnectivity-agent pods (kwok keeps them Ready) with a log kwok serves; idempotent."""
     nodes = state.node_names
     log = _agent_log(state)
+    # Its own ServiceAccount, as on AKS (and `up` is faster than the controller that makes `default`).
+    apply_object(kube, {"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "konnectivity-agent", "namespace": "kube-system"}})
     for i, name in enumerate(AGENT_NAMES):
         pod = apply_object(kube, {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "kube-system", "labels": AGENT_LABELS},
             "spec": {
                 "nodeName": nodes[i % len(nodes)],
+                "serviceAccountName": "konnectivity-agent",
+                "automountServiceAccountToken": False,
                 "priorityClassName": "system-cluster-critical",
                 "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
                 "containers": [{"name": "konnectivity-agent", "image": AGENT_IMAGE,
@@ -191,8 +196,8 @@ class ApiserverFaults:
 
     # ---- the kubernetes Service without endpoints
     def kubernetes_endpoints_missing(self, timeout_s: float = 20.0) -> None:
-        apply_object(self.kube, _deny_policy())
-        apply_object(self.kube, {
+        self.kube.apply(f"{ADMISSION}/validatingadmissionpolicies", POLICY, _deny_policy())
+        self.kube.apply(f"{ADMISSION}/validatingadmissionpolicybindings", POLICY, {
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": {"name": POLICY}, "spec": {"policyName": POLICY, "validationActions": ["Deny"]}})
 
@@ -231,9 +236,8 @@ class ApiserverFaults:
         if pid is not None:
             procs.stop_pid(pid, grace_s=1.0)
         (self.state.pids / f"{INTERCEPTOR}.pid").unlink(missing_ok=True)
-        restored = self.kube.delete(
-            f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/{POLICY}")
-        self.kube.delete(f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{POLICY}")
+        restored = self.kube.delete(f"{ADMISSION}/validatingadmissionpolicybindings/{POLICY}")
+        self.kube.delete(f"{ADMISSION}/validatingadmissionpolicies/{POLICY}")
         if restored or self.kube.get_or_none("/api/v1/namespaces/default/endpoints/kubernetes") is None:
             # The API server's endpoint reconciler writes them back (every 10 s).
             procs.wait_for("the kubernetes endpoints to come back", lambda: bool(

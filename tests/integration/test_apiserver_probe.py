@@ -43,7 +43,8 @@ def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 def _leaf(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], names: list[x509.GeneralName],
           tmp: Path, stem: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
+    cert = (x509.CertificateBuilder().subject_name(subject)
             .issuer_name(ca[0].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(NOW - datetime.timedelta(hours=1)).not_valid_after(NOW + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(ca[1], hashes.SHA256()))

@@ -137,7 +137,7 @@ def auth_lines(ev: ApiserverEvidence) -> list[StatusLine]:
     if forbidden or denied:
         what = ", ".join(p.text for p in denied[:4]) or ", ".join(c.what for c in forbidden[:3])
         authz = StatusLine(Status.FAIL, "Authorization", f"403 for the worker: may not {what}")
-    elif z.calls and all(c.status == 200 for c in z.calls):
+    elif z.calls and all(c.status in (200, 404) for c in z.calls):
         first = ", ".join(c.what for c in z.calls[:3])
         authz = StatusLine(Status.OK, "Authorization", f"{len(z.calls)} calls allowed ({first}…)")
     else:

@@ -337,7 +337,7 @@ def rule_certificate(ev: ApiserverEvidence) -> Finding | None:
         evidence.append(f"{vantage_label(o.vantage)} verifies {o.host}:{o.port} fine ({same})")
     who = _who(sorted({x.vantage for x in bad}))
     title = (f"the API server's certificate has expired (seen from {who})" if expired else
-             f"TLS name mismatch: the certificate at {p.host}:{p.port} does not name {p.server_name} ({who})")
+             f"TLS name mismatch: the certificate at {p.host}:{p.port} does not name {p.server_name}, seen from {who}")
     node = _node_for_actions([x.vantage for x in bad])
     return Finding.of(
         "certificate", 87,

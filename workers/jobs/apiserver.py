@@ -28,7 +28,7 @@ from workers.evidence.apiserver import (
     NodeRun,
     Permission,
 )
-from workers.findings import Finding
+from workers.findings import Finding, Severity
 from workers.jobenv import JobEnv
 from workers.probes import apiserver as drv
 from workers.probes import azure, kube, pods
@@ -101,7 +101,7 @@ def gather(cmd: ApiserverCommand, env: JobEnv, clients: kube.Clients | None = No
             except ClusterError as err:
                 notes.append(err.user_message)
                 runs = [NodeRun(node=n, ok=False, error=err.user_message) for n in ready]
-        elif nodes_call.status != 200:
+        elif nodes_call.status not in (200, 403):  # a 403 gets its permission line below
             notes.append(f"nodes not listed: {nodes_call.error}")
         worker = f_probe.result()
         authn = f_whoami.result()
@@ -186,8 +186,12 @@ def _fix_permissions(ev: ApiserverEvidence) -> tuple[str, list[Permission]]:
 def result_data(cmd: ApiserverCommand, ev: ApiserverEvidence, found: list[Finding]) -> dict[str, Any]:
     lines = facts.all_lines(ev)
     top = found[0] if found else None
-    status = Status.OK if top is not None and top.rule == "all_healthy" else (
-        Status.WARN if facts.overall(lines) is Status.OK else facts.overall(lines))
+    if top is not None and top.rule == "all_healthy":
+        status = Status.OK
+    elif top is not None and top.severity is Severity.CRITICAL:
+        status = Status.FAIL  # the cause is named: whatever the lines say, the API server is not reachable as it should
+    else:
+        status = Status.WARN if facts.overall(lines) is Status.OK else facts.overall(lines)
     return {
         "command": cmd.to_dict(),
         "cluster": ev.cluster,

@@ -44,7 +44,7 @@ from workers.probes.kube import REQUEST_TIMEOUT, Clients
 KUBE_SYSTEM = "kube-system"
 KONNECTIVITY_SELECTOR = "k8s-app=konnectivity-agent"
 CLIENT_CONFIGURATION = "client configuration"
-MAX_PARALLEL = 8
+MAX_PARALLEL = 4  # the client keeps 10 pooled connections; the job runs other calls beside these
 
 
 def _ms(started: float) -> float:
@@ -213,11 +213,13 @@ def subject_access(c: Clients, user: str, groups: Sequence[str], permissions: Se
 
 def _rule_line(rule: Any) -> str:
     verbs = ", ".join(rule.verbs or [])
-    if getattr(rule, "non_resource_ur_ls", None):
-        return f"{verbs} {' '.join(rule.non_resource_ur_ls)}"
-    groups = [g for g in (rule.api_groups or []) if g]
-    resources = ", ".join(rule.resources or [])
-    names = f" {'/'.join(rule.resource_names)}" if rule.resource_names else ""
+    urls = getattr(rule, "non_resource_ur_ls", None)
+    if urls:
+        return f"{verbs} {' '.join(urls)}"
+    groups = [g for g in (getattr(rule, "api_groups", None) or []) if g]
+    resources = ", ".join(getattr(rule, "resources", None) or [])
+    names_list = getattr(rule, "resource_names", None)
+    names = f" {'/'.join(names_list)}" if names_list else ""
     return f"{verbs} {resources}{names}" + (f" ({', '.join(groups)})" if groups else "")
 
 
