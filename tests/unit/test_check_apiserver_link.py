@@ -33,7 +33,8 @@ def test_cluster_names_servfail_while_external_resolve_links_to_apiserver() -> N
 
 
 def test_unreachable_api_notes_link_to_apiserver() -> None:
-    note = "Kubernetes API unreachable while trying to list nodes: MaxRetryError; `apiserver` finds the stage that fails"
+    note = ("Kubernetes API unreachable while trying to list nodes: MaxRetryError; `apiserver` finds the stage "
+            "that fails")
     found = diagnose(dataclasses.replace(healthy(), notes=(note,)))
     assert found[0].rule == "apiserver_link" and note in found[0].hypothesis.evidence
 
