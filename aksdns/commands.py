@@ -127,7 +127,11 @@ class AnalyzeCommand(Command):
 
 @dataclass(frozen=True)
 class ApiserverCommand(Command):
+    """Reach the API server stage by stage from the worker and every node; name the guide's cause."""
+
     verb: ClassVar[Verb] = Verb.APISERVER
+    service_account: ObjectRef | None = None  # --as: what this ServiceAccount may and may not do
+    client_ip: str | None = None  # --client: is this address inside the authorized IP ranges?
 
 
 @dataclass(frozen=True)

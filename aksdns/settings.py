@@ -31,6 +31,43 @@ def _dig_allow(text: str) -> str:
     return text
 
 
+AZURE_ARM_URL = "https://management.azure.com"
+AZURE_AUTHORITY = "https://login.microsoftonline.com"
+
+
+@dataclass(frozen=True)
+class AzureAccess:
+    """Where the managed cluster is in Azure and the workload identity that may read it (`apiserver`).
+
+    The AZURE_* variables are what AKS's workload identity webhook injects; the cluster's resource id is
+    ours. Without them `apiserver` says which `az aks show` to run instead.
+    """
+
+    cluster_id: str = ""  # AKSDNS_AZURE_CLUSTER_ID: /subscriptions/…/managedClusters/NAME
+    arm_url: str = AZURE_ARM_URL  # AKSDNS_AZURE_ARM_URL (sovereign clouds; the tests' stand-in)
+    client_id: str = ""  # AZURE_CLIENT_ID
+    tenant_id: str = ""  # AZURE_TENANT_ID
+    token_file: str = ""  # AZURE_FEDERATED_TOKEN_FILE
+    authority_host: str = AZURE_AUTHORITY  # AZURE_AUTHORITY_HOST
+    ca_bundle: str = ""  # AKSDNS_AZURE_CA_BUNDLE: a private CA for ARM and the token endpoint
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.cluster_id and self.client_id and self.tenant_id and self.token_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AzureAccess:
+        return cls(
+            cluster_id=env.get("AKSDNS_AZURE_CLUSTER_ID", "").strip(),
+            arm_url=(env.get("AKSDNS_AZURE_ARM_URL") or AZURE_ARM_URL).rstrip("/"),
+            client_id=env.get("AZURE_CLIENT_ID", ""),
+            tenant_id=env.get("AZURE_TENANT_ID", ""),
+            token_file=env.get("AZURE_FEDERATED_TOKEN_FILE", ""),
+            authority_host=(env.get("AZURE_AUTHORITY_HOST") or AZURE_AUTHORITY).rstrip("/"),
+            ca_bundle=env.get("AKSDNS_AZURE_CA_BUNDLE", ""),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot, the worker and the CLI read from their environment."""
@@ -56,6 +93,7 @@ class Settings:
     dig_allow: str = ""  # AKSDNS_DIG_ALLOW: networks (and ports) `dig` may ask beyond the default policy
     history_days: float = 14.0  # how long a thread's history (and Re-run bases) is kept
     audit_days: float = 90.0  # how long the audit stream keeps an entry
+    azure: AzureAccess = AzureAccess()  # `apiserver`: the cluster's Azure settings (optional)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -87,6 +125,7 @@ class Settings:
             dig_allow=_dig_allow(env.get("AKSDNS_DIG_ALLOW", "")),
             history_days=_float(env, "AKSDNS_HISTORY_DAYS", 14.0),
             audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
+            azure=AzureAccess.from_env(env),
         )
 
     def redacted(self) -> dict[str, object]:
@@ -97,6 +136,8 @@ class Settings:
                 out[key] = "set" if value else "unset"
             elif key == "redis_url":
                 out[key] = redact_url(str(value))
+            elif isinstance(value, AzureAccess):
+                out[key] = {"cluster_id": value.cluster_id, "configured": value.configured}
             elif isinstance(value, frozenset):
                 out[key] = sorted(value)
             else:

@@ -267,6 +267,14 @@ def _describe_capture(c: CaptureCommand) -> list[str]:
     return [", ".join(targets), f"for {c.duration_s}s", f"filter `{c.filter}`"]
 
 
+# ---------------------------------------------------------------------------- apiserver
+
+
+def _describe_apiserver(c: ApiserverCommand) -> list[str]:
+    words = [f"as {c.service_account}"] if c.service_account else []
+    return words + ([f"client {c.client_ip}"] if c.client_ip else [])
+
+
 # ---------------------------------------------------------------------------- analyze, ipam, service
 
 
@@ -392,8 +400,21 @@ REGISTRY: dict[Verb, VerbSpec] = {
         VerbSpec(
             Verb.APISERVER,
             ApiserverCommand,
-            "is the API server reachable (authorized IP ranges, RBAC, endpoints)",
+            "reach the API server stage by stage from the worker and every node; name the cause",
             "🔐",
+            flags=(
+                Flag(
+                    "--as",
+                    "service_account",
+                    Text("NAMESPACE/SERVICEACCOUNT", _object_ref, _ref_word),
+                    "what this ServiceAccount may and may not do (and the RBAC to fix it)",
+                ),
+                Flag("--client", "client_ip", Text("IP", lambda t: validate.ip_address(t, "--client")),
+                     "is this client address inside the authorized IP ranges (needs Azure)"),
+            ),
+            describe=_describe_apiserver,
+            job="workers.jobs.apiserver:execute",
+            rerun_basis="workers.analysis.check_diff:diff_basis",
         ),
         VerbSpec(
             Verb.IPAM,

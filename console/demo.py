@@ -202,6 +202,15 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"\n(uploaded dns-cap1.pcap, {capture.stat().st_size} bytes, to the thread)")
             engineer.mention("analyze", last)
 
+        if not args.skip_apiserver:
+            # One node's way to the API server is dropped (a testbed fault knob), so the thread shows a diagnosis.
+            node = tb.apiserver_faults.node_unreachable()
+            print(f"\n(testbed: TCP from {node} to the API server is now dropped)")
+            try:
+                threads.append(engineer.slash("apiserver"))
+            finally:
+                tb.apiserver_faults.reset()
+
         for parent in threads:
             _say(f"Slack thread {parent.ts}")
             print(slack.transcript(CHANNEL, parent.ts))
@@ -214,5 +223,6 @@ def main(argv: list[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--keep-testbed", action="store_true", help="leave the testbed running afterwards")
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
+    parser.add_argument("--skip-apiserver", action="store_true")
     args = parser.parse_args(argv)
     return run(args, env)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aksdns.dig_policy import DigPolicy
+from aksdns.settings import AzureAccess
 
 
 def _no_progress(_text: str) -> None:
@@ -42,3 +43,4 @@ class JobEnv:
     requested_by: str = ""  # the Slack user (or CLI user) who asked
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
     dig_policy: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask for Slack users
+    azure: AzureAccess = field(default_factory=AzureAccess)  # `apiserver`: read the cluster from Azure

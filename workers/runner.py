@@ -70,6 +70,7 @@ def base_env(settings: Settings) -> JobEnv:
         probe_image=settings.probe_image,
         resolv_conf=Path(settings.resolv_conf),
         dig_policy=DigPolicy.from_setting(settings.dig_allow),
+        azure=settings.azure,
     )
 
 

@@ -370,6 +370,8 @@ def test_default_rbac_is_read_only_except_probe_pods_in_the_release_namespace() 
         (NAMESPACE, "", "pods", "delete"),
         ("*", "authorization.k8s.io", "selfsubjectrulesreviews", "create"),
         ("*", "authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+        ("*", "authorization.k8s.io", "subjectaccessreviews", "create"),  # apiserver --as: a question only
+        ("*", "authentication.k8s.io", "selfsubjectreviews", "create"),  # apiserver: who am I
     }
     reads = {(ns, g, r) for ns, g, r, v in granted if v == "list"}
     assert {("*", "", "pods"), ("*", "", "services"), ("*", "", "endpoints"), ("*", "", "nodes"),

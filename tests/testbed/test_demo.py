@@ -22,4 +22,6 @@ def test_demo_prints_the_dig_check_and_analyze_threads(testbed: Any) -> None:
     assert "`dig` done" in out
     assert "DNS check · testbed" in out and "Facts (the guide's baseline questions)" in out
     assert "DNS traffic analysis" in out and "dns-response-times.png" in out
+    # apiserver: one node's way to the API server dropped by the demo, named as the guide's cause
+    assert "API server · testbed" in out and "A network policy or firewall: TCP to the API server is dropped" in out
     assert "Traceback" not in out + result.stderr

@@ -72,7 +72,10 @@ def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ApiException as exc:
         raise ClusterError(_api_message(what, exc), status=exc.status) from None
     except (HTTPError, OSError, TimeoutError) as exc:
-        raise ClusterError(f"Kubernetes API unreachable while trying to {what}: {type(exc).__name__}") from None
+        raise ClusterError(
+            f"Kubernetes API unreachable while trying to {what}: {type(exc).__name__}; `apiserver` finds the stage "
+            "that fails"
+        ) from None
 
 
 def _api_message(what: str, exc: ApiException) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 PROGRAMS: dict[str, str] = {
     "node-dns": "workers.probes.node_probe:probe_main",  # the node's upstream DNS servers (check)
+    "apiserver": "workers.probes.apiserver_nodes:probe_main",  # the API server from the node (apiserver)
 }
 
 
