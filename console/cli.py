@@ -24,6 +24,7 @@ from aksdns.jobspec import JobSpec
 from aksdns.keys import queue_name
 from aksdns.settings import Settings
 from aksdns.verbs import REGISTRY, spec_of
+from aksdns.validate import printable
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, env)
     except AksDnsError as exc:
-        print(f"aksdns: {user_message(exc)}", file=sys.stderr)
+        print(f"aksdns: {printable(user_message(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
