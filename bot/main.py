@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from aksdns import logs
+from aksdns import jobsign, logs
 from aksdns.errors import AksDnsError
 from aksdns.queue import JobQueue, connect
 from aksdns.results import DAY_S, AuditLog
@@ -28,7 +28,7 @@ def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
 
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
     connection = connect(settings.redis_url)
-    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s)
+    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s, signing_key=settings.job_signing_key)
     dispatcher = Dispatcher(settings, queue, client)
     audit = AuditLog(connection, retention_s=settings.audit_days * DAY_S)
     return AksDnsApp(
@@ -45,6 +45,9 @@ def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: i
     settings = Settings.from_env(env)
     logs.configure(settings.log_level)
     log.info("bot starting", extra={"mode": "http" if http else "socket", "settings": settings.redacted()})
+    problem = jobsign.key_problem(settings.job_signing_key)
+    if problem:  # workers refuse unsigned jobs: fail at start rather than on every command
+        raise AksDnsError(f"{problem}; the chart sets it from a Secret")
     if http:
         if not settings.slack_signing_secret:
             raise AksDnsError("HTTP mode needs SLACK_SIGNING_SECRET")

@@ -23,6 +23,7 @@ from console.standin import SlackStandIn
 
 BOT_TOKEN = "xoxb-test-0000-aksdns"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+JOB_SIGNING_KEY = "test-job-signing-key-0123456789abcdef0123456789"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -49,6 +50,7 @@ def aksdns_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     # The test DNS servers listen on loopback, which the dig policy refuses by default.
     env["AKSDNS_DIG_ALLOW"] = "127.0.0.0/8"
+    env["AKSDNS_JOB_SIGNING_KEY"] = JOB_SIGNING_KEY  # the bot and the workers of a test share it
     env.update(extra)
     return env
 
