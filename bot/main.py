@@ -14,19 +14,24 @@ from aksdns.errors import AksDnsError
 from aksdns.queue import JobQueue, connect
 from aksdns.results import DAY_S, AuditLog
 from aksdns.settings import Settings
+from aksdns.slackclient import web_client
 from bot.app import AksDnsApp, redis_event_dedup
 from bot.dispatch import Dispatcher
 from bot.http import GunicornServer, WsgiApp, wsgi_app
 from bot.priority import RequestGate
 
 log = logging.getLogger(__name__)
+SLACK_TIMEOUT_S = 10
+SLACK_RETRIES = 3
+SLACK_MAX_WAIT_S = 5.0
 
 
 def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
     """Every client the bot needs, built here and nowhere else."""
-    from slack_sdk import WebClient
-
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    # Slack's 429 and 5xx are retried (bounded: a follow-up waits at most a few seconds) before
+    # the user is told that nothing was queued.
+    client = web_client(settings.slack_bot_token, settings.slack_api_url, timeout_s=SLACK_TIMEOUT_S,
+                        retries=SLACK_RETRIES, max_wait_s=SLACK_MAX_WAIT_S)
     connection = connect(settings.redis_url)
     queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s, signing_key=settings.job_signing_key)
     dispatcher = Dispatcher(settings, queue, client)

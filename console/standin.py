@@ -104,6 +104,7 @@ class SlackState:
         self.changed = threading.Condition(self.lock)
         self.base_url = ""
         self.faults = Faults()
+        self.not_in: set[str] = set()  # channels the bot was not invited to
 
     def next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
@@ -160,6 +161,8 @@ class SlackState:
         channel = str(args.get("channel", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if channel in self.not_in:
+            return {"ok": False, "error": "not_in_channel"}
         blocks = _json_arg(args.get("blocks"))
         if len(blocks) > 50:
             return {"ok": False, "error": "invalid_blocks"}

@@ -21,6 +21,7 @@ from aksdns.queue import connect
 from aksdns.settings import Settings
 from workers import jobguard, runner
 from workers.jobguard import GuardedJob
+from workers.rqworker import AksDnsWorker
 
 log = logging.getLogger(__name__)
 JOB_MONITORING_INTERVAL_S = 5
@@ -67,8 +68,9 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
     if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
         run_janitor(settings)
     queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer, job_class=GuardedJob)
-    worker = Worker(
+    worker = AksDnsWorker(
         [queue],
+        settings=settings,
         connection=connection,
         serializer=JSONSerializer,
         job_class=GuardedJob,  # only aksdns's own entry points, on signed specs
@@ -84,7 +86,11 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
 
 
 def healthcheck(env: Mapping[str, str]) -> int:
-    """Liveness: Redis answers and a worker of this host is registered on our queue."""
+    """Liveness: Redis answers and a worker of this host is registered on our queue.
+
+    Registered means serving: the worker writes its registration again on every heartbeat
+    when Redis lost it (workers.rqworker), e.g. after a restart without persistence.
+    """
     settings = Settings.from_env(env)
     connection = connect(settings.redis_url)
     try:
