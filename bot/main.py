@@ -17,6 +17,7 @@ from aksdns.settings import Settings
 from aksdns.slackclient import web_client
 from bot.app import AksDnsApp, redis_event_dedup
 from bot.dispatch import Dispatcher
+from bot.guard import RequestGuard, redis_signature_seen
 from bot.http import GunicornServer, WsgiApp, wsgi_app
 from bot.priority import RequestGate
 
@@ -59,7 +60,9 @@ def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: i
 
         def factory() -> WsgiApp:
             gate = RequestGate()  # one per gunicorn worker process
-            return wsgi_app(build(settings, gate).app, gate)
+            bot = build(settings, gate)
+            seen = redis_signature_seen(bot.dispatcher.queue.connection)
+            return wsgi_app(bot.app, gate, RequestGuard(settings.slack_signing_secret, seen=seen))
 
         GunicornServer(factory, host=host, port=port, workers=workers, threads=threads).run()
         return 0

@@ -122,7 +122,8 @@ def test_same_command_twice_points_to_the_first(
     body = slash_body("dig www.aksdns.test --repeat 2")
     assert post(bot, body, sign(body), FORM)[0] == 200
     assert slack.wait_for(lambda s: any(m.thread_ts is None for m in s.messages), timeout=10)
-    assert post(bot, body, sign(body), FORM)[0] == 200
+    again = slash_body("dig www.aksdns.test --repeat 2")  # typed again: a new command, not a replay
+    assert post(bot, again, sign(again), FORM)[0] == 200
     assert slack.wait_for(lambda s: any(m.ephemeral_to for m in s.messages), timeout=10)
     ephemeral = next(m for m in slack.state.messages if m.ephemeral_to)
     assert "already queued or running" in ephemeral.text
