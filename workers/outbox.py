@@ -57,6 +57,10 @@ def decode_files(files: list[dict[str, str]]) -> list[dict[str, Any]]:
             for f in files]
 
 
+class Refused(Exception):
+    """Slack refused a message for good (e.g. not_in_channel, is_archived): it is dropped, logged."""
+
+
 class Undelivered(Exception):
     """Slack still does not take messages (a transient failure): try again later."""
 
@@ -128,8 +132,9 @@ class Outbox:
 
         ``deliver(thread, op)`` posts one message and returns None, or the rest of it still to
         post (e.g. its files after the message went out); ``update`` rewrites the parent
-        message. Both raise :class:`Undelivered` while Slack does not take messages; any other
-        exception drops that message (logged).
+        message. Both raise :class:`Undelivered` while Slack does not take messages and
+        :class:`Refused` when Slack will never take that message (it is dropped, logged). Any
+        other exception leaves everything kept and propagates.
         """
         done = 0
         for raw_id in self.connection.zrangebyscore(self.index_key, "-inf", now, start=0, num=JOBS_PER_PASS):
@@ -181,9 +186,7 @@ class Outbox:
                      deliver: Callable[[SlackThread, dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any] | None:
         try:
             return deliver(thread, op)
-        except Undelivered:
-            raise
-        except Exception as exc:  # Slack refused it for good (e.g. not_in_channel): drop, keep the rest
+        except Refused as exc:  # e.g. the bot was removed from the channel meanwhile: drop, keep the rest
             log.error("a kept message was refused by Slack; dropped",
                       extra={"job": job_id, "kind": op.get("kind"), "error": str(exc)[:200]})
             return None

@@ -9,18 +9,22 @@ of the parent message are coalesced (at most one a second; only the latest is ev
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from slack_sdk import WebClient
 
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.queue import connect
 from aksdns.settings import Settings
 from aksdns.slackclient import POST_ERRORS, classify, web_client
-from workers.outbox import Outbox, Undelivered, decode_files, encode_files
+from workers.outbox import Outbox, Refused, Undelivered, decode_files, encode_files
 from workers.render.blocks import SlackMessage
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,23 @@ SLACK_MAX_WAIT_S = 30.0  # a job waits this long at most on one Retry-After, the
 FLUSH_TIMEOUT_S = 5  # the maintenance pass must not hang on a Slack that does not answer
 PROGRESS_MIN_INTERVAL_S = 1.0  # chat.update is rate limited (Tier 3); progress is coalesced to 1/s
 ATTACHMENTS_FAILED = "⚠️ The attachments could not be uploaded; the results above are complete."
+
+
+# A job's scratch directory (workers.runner: tempfile.mkdtemp(prefix="aksdns-<job>-")): its path says
+# nothing to the thread and tells a reader about the worker's file system; file names stay.
+_WORKDIR_RE = re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/aksdns-[A-Za-z0-9_-]+/")
+
+
+def public_text(text: str) -> str:
+    """``text`` without the worker's temporary paths (``/tmp/aksdns-1a2b…/00-dns.pcap`` → ``00-dns.pcap``)."""
+    return _WORKDIR_RE.sub("", text)
+
+
+def _public(op: dict[str, Any]) -> dict[str, Any]:
+    out = {**op, "text": public_text(str(op.get("text", "")))}
+    if op.get("blocks"):
+        out["blocks"] = json.loads(public_text(json.dumps(op["blocks"])))
+    return out
 
 
 def make_client(token: str, api_url: str) -> WebClient:
@@ -53,7 +74,7 @@ def thread_poster(settings: Settings, spec: JobSpec) -> ThreadPoster | None:
 def deliver(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> dict[str, Any] | None:
     """Post one message; None when all of it went out, else what is left (its files).
 
-    Raises Undelivered while Slack does not take messages; other Slack refusals raise as they are.
+    Raises Undelivered while Slack does not take messages, Refused when it never will.
     """
     kind = op.get("kind")
     try:
@@ -67,7 +88,7 @@ def deliver(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> dict[
         failure = classify(exc)
         if failure.transient:
             raise Undelivered(failure.reason, failure.retry_after_s) from None
-        raise
+        raise Refused(failure.reason) from None
     if not op.get("files"):
         return None
     files_op = {"kind": "files", "files": op["files"]}
@@ -113,7 +134,7 @@ def flush_outbox(settings: Settings, *, owner: str) -> int:
     try:
         return outbox.flush(lambda thread, op: deliver(client, thread, op),
                             lambda thread, text: update(client, thread, text), now=time.time(), owner=owner)
-    except Exception as exc:  # Redis away, a malformed entry: the next pass tries again
+    except (redis.RedisError, ValueError, KeyError, TypeError) as exc:  # the next pass tries again
         log.warning("outbox flush skipped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
         return 0
 
@@ -147,6 +168,7 @@ class ThreadPoster:
 
     def status(self, text: str) -> None:
         """Rewrite the parent message (chat.update)."""
+        text = public_text(text)
         if self.held:
             self._hold_status(text, "held")
             return
@@ -165,6 +187,7 @@ class ThreadPoster:
         self._send({"kind": "post", "text": message.text, "blocks": message.blocks, "files": files})
 
     def _send(self, op: dict[str, Any]) -> None:
+        op = _public(op)
         if self.held:
             self._hold(op, "held")
             return
@@ -173,8 +196,8 @@ class ThreadPoster:
         except Undelivered as exc:
             self._hold(op, exc.reason)
             return
-        except POST_ERRORS as exc:
-            log.warning("chat.postMessage failed", extra={"error": classify(exc).reason})
+        except Refused as exc:
+            log.warning("chat.postMessage failed", extra={"error": str(exc)})
             return
         if rest is not None:
             self._hold(rest, "files upload failed")

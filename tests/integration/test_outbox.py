@@ -12,7 +12,7 @@ from aksdns.jobspec import SlackThread
 from aksdns.standin import SlackStandIn
 from tests.services import BOT_TOKEN, RedisServer
 from workers import outbox as outbox_module
-from workers.outbox import Outbox, Undelivered, encode_files
+from workers.outbox import Outbox, Refused, Undelivered, encode_files
 from workers.slack_post import ThreadPoster, make_client
 
 THREAD = SlackThread("C0INCIDENT", "1.000001", "1.000001")
@@ -88,11 +88,26 @@ def test_a_message_slack_refuses_for_good_is_dropped_and_the_rest_goes(outbox: O
 
     def deliver(_thread: SlackThread, op: dict[str, Any]) -> None:
         if op["text"] == "refused":
-            raise RuntimeError("not_in_channel")
+            raise Refused("not_in_channel")
         posted.append(op["text"])
 
     assert outbox.flush(deliver, lambda _t, _s: None, now=time.time(), owner="t") == 1
     assert posted == ["fine"]
+
+
+def test_anything_else_going_wrong_keeps_the_messages(outbox: Outbox) -> None:
+    """E.g. the worker is told to stop mid-post: nothing is dropped, nothing swallowed."""
+    outbox.hold("job1", THREAD, {"kind": "reply", "text": "kept"}, reason="HTTP 503")
+    outbox.connection.zadd(outbox.index_key, {"job1": 0})
+
+    def interrupted(_thread: SlackThread, _op: dict[str, Any]) -> None:
+        raise InterruptedError("stop requested")
+
+    with pytest.raises(InterruptedError):
+        outbox.flush(interrupted, lambda _t, _s: None, now=time.time(), owner="t")
+    posted: list[str] = []
+    outbox.flush(lambda _t, op: posted.append(op["text"]), lambda _t, _s: None, now=time.time(), owner="t")
+    assert posted == ["kept"]
 
 
 def test_two_workers_never_post_the_same_job(outbox: Outbox) -> None:
