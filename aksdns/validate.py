@@ -112,7 +112,7 @@ def seconds(text: str, what: str, low: float, high: float) -> float:
     return value
 
 
-_ASCII_DECIMAL_RE = re.compile(r"[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6}")
+_ASCII_DECIMAL_RE = re.compile(r"-?(?:[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
 _DURATION_RE = re.compile(r"([0-9]{1,5})(s|m)?")
 
 

@@ -23,8 +23,8 @@ from aksdns.help import help_text
 from aksdns.jobspec import JobSpec
 from aksdns.keys import queue_name
 from aksdns.settings import Settings
-from aksdns.verbs import REGISTRY, spec_of
 from aksdns.validate import printable
+from aksdns.verbs import REGISTRY, spec_of
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})

@@ -18,9 +18,10 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from aksdns import grammar, jobsign
-from aksdns.jobspec import JobSpec, SlackThread, queue_name
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.keys import queue_name
 from aksdns.queue import ON_FAILURE, RUN_JOB, JobQueue
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.dnsservers import FakeDnsServer
 from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, VENV_BIN, RedisServer, aksdns_env, run_aksdns
 

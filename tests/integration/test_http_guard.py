@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from aksdns.embedded import free_port
-from aksdns.standin import SlackStandIn
+from console.embedded import free_port
+from console.standin import SlackStandIn
 from tests.services import (
     BOT_TOKEN,
     SIGNING_SECRET,

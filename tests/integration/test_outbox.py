@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aksdns.jobspec import SlackThread
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.services import BOT_TOKEN, RedisServer
 from workers import outbox as outbox_module
 from workers.outbox import Outbox, Refused, Undelivered, encode_files

@@ -198,6 +198,14 @@ def test_worker_killed_mid_job_is_reported_in_its_thread(
         )
 
 
+def sign_job(payload: dict[str, object]) -> dict[str, object]:
+    """A spec signed with the test's job signing key, as the bot signs (unsigned ones never run)."""
+    from aksdns import jobsign
+    from tests.services import JOB_SIGNING_KEY
+
+    return jobsign.sign(payload, JOB_SIGNING_KEY, now=time.time())
+
+
 def _ppid(proc_dir: Path) -> int:
     try:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -311,7 +319,8 @@ def test_a_job_forged_in_redis_is_refused_by_the_worker(
     payload = {"id": "forged01", "cluster": cluster, "user": "U0FORGER", "thread": None,
                "command": {"verb": "check", "args": {"repeat": 1000000}}}
     queue = Queue(f"aksdns:{cluster}", connection=redis_server.client(), serializer=JSONSerializer)
-    job = queue.enqueue("workers.runner.run_job", payload, job_id="forged01")
+    # Signed as the bot would (a compromised bot holds the key): the worker still checks the command.
+    job = queue.enqueue("workers.runner.run_job", sign_job(payload), job_id="forged01")
     done = slack.wait_for(lambda _s: Job.fetch("forged01", connection=redis_server.client(),
                                                serializer=JSONSerializer).get_status() in ("failed", "finished"),
                           timeout=30)
@@ -357,7 +366,7 @@ def test_the_worker_refuses_a_port_that_is_no_dns_server_of_the_cluster(
                "command": {"verb": "dig", "args": {"servers": [{"host": "10.9.9.9", "port": 6379}],
                                                    "names": ["x.test"], "tcp": True}}}
     Queue(f"aksdns:{cluster}", connection=redis_server.client(), serializer=JSONSerializer).enqueue(
-        "workers.runner.run_job", payload, job_id="policy01")
+        "workers.runner.run_job", sign_job(payload), job_id="policy01")
     assert slack.wait_for(lambda _s: any("port 6379 is not a DNS server" in r for r in _replies(slack)),
                           timeout=30), worker.read_text()[-2000:]
     audit = AuditLog(redis_server.client())

@@ -15,9 +15,10 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from aksdns import grammar
-from aksdns.jobspec import JobSpec, SlackThread, queue_name
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.keys import queue_name
 from aksdns.queue import JobQueue
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.dnsservers import FakeDnsServer, free_port
 from tests.services import (
     BOT_TOKEN,

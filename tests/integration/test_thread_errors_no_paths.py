@@ -13,7 +13,7 @@ from pathlib import Path
 from aksdns import grammar
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.queue import JobQueue
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, RedisServer, aksdns_env, run_aksdns
 from workers.slack_post import public_text
 

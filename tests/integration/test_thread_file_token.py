@@ -19,7 +19,7 @@ import pytest
 from aksdns import grammar
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.queue import JobQueue
-from aksdns.standin import SlackStandIn
+from console.standin import SlackStandIn
 from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, RedisServer, aksdns_env, run_aksdns
 from workers import thread_files
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from aksdns import embedded, grammar
+from aksdns import grammar
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.queue import JobQueue
-from aksdns.standin import SlackStandIn
+from console import embedded
+from console.standin import SlackStandIn
 from tests.dnsservers import FakeDnsServer, free_port
 from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, VENV_BIN, aksdns_env, run_aksdns
 
