@@ -5,9 +5,10 @@ WSGI app is served by gunicorn's threaded workers instead, with two defences of 
 
 - :class:`bot.guard.RequestGuard` checks size, headers, signature and shape of every POST on
   bounded bytes before Bolt sees it;
-- :class:`SlowClientThreadWorker` keeps a connection off the worker threads until its request
-  headers (and the start of its body) have arrived, so slow or silent connections (slowloris)
-  cannot take the threads that answer Slack; a connection gets ``HEADER_DEADLINE_S`` for that.
+- :class:`SlowClientThreadWorker` keeps a connection on gunicorn's poller, off the worker threads,
+  until its request headers (and the start of its body) have arrived, so slow or silent
+  connections (slowloris) cannot take the threads that answer Slack; a connection gets
+  ``HEADER_DEADLINE_S`` for that.
 
 A thread-per-request server cannot outlast every flood: in production HTTP mode belongs behind
 an ingress that buffers whole requests (README), or use Socket Mode.
@@ -15,14 +16,18 @@ an ingress that buffers whole requests (README), or use Socket Mode.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
+import selectors
 import socket
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
@@ -94,53 +99,63 @@ class SlowClientThreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker that hands a connection to a thread only once its request is in.
 
     gthread gives each new connection a thread that blocks reading its headers; a few dozen
-    connections that send slowly (or nothing) take every thread. Here the main loop peeks at
-    the socket (no read, no block) and defers the connection back to its poller until the
-    headers and the first ``PEEK_LIMIT`` bytes of the body have arrived, or closes it once
-    ``HEADER_DEADLINE_S`` have passed since it was accepted.
+    connections that send slowly (or nothing) take every thread. Here the main loop keeps a new
+    connection on its poller and peeks at it (no read, no block) each time it becomes readable,
+    until the headers and the first ``PEEK_LIMIT`` bytes of the body are in; then a thread gets
+    it. A connection still incomplete ``HEADER_DEADLINE_S`` after it was accepted is closed.
     """
 
-    def handle(self, conn: Any) -> Any:
-        if not conn.initialized:
-            deadline = getattr(conn, "aksdns_deadline", None)
-            if deadline is None:
-                deadline = conn.aksdns_deadline = time.monotonic() + HEADER_DEADLINE_S
-            try:
-                head = conn.sock.recv(PEEK_LIMIT, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                head = None
-            except OSError:
-                return False
-            if head == b"":
-                return False  # the client left
-            ready = False if head is None else request_ready(head)
-            if ready is None:
-                conn.sock.setblocking(True)
-                conn.sock.settimeout(1.0)
-                try:
-                    conn.sock.sendall(_HEADERS_TOO_LARGE)
-                except OSError:
-                    pass
-                return False
-            if not ready:
-                return _DEFER if time.monotonic() < deadline else False
-            conn.data_ready = True  # gthread would otherwise block this thread waiting for data
-        return super().handle(conn)
+    def accept(self, listener: Any) -> None:
+        if self.cfg.is_ssl:  # TLS bytes cannot be peeked at; aksdns serves plain HTTP behind its ingress
+            super().accept(listener)
+            return
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
+        conn.timeout = time.monotonic() + HEADER_DEADLINE_S
+        if not self._dispatch_if_ready(conn):
+            self.pending_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
 
-    def finish_request(self, conn: Any, fs: Any) -> None:
-        super().finish_request(conn, fs)
-        if conn in self.pending_conns:  # deferred: it may wait until its own deadline, no longer
-            conn.timeout = getattr(conn, "aksdns_deadline", conn.timeout)
+    def on_pending_socket_readable(self, conn: Any, client: Any) -> None:
+        if self._dispatch_if_ready(conn):
+            self.poller.unregister(client)
+            self.pending_conns.remove(conn)
+
+    def _dispatch_if_ready(self, conn: Any) -> bool:
+        """Hand ``conn`` to a thread (or close it) when its request is in; False to keep waiting."""
+        try:
+            head = conn.sock.recv(PEEK_LIMIT, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            head = b""
+        ready = request_ready(head) if head else None
+        if ready is False:
+            return False
+        if ready:
+            conn.data_ready = True  # gthread would otherwise block a thread waiting for data
+            self.enqueue_req(conn)
+            return True
+        if head:  # headers larger than anything Slack sends
+            with contextlib.suppress(OSError):
+                conn.sock.send(_HEADERS_TOO_LARGE)
+        self.nr_conns -= 1
+        conn.close()
+        return True
 
     def murder_pending(self) -> None:
-        """Close deferred connections past their deadline (in any order: deadlines are per connection)."""
+        """Close connections whose request did not arrive by their deadline (set per connection)."""
         now = time.monotonic()
         for conn in [c for c in self.pending_conns if c.timeout <= now]:
             self.pending_conns.remove(conn)
-            try:
+            with contextlib.suppress(OSError, KeyError, ValueError):
                 self.poller.unregister(conn.sock)
-            except (OSError, KeyError, ValueError):
-                pass
             self.nr_conns -= 1
             conn.close()
 
