@@ -14,6 +14,7 @@ import logging
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from slack_sdk import WebClient
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.queue import connect
 from aksdns.settings import Settings
-from aksdns.slackclient import POST_ERRORS, classify, web_client
+from aksdns.slackclient import POST_ERRORS, SlackFailure, classify, web_client
 from workers.outbox import Outbox, Refused, Undelivered, decode_files, encode_files
 from workers.render.blocks import SlackMessage
 
@@ -77,18 +78,14 @@ def deliver(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> dict[
     Raises Undelivered while Slack does not take messages, Refused when it never will.
     """
     kind = op.get("kind")
-    try:
-        if kind in {"reply", "post"}:
-            client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread_ts, text=str(op.get("text", "")),
-                                    blocks=op.get("blocks") or None)
-            if op.get("dropped_files"):
-                _note(client, thread, f"⚠️ {op['dropped_files']} attachment(s) were too large to keep while Slack "
-                                      "was unavailable; run the command again for them.")
-    except POST_ERRORS as exc:
-        failure = classify(exc)
-        if failure.transient:
-            raise Undelivered(failure.reason, failure.retry_after_s) from None
-        raise Refused(failure.reason) from None
+    if kind in {"reply", "post"}:
+        refused = _call(lambda: client.chat_postMessage(channel=thread.channel, thread_ts=thread.thread_ts,
+                                                        text=str(op.get("text", "")), blocks=op.get("blocks") or None))
+        if refused is not None:
+            raise Refused(refused.reason)
+        if op.get("dropped_files"):
+            _note(client, thread, f"⚠️ {op['dropped_files']} attachment(s) were too large to keep while Slack "
+                                  "was unavailable; run the command again for them.")
     if not op.get("files"):
         return None
     files_op = {"kind": "files", "files": op["files"]}
@@ -102,27 +99,35 @@ def deliver(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> dict[
     return None
 
 
-def _upload(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> None:
+def _call(call: Callable[[], object]) -> SlackFailure | None:
+    """Run one Slack call: None when it went through, Slack's refusal when it never will.
+
+    Raises Undelivered when Slack does not take it now (after the client's own retries).
+    """
     try:
-        files = decode_files(op["files"])
-        client.files_upload_v2(channel=thread.channel, thread_ts=thread.thread_ts, file_uploads=files)
+        call()
     except POST_ERRORS as exc:
         failure = classify(exc)
         if failure.transient:
             raise Undelivered(failure.reason, failure.retry_after_s) from None
-        log.warning("files upload failed", extra={"error": failure.reason})
+        return failure
+    return None
+
+
+def _upload(client: WebClient, thread: SlackThread, op: dict[str, Any]) -> None:
+    files = decode_files(op["files"])
+    refused = _call(lambda: client.files_upload_v2(channel=thread.channel, thread_ts=thread.thread_ts,
+                                                   file_uploads=files))
+    if refused is not None:
+        log.warning("files upload failed", extra={"error": refused.reason})
         _note(client, thread, ATTACHMENTS_FAILED)
 
 
 def update(client: WebClient, thread: SlackThread, text: str) -> None:
     """Rewrite the parent message; Undelivered while Slack does not take it."""
-    try:
-        client.chat_update(channel=thread.channel, ts=thread.status_ts, text=text)
-    except POST_ERRORS as exc:
-        failure = classify(exc)
-        if failure.transient:
-            raise Undelivered(failure.reason, failure.retry_after_s) from None
-        log.warning("chat.update failed", extra={"error": failure.reason})
+    refused = _call(lambda: client.chat_update(channel=thread.channel, ts=thread.status_ts, text=text))
+    if refused is not None:
+        log.warning("chat.update failed", extra={"error": refused.reason})
 
 
 def flush_outbox(settings: Settings, *, owner: str) -> int:

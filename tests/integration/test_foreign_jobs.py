@@ -20,17 +20,21 @@ from rq.serializers import JSONSerializer
 from aksdns import grammar, jobsign
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.keys import queue_name
-from aksdns.queue import ON_FAILURE, RUN_JOB, JobQueue
+from aksdns.queue import ON_FAILURE, RUN_JOB
 from console.standin import SlackStandIn
 from tests.dnsservers import FakeDnsServer
-from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, VENV_BIN, RedisServer, aksdns_env, run_aksdns
+from tests.services import (
+    BOT_TOKEN,
+    JOB_SIGNING_KEY,
+    VENV_BIN,
+    RedisServer,
+    aksdns_env,
+    queue_signed,
+    run_aksdns,
+    stack_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> str:
-    return "fj" + str(abs(hash(request.node.name)) % 10**8)
 
 
 @pytest.fixture
@@ -43,9 +47,8 @@ def proof_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def worker(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path,
            proof_dir: Path) -> Iterator[Path]:
-    env = aksdns_env(
-        REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
-        AKSDNS_CLUSTER=cluster, AKSDNS_JOB_TIMEOUT="20",
+    env = stack_env(
+        redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="20",
         # tests.proof is importable by the worker, as any module on its path would be
         PYTHONPATH=str(REPO), AKSDNS_TEST_PROOF_DIR=str(proof_dir),
     )
@@ -124,7 +127,7 @@ def test_a_genuine_job_still_runs_once(
     # Forged first, genuine after: the worker keeps serving.
     _queue(redis_server, cluster).enqueue("subprocess.check_call", ["true"])
     spec = _spec(cluster, answering_server, channel="C0INCIDENT")
-    JobQueue(redis_server.client(), job_timeout_s=20, signing_key=JOB_SIGNING_KEY).enqueue(spec)
+    queue_signed(redis_server.client(), spec, job_timeout_s=20)
     assert slack.wait_for(lambda s: any(m.blocks for m in s.messages), timeout=30), worker.read_text()[-3000:]
     job = Job.fetch(spec.id, connection=redis_server.client(), serializer=JSONSerializer)
     assert _wait_status(job, {JobStatus.FINISHED, JobStatus.FAILED}) == JobStatus.FINISHED

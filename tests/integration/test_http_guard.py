@@ -17,42 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from console.embedded import free_port
 from console.standin import SlackStandIn
-from tests.services import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    RedisServer,
-    aksdns_env,
-    post,
-    run_aksdns,
-    sign,
-    slash_body,
-    wait_http,
-)
+from tests.services import RedisServer, post, run_http_bot, sign, slash_body, stack_env
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> str:
-    return "hg" + str(abs(hash(request.node.name)) % 10**8)
-
-
-@pytest.fixture
 def bot_proc(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path
              ) -> Iterator[tuple[str, Path, int]]:
-    port = free_port()
     home = tmp_path / "home"
     (home / "xdg").mkdir(parents=True)
-    env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
-                     SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER=cluster, HOME=str(home),
-                     XDG_RUNTIME_DIR=str(home / "xdg"))
+    env = stack_env(redis_server.url, slack, cluster, HOME=str(home), XDG_RUNTIME_DIR=str(home / "xdg"))
     log = tmp_path / "bot.log"
-    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, log) as p:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/slack/events", log, p.pid
+    with run_http_bot(env, log) as (url, proc):
+        yield url, log, proc.pid
 
 
 @pytest.fixture

@@ -14,23 +14,19 @@ import pytest
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from aksdns import grammar
-from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.keys import queue_name
-from aksdns.queue import JobQueue
 from console.standin import SlackStandIn
-from tests.dnsservers import FakeDnsServer, free_port
+from tests.dnsservers import FakeDnsServer
 from tests.services import (
-    BOT_TOKEN,
-    JOB_SIGNING_KEY,
-    SIGNING_SECRET,
     RedisServer,
-    aksdns_env,
     post,
+    queue_signed,
     run_aksdns,
+    run_http_bot,
     sign,
     slash_body,
-    wait_http,
+    stack_env,
+    thread_job,
 )
 from workers.outbox import Outbox
 
@@ -39,28 +35,15 @@ CHANNEL = "C0INCIDENT"
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest) -> str:
-    return "bd" + str(abs(hash(request.node.name)) % 10**8)
-
-
-def _env(redis_server: RedisServer, slack: SlackStandIn, cluster: str) -> dict[str, str]:
-    return aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
-                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER=cluster, AKSDNS_JOB_TIMEOUT="60")
-
-
-@pytest.fixture
 def bot(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                    _env(redis_server, slack, cluster), tmp_path / "bot.log"):
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/slack/events"
+    with run_http_bot(stack_env(redis_server.url, slack, cluster), tmp_path / "bot.log") as (url, _):
+        yield url
 
 
 @pytest.fixture
 def worker(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[Path]:
     log = tmp_path / "worker.log"
-    with run_aksdns(["worker"], _env(redis_server, slack, cluster), log):
+    with run_aksdns(["worker"], stack_env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="60"), log):
         yield log
 
 
@@ -109,12 +92,12 @@ def test_a_result_is_kept_while_slack_is_down_and_posted_when_it_answers(
     outage: str, worker: Path, slack: SlackStandIn, redis_server: RedisServer, cluster: str,
     answering_server: FakeDnsServer,
 ) -> None:
-    parent = slack.state.call("chat.postMessage", {"channel": CHANNEL, "text": "🔎 `dig` queued by <@U0ONCALL>"})["ts"]
+    spec = thread_job(slack, _dig(answering_server), cluster, CHANNEL)
+    assert spec.thread is not None
+    parent = spec.thread.thread_ts
     slack.state.faults.hang_s = 20  # longer than the worker's Slack time-out (15 s)
     slack.state.faults.outage(outage)
-    spec = JobSpec.new(grammar.parse(_dig(answering_server)), cluster=cluster, user="U0ONCALL",
-                       thread=SlackThread(CHANNEL, parent, parent))
-    JobQueue(redis_server.client(), job_timeout_s=60, signing_key=JOB_SIGNING_KEY).enqueue(spec)
+    queue_signed(redis_server.client(), spec, job_timeout_s=60)
     job = Job.fetch(spec.id, connection=redis_server.client(), serializer=JSONSerializer)
     deadline = time.monotonic() + 90
     while job.get_status(refresh=True) not in {JobStatus.FINISHED, JobStatus.FAILED}:

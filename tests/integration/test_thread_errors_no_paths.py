@@ -10,11 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aksdns import grammar
-from aksdns.jobspec import JobSpec, SlackThread
-from aksdns.queue import JobQueue
 from console.standin import SlackStandIn
-from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, RedisServer, aksdns_env, run_aksdns
+from tests.services import RedisServer, queue_signed, run_aksdns, stack_env, thread_job
 from workers.slack_post import public_text
 
 CHANNEL = "C0INCIDENT"
@@ -24,14 +21,13 @@ def test_a_bad_capture_is_named_without_the_workers_temporary_path(
     redis_server: RedisServer, slack: SlackStandIn, tmp_path: Path
 ) -> None:
     cluster = "tp" + str(int(time.time() * 1000) % 10**8)
-    parent = slack.state.call("chat.postMessage", {"channel": CHANNEL, "text": "queued"})["ts"]
+    spec = thread_job(slack, "analyze", cluster, CHANNEL)
+    assert spec.thread is not None
+    parent = spec.thread.thread_ts
     slack.state.add_user_file(CHANNEL, parent, "dns-cap1.pcap", b"this is not a capture file at all" * 4)
-    env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
-                     AKSDNS_CLUSTER=cluster, AKSDNS_JOB_TIMEOUT="30")
+    env = stack_env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="30")
     with run_aksdns(["worker"], env, tmp_path / "worker.log"):
-        spec = JobSpec.new(grammar.parse("analyze"), cluster=cluster, user="U0ONCALL",
-                           thread=SlackThread(CHANNEL, parent, parent))
-        JobQueue(redis_server.client(), job_timeout_s=30, signing_key=JOB_SIGNING_KEY).enqueue(spec)
+        queue_signed(redis_server.client(), spec)
         # (predicates run under the stand-in's lock: read s.messages, not s.thread(), which takes it)
         assert slack.wait_for(lambda s: any(m.text.startswith("❌") and m.thread_ts == parent for m in s.messages),
                               timeout=40), (

@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from aksdns import grammar
-from aksdns.jobspec import JobSpec, SlackThread
-from aksdns.queue import JobQueue
 from console.standin import SlackStandIn
-from tests.services import BOT_TOKEN, JOB_SIGNING_KEY, RedisServer, aksdns_env, run_aksdns
+from tests.services import RedisServer, queue_signed, run_aksdns, stack_env, thread_job
 from workers import thread_files
 
 CHANNEL = "C0INCIDENT"
@@ -67,15 +64,14 @@ def test_a_redirect_to_another_host_never_receives_the_token(
     redis_server: RedisServer, slack: SlackStandIn, elsewhere: Recorder, tmp_path: Path
 ) -> None:
     cluster = "tok" + str(int(time.time() * 1000) % 10**8)
-    parent = slack.state.call("chat.postMessage", {"channel": CHANNEL, "text": "queued"})["ts"]
+    spec = thread_job(slack, "analyze", cluster, CHANNEL)
+    assert spec.thread is not None
+    parent = spec.thread.thread_ts
     slack.state.add_user_file(CHANNEL, parent, "dns-cap1.pcap", b"\xd4\xc3\xb2\xa1" + b"\x00" * 20)
     slack.state.faults.redirect_files_to = elsewhere.url
-    env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
-                     AKSDNS_CLUSTER=cluster, AKSDNS_JOB_TIMEOUT="30")
+    env = stack_env(redis_server.url, slack, cluster, AKSDNS_JOB_TIMEOUT="30")
     with run_aksdns(["worker"], env, tmp_path / "worker.log"):
-        spec = JobSpec.new(grammar.parse("analyze"), cluster=cluster, user="U0ONCALL",
-                           thread=SlackThread(CHANNEL, parent, parent))
-        JobQueue(redis_server.client(), job_timeout_s=30, signing_key=JOB_SIGNING_KEY).enqueue(spec)
+        queue_signed(redis_server.client(), spec)
         ended = ("could not finish", "done in", "failed")
         assert slack.wait_for(lambda s: any(e in m.text for m in s.messages for e in ended), timeout=40), (
             (tmp_path / "worker.log").read_text()[-3000:]
