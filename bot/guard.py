@@ -33,6 +33,8 @@ from typing import Any
 import redis
 from slack_bolt.request.internals import parse_body
 
+from aksdns.keys import request_signature_key
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # slash commands are ~1 KB; interactions carry a message, well under this
@@ -158,7 +160,7 @@ def redis_signature_seen(connection: redis.Redis) -> Callable[[str], bool]:
 
     def seen(signature: str) -> bool:
         try:
-            return not connection.set(f"aksdns:slacksig:{signature}", 1, nx=True, ex=SIGNATURE_TTL_S)
+            return not connection.set(request_signature_key(signature), 1, nx=True, ex=SIGNATURE_TTL_S)
         except redis.RedisError:
             return False  # without Redis nothing can be queued anyway: answer as usual
 

@@ -22,11 +22,11 @@ import redis
 from rq.job import Job
 
 from aksdns import jobsign
+from aksdns.keys import ran_key
 from aksdns.queue import ON_FAILURE, RUN_JOB
 from aksdns.validate import clip
 
 log = logging.getLogger(__name__)
-RAN_KEY_PREFIX = "aksdns:ran:"  # job ids already started: a copied job hash is not run twice
 
 
 class ForeignJobRefused(Exception):
@@ -74,7 +74,7 @@ def _run_signed(job: Job, target: Callable[[dict[str, Any]], Any]) -> Callable[.
 
 def _first_run(job: Job) -> bool:
     try:
-        return bool(job.connection.set(RAN_KEY_PREFIX + job.id, 1, nx=True, ex=int(jobsign.MAX_AGE_S) + 3600))
+        return bool(job.connection.set(ran_key(job.id), 1, nx=True, ex=int(jobsign.MAX_AGE_S) + 3600))
     except redis.RedisError:
         return True  # Redis went away mid-job: RQ itself cannot hand this job out twice then
 

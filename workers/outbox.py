@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from aksdns.jobspec import SlackThread
+from aksdns.keys import outbox_key
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Outbox:
 
     @property
     def index_key(self) -> str:
-        return f"aksdns:outbox:{self.cluster}"
+        return outbox_key(self.cluster)
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.index_key}:{job_id}"
