@@ -31,7 +31,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.guard import Refusal, RequestGuard
+from bot.guard import SIGNATURE_KEY, SIGNED, Refusal, RequestGuard, SignedRequest
 from bot.priority import RequestGate
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -58,20 +58,22 @@ def wsgi_app(app: App, gate: RequestGate | None = None, guard: RequestGuard | No
             if guard is not None:
                 checked = guard.check(environ)
                 if isinstance(checked, Refusal):
-                    body = b"" if checked.status.startswith("200") else checked.status.encode() + b"\n"
+                    body = checked.status.encode() + b"\n"
                     start_response(checked.status, [("Content-Type", "text/plain"),
                                                     ("Content-Length", str(len(body)))])
                     return [body]
                 environ = checked
-            if gate is None:
-                result: Iterable[bytes] = handler(environ, start_response)
-                return result
-            gate.enter()
+            # Follow-up work started while Bolt handles this request sees its signature (replays).
+            token = SIGNED.set(SignedRequest(environ[SIGNATURE_KEY]) if SIGNATURE_KEY in environ else None)
+            if gate is not None:
+                gate.enter()
             try:
                 # Bolt returns a list: the whole answer is built before the gate opens.
                 return list(handler(environ, start_response))
             finally:
-                gate.exit()
+                if gate is not None:
+                    gate.exit()
+                SIGNED.reset(token)
         if path == "/healthz" and method == "GET":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]

@@ -7,7 +7,7 @@ Reads settings once and builds every client. Socket Mode when SLACK_APP_TOKEN is
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aksdns import jobsign, logs
 from aksdns.errors import AksDnsError
@@ -17,7 +17,7 @@ from aksdns.settings import Settings
 from aksdns.slackclient import web_client
 from bot.app import AksDnsApp, redis_event_dedup
 from bot.dispatch import Dispatcher
-from bot.guard import RequestGuard, redis_signature_seen
+from bot.guard import ReplayCheck, RequestGuard, redis_signature_seen
 from bot.http import GunicornServer, WsgiApp, wsgi_app
 from bot.priority import RequestGate
 
@@ -42,9 +42,19 @@ def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
         dispatcher,
         client=client,
         event_seen=redis_event_dedup(connection),
-        before_followup=gate.wait_idle if gate else None,
+        before_followup=_before_followup(gate, ReplayCheck(redis_signature_seen(connection))) if gate else None,
         audit=audit.append,
     )
+
+
+def _before_followup(gate: RequestGate, replayed: ReplayCheck) -> Callable[[], bool]:
+    """HTTP mode, before each follow-up: let in-flight acks go first; False for a replayed request."""
+
+    def before() -> bool:
+        gate.wait_idle()
+        return not replayed()
+
+    return before
 
 
 def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: int, threads: int) -> int:
@@ -61,8 +71,7 @@ def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: i
         def factory() -> WsgiApp:
             gate = RequestGate()  # one per gunicorn worker process
             bot = build(settings, gate)
-            seen = redis_signature_seen(bot.dispatcher.queue.connection)
-            return wsgi_app(bot.app, gate, RequestGuard(settings.slack_signing_secret, seen=seen))
+            return wsgi_app(bot.app, gate, RequestGuard(settings.slack_signing_secret))
 
         GunicornServer(factory, host=host, port=port, workers=workers, threads=threads).run()
         return 0

@@ -89,3 +89,27 @@ def test_a_large_body_is_waited_for_only_up_to_the_peek_limit() -> None:
     head = b"POST / HTTP/1.1\r\nContent-Length: 900000\r\n\r\n"
     assert request_ready(head + b"a" * (PEEK_LIMIT - len(head))) is True
     assert request_ready(head + b"a" * 100) is False
+
+
+def test_a_request_is_checked_for_replay_once_however_many_follow_ups_it_has() -> None:
+    import contextvars
+
+    from bot.guard import SIGNED, ReplayCheck, SignedRequest
+
+    remembered: set[str] = set()
+
+    def seen(signature: str) -> bool:
+        was = signature in remembered
+        remembered.add(signature)
+        return was
+
+    check = ReplayCheck(seen)
+    assert check() is False  # no request behind this work (Socket Mode)
+
+    def request(signature: str) -> list[bool]:
+        SIGNED.set(SignedRequest(signature))
+        # an audit follow-up and the command's, each in a copy of the request's context
+        return [contextvars.copy_context().run(check) for _ in range(2)]
+
+    assert contextvars.copy_context().run(request, SIG) == [False, False]  # first time: both go ahead
+    assert contextvars.copy_context().run(request, SIG) == [True, True]  # the same bytes again: neither
