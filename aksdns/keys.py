@@ -38,3 +38,19 @@ def thread_history_key(channel: str, thread_ts: str) -> str:
 def rerun_basis_key(cluster: str, channel: str, thread_ts: str, verb: str) -> str:
     """What the last run of a command in a thread left for the next Re-run to compare against."""
     return f"{PREFIX}:last:{cluster}:{channel}:{thread_ts}:{verb}"
+
+
+def ran_key(job_id: str) -> str:
+    """A job id a worker started: the same signed job put back in the queue is not run twice."""
+    return f"{PREFIX}:ran:{job_id}"
+
+
+def request_signature_key(signature: str) -> str:
+    """A Slack request signature seen in HTTP mode: the same signed bytes again are a replay."""
+    return f"{PREFIX}:slacksig:{signature}"
+
+
+def outbox_key(cluster: str) -> str:
+    """A cluster's thread messages Slack did not take yet: a sorted set of job ids by next attempt;
+    each job's messages under ``<key>:<job id>:ops`` and its thread and status under ``<key>:<job id>``."""
+    return f"{PREFIX}:outbox:{cluster}"

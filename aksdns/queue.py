@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import redis
 from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
+from aksdns import jobsign
 from aksdns.errors import QueueUnavailable
 from aksdns.jobspec import JobSpec
 from aksdns.keys import queue_name
@@ -47,9 +49,10 @@ class Duplicate:
 class JobQueue:
     """Puts job specs on the cluster's queue and remembers running ones for deduplication."""
 
-    def __init__(self, connection: redis.Redis, *, job_timeout_s: float) -> None:
+    def __init__(self, connection: redis.Redis, *, job_timeout_s: float, signing_key: str = "") -> None:
         self.connection = connection
         self.job_timeout_s = job_timeout_s
+        self.signing_key = signing_key  # workers run only specs signed with it (aksdns.jobsign)
 
     def ping(self) -> None:
         """Raise QueueUnavailable when Redis does not answer."""
@@ -89,6 +92,7 @@ class JobQueue:
         queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
         payload = spec.to_dict()
         payload["dedup_key"] = dedup
+        payload = jobsign.sign(payload, self.signing_key, now=time.time())
         try:
             if dedup:
                 thread = spec.thread

@@ -10,6 +10,8 @@ from aksdns.errors import AksDnsError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Settings whose values never reach a log: ``redacted`` shows only whether they are set.
+SECRETS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "job_signing_key"})
 
 
 def _csv(value: str | None) -> frozenset[str]:
@@ -94,6 +96,7 @@ class Settings:
     history_days: float = 14.0  # how long a thread's history (and Re-run bases) is kept
     audit_days: float = 90.0  # how long the audit stream keeps an entry
     azure: AzureAccess = AzureAccess()  # `apiserver`: the cluster's Azure settings (optional)
+    job_signing_key: str = ""  # HMAC key of job specs, shared by the bot and the workers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -126,13 +129,14 @@ class Settings:
             history_days=_float(env, "AKSDNS_HISTORY_DAYS", 14.0),
             audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
             azure=AzureAccess.from_env(env),
+            job_signing_key=env.get("AKSDNS_JOB_SIGNING_KEY", ""),
         )
 
     def redacted(self) -> dict[str, object]:
         """For logs: every setting, with secrets replaced by whether they are set."""
         out: dict[str, object] = {}
         for key, value in self.__dict__.items():
-            if key in {"slack_bot_token", "slack_signing_secret", "slack_app_token"}:
+            if key in SECRETS:
                 out[key] = "set" if value else "unset"
             elif key == "redis_url":
                 out[key] = redact_url(str(value))

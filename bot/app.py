@@ -6,6 +6,7 @@ answers in the thread it was written in.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Callable
@@ -198,13 +199,13 @@ class AksDnsApp:
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def run() -> None:
             try:
-                if self.before_followup is not None:
-                    self.before_followup()
+                if self.before_followup is not None and self.before_followup() is False:
+                    return  # e.g. a replayed request (bot.guard): nothing to do
                 fn(*args)
             except Exception:  # never lost silently: the log has the traceback
                 log.exception("follow-up failed")
 
-        self.followups.submit(run)
+        self.followups.submit(contextvars.copy_context().run, run)  # the request's context goes along
 
     def _audit(
         self, kind: str, user: str, channel: str, command: Command | None, allowed: bool, reason: str

@@ -16,8 +16,19 @@ from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.keys import dedup_key
 from aksdns.queue import JobQueue
 from aksdns.settings import Settings
+from aksdns.slackclient import POST_ERRORS, SlackFailure, classify
 
 log = logging.getLogger(__name__)
+
+def could_not_post(failure: SlackFailure) -> str:
+    """What the user is told when the parent message cannot be posted (nothing was queued)."""
+    if failure.not_in_channel:
+        return "I cannot post in this channel: invite me with `/invite @aksdns` and try again."
+    if failure.transient:
+        return (f"Slack is not taking my messages right now ({failure.reason}), so nothing was queued. "
+                "Try again in a minute.")
+    return f"Slack refused my message ({failure.reason}), so nothing was queued."
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -56,10 +67,11 @@ class Dispatcher:
         text = f"{emoji(command)} `{describe(command)}` queued by <@{user}> on cluster `{cluster}`"
         try:
             parent = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
-        except (SlackApiError, SlackClientError, OSError) as exc:
+        except POST_ERRORS as exc:  # after the client's own bounded retries of 429 and 5xx
             self.queue.release(key)
-            log.warning("parent message failed", extra={"channel": channel, "error": type(exc).__name__})
-            return Outcome("I cannot post in this channel: invite me with `/invite @aksdns` and try again.")
+            failure = classify(exc)
+            log.warning("parent message failed", extra={"channel": channel, "error": failure.reason})
+            return Outcome(could_not_post(failure))
         status_ts = str(parent["ts"])
         spec = JobSpec.new(
             command, cluster=cluster, user=user, thread=SlackThread(channel, thread_ts or status_ts, status_ts)

@@ -23,6 +23,7 @@ from aksdns.help import help_text
 from aksdns.jobspec import JobSpec
 from aksdns.keys import queue_name
 from aksdns.settings import Settings
+from aksdns.validate import printable
 from aksdns.verbs import REGISTRY, spec_of
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, env)
     except AksDnsError as exc:
-        print(f"aksdns: {user_message(exc)}", file=sys.stderr)
+        print(f"aksdns: {printable(user_message(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

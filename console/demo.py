@@ -12,6 +12,7 @@ import argparse
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "SLACK_API_URL": slack.api_url,
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "AKSDNS_JOB_SIGNING_KEY": secrets.token_hex(32),  # a fresh key per demo run
             "AKSDNS_CLUSTER": "testbed",
             "AKSDNS_NAMESPACE": "aksdns",
             "AKSDNS_AZURE_DNS": str(desc["upstream"]).split(":")[0],

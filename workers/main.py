@@ -15,11 +15,13 @@ import redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from aksdns import logs
+from aksdns import jobsign, logs
 from aksdns.keys import queue_name
 from aksdns.queue import connect
 from aksdns.settings import Settings
-from workers import runner
+from workers import jobguard, runner
+from workers.jobguard import GuardedJob
+from workers.rqworker import AksDnsWorker
 
 log = logging.getLogger(__name__)
 JOB_MONITORING_INTERVAL_S = 5
@@ -49,6 +51,12 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
         settings = Settings(**{**settings.__dict__, "cluster": cluster})
     logs.configure(settings.log_level)
     log.info("worker starting", extra={"settings": settings.redacted()})
+    problem = jobsign.key_problem(settings.job_signing_key)
+    if problem:  # without the key every job would be refused: say so at start, not per job
+        log.error("job signing key missing", extra={"problem": problem})
+        print(f"aksdns worker: {problem}; the chart sets it from a Secret")
+        return 1
+    jobguard.configure(settings.job_signing_key)
     runner.configure(runner.WorkerContext(settings, runner.base_env(settings)))
     connection = connect(settings.redis_url)
     try:
@@ -59,11 +67,13 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
         return 1
     if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
         run_janitor(settings)
-    queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer)
-    worker = Worker(
+    queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer, job_class=GuardedJob)
+    worker = AksDnsWorker(
         [queue],
+        settings=settings,
         connection=connection,
         serializer=JSONSerializer,
+        job_class=GuardedJob,  # only aksdns's own entry points, on signed specs
         name=worker_name(settings.cluster),
         # A killed worker's job is found by its expired heartbeat (interval + 60 s in RQ), and
         # reported in its thread by the next maintenance pass: keep both short.
@@ -76,7 +86,11 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
 
 
 def healthcheck(env: Mapping[str, str]) -> int:
-    """Liveness: Redis answers and a worker of this host is registered on our queue."""
+    """Liveness: Redis answers and a worker of this host is registered on our queue.
+
+    Registered means serving: the worker writes its registration again on every heartbeat
+    when Redis lost it (workers.rqworker), e.g. after a restart without persistence.
+    """
     settings = Settings.from_env(env)
     connection = connect(settings.redis_url)
     try:

@@ -29,7 +29,7 @@ from workers import jobs
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
 from workers.report import Report
-from workers.slack_post import ThreadPoster, make_client
+from workers.slack_post import ThreadPoster, thread_poster
 from workers.thread_files import fetch_thread_captures
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ def base_env(settings: Settings) -> JobEnv:
 
 
 def _poster(settings: Settings, spec: JobSpec) -> ThreadPoster | None:
-    if spec.thread is None or not settings.slack_bot_token:
-        return None
-    return ThreadPoster(make_client(settings.slack_bot_token, settings.slack_api_url), spec.thread)
+    return thread_poster(settings, spec)  # what Slack does not take is kept in Redis and posted later
 
 
 def _release(settings: Settings, key: str | None) -> None:
@@ -153,7 +151,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
 
     def progress(text: str) -> None:
         if poster:
-            poster.status(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
+            poster.progress(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
 
     thread = spec.thread
     previous = (

@@ -189,6 +189,7 @@ def test_every_value_is_documented_and_in_the_schema() -> None:
         ({"capture.namespaces[0]": "Not_A_Namespace"}, "capture/namespaces"),
         ({"bot.ingress.enabled": "true"}, "minItems"),
         ({"worker.replicass": "2"}, "additional properties"),
+        ({"jobSigning.key": "too-short"}, "jobSigning/key"),
     ],
 )
 def test_schema_rejects_bad_values(sets: dict[str, str], message: str) -> None:
@@ -202,6 +203,8 @@ def test_schema_rejects_bad_values(sets: dict[str, str], message: str) -> None:
         ({"redis.external.url": "redis://r:6379/0"}, "set redis.enabled=false"),
         ({"bot.enabled": "false", "worker.enabled": "false"}, "nothing to install"),
         ({"worker.enabled": "false", "capture.enabled": "true"}, "capture.enabled needs worker.enabled"),
+        ({"bot.enabled": "false", "redis.enabled": "false", "redis.external.url": "redis://r:6379/0"},
+         "bot.enabled=false needs jobSigning.existingSecret"),
     ],
 )
 def test_contradictory_values_fail_with_a_reason(sets: dict[str, str], message: str) -> None:
@@ -473,6 +476,26 @@ def test_bundled_redis_requires_a_password_and_keeps_it_in_one_secret() -> None:
     assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")  # dependent variables come later
 
 
+def test_bot_and_worker_share_a_generated_job_signing_key_the_test_pod_does_not_get() -> None:
+    docs = render()
+    secret = one(docs, "Secret", "-job-signing")
+    assert len(base64.b64decode(secret["data"]["key"])) == 48
+    for name in ("-bot", "-worker"):
+        dep = one(docs, "Deployment", name)
+        ref = env_names(dep["spec"]["template"]["spec"]["containers"][0])["AKSDNS_JOB_SIGNING_KEY"]
+        assert ref["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "key"}
+        assert "checksum/job-signing" in dep["spec"]["template"]["metadata"]["annotations"]
+    for pod in by_kind(docs, "Pod"):
+        assert "AKSDNS_JOB_SIGNING_KEY" not in env_names(pod["spec"]["containers"][0])
+
+
+def test_worker_only_release_uses_the_bot_releases_job_signing_key() -> None:
+    docs = render([CHART / "ci" / "worker-only-values.yaml"])
+    assert not [d for d in by_kind(docs, "Secret") if d["metadata"]["name"].endswith("-job-signing")]
+    env = env_names(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
+    assert env["AKSDNS_JOB_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "aksdns-job-signing", "key": "key"}
+
+
 def test_existing_secrets_are_used_and_not_created() -> None:
     docs = render([CHART / "ci" / "existing-secrets-values.yaml"])
     assert not by_kind(docs, "Secret")
@@ -481,6 +504,8 @@ def test_existing_secrets_are_used_and_not_created() -> None:
     env = env_names(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
     assert env["SLACK_BOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "aksdns-slack"
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "aksdns-redis", "key": "password"}
+    assert env["AKSDNS_JOB_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "aksdns-job-signing", "key": "signing-key"}
 
 
 def test_keda_scales_workers_on_the_cluster_queue() -> None:
