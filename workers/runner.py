@@ -29,7 +29,7 @@ from workers import jobs
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
 from workers.report import Report
-from workers.slack_post import ThreadPoster, thread_poster
+from workers.slack_post import ThreadPoster, public_text, thread_poster
 from workers.thread_files import fetch_thread_captures
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report
         started_at=started_at,
         finished_at=time.time(),
         status=status,
-        summary=summary,
+        summary=public_text(summary),  # the history is read back into threads: no worker paths
         findings=tuple(trim_finding(f.to_dict()) for f in (report.findings if report else [])[:MAX_FINDINGS_KEPT]),
         attachments=tuple(a.filename for a in (report.attachments if report else [])),
     )
