@@ -3,6 +3,7 @@
 
 use crate::dns::{self, RrInfo, Scratch};
 use crate::dns_tree::{rcode_name, type_mnemonic, DnsTap, DnsTree};
+use crate::dns_tree44::{self, DnsQrTree, DnsTree44, Tap44, TTL_MAX};
 use crate::link::{self, Endpoint, Skip, Transport};
 use crate::reader::{MergedReader, OpenError};
 use crate::stats_tree::Row;
@@ -451,6 +452,11 @@ pub struct Analysis {
     pub first_time_ns: Option<i64>,
     pub last_time_ns: Option<i64>,
     pub tshark_tree: String,
+    /// `-z dns,tree -z dns_qr,tree` of Wireshark 4.4 (only when asked for).
+    pub tshark_tree_44: Option<String>,
+    /// dns_qr's "Unanswered": queries that are not retransmissions, less one for each
+    /// answered response (Wireshark 4.4's definition).
+    pub qr_unanswered: i64,
     pub tree_rows: Vec<Row>,
     pub transactions: u64,
     pub answered_transactions: u64,
@@ -550,6 +556,8 @@ pub struct Analyzer {
 pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
+    tree44: Option<(DnsTree44, DnsQrTree)>,
+    qr_unanswered: i64,
     dns_messages: u64,
     queries: u64,
     responses: u64,
@@ -609,6 +617,10 @@ struct Rec {
     /// Ranges in the batch's `names` and `answers`.
     names: (u32, u32),
     answers: (u32, u32),
+    /// Wireshark 4.4 only: ranges in the batch's `rr_types` and `ttls` (answers,
+    /// authorities, additionals one after the other).
+    rr_types: (u32, u32),
+    ttls: (u32, [u16; 3]),
     // Set by the matching thread:
     account: bool,
     unsolicited: bool,
@@ -630,6 +642,8 @@ struct Batch {
     names: Vec<u8>,
     answers: Vec<RrInfo>,
     unanswered: Vec<Unanswered>,
+    rr_types: Vec<u16>,
+    ttls: Vec<u32>,
 }
 
 impl Batch {
@@ -638,15 +652,19 @@ impl Batch {
         self.names.clear();
         self.answers.clear();
         self.unanswered.clear();
+        self.rr_types.clear();
+        self.ttls.clear();
     }
 }
 
 impl Stats {
-    fn new(slow_s: f64, list_limit: usize) -> Stats {
+    fn new(slow_s: f64, list_limit: usize, ws44: bool) -> Stats {
         Stats {
             slow_ns: (slow_s * 1e9).round() as i64,
             list_limit,
             tree: DnsTree::new(),
+            tree44: if ws44 { Some((DnsTree44::new(), DnsQrTree::new())) } else { None },
+            qr_unanswered: 0,
             dns_messages: 0,
             queries: 0,
             responses: 0,
@@ -685,7 +703,7 @@ impl Stats {
             let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
             let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
             if let Some(p) = e.parsed {
-                self.message(e, &p, name, answers);
+                self.message(e, &p, name, answers, batch);
             }
         }
         for u in &batch.unanswered {
@@ -699,7 +717,7 @@ impl Stats {
         }
     }
 
-    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo]) {
+    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo], batch: &Batch) {
         let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
         let is_response = flags & 0x8000 != 0;
         self.dns_messages += 1;
@@ -720,10 +738,35 @@ impl Stats {
             nauthorities: p.nscount,
             nadditionals: p.arcount,
             unsolicited: e.unsolicited,
-            retransmission: e.retransmission,
+            // Wireshark 4.4 flags a re-sent query only when it has a question.
+            retransmission: e.retransmission && (is_response || p.qdcount > 0),
             rrt_ms: ns_to_ms(delta_ns) as f32,
         };
         self.tree.packet(e.now_ms, &tap);
+        if !is_response {
+            if !tap.retransmission {
+                self.qr_unanswered += 1;
+            }
+        } else if !e.retransmission && !e.unsolicited {
+            self.qr_unanswered -= 1;
+        }
+        if let Some((dns44, qr)) = &mut self.tree44 {
+            let (t0, counts) = e.ttls;
+            let mut start = t0 as usize;
+            let mut ttls: [&[u32]; 3] = [&[], &[], &[]];
+            for (i, &n) in counts.iter().enumerate() {
+                ttls[i] = &batch.ttls[start..start + n as usize];
+                start += n as usize;
+            }
+            let tap44 = Tap44 {
+                base: &tap,
+                src: src.ip,
+                rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
+                ttls,
+            };
+            dns44.packet(e.now_ms, &tap44);
+            qr.packet(e.now_ms, &tap44);
+        }
 
         // --- everything beyond the tshark tree ---
         let size_bucket = match e.size {
@@ -945,8 +988,8 @@ fn tx_key(rec: &Rec) -> TxKey {
 }
 
 impl Analyzer {
-    fn new(slow_s: f64, list_limit: usize, recycle: SyncSender<Batch>) -> Analyzer {
-        let stats = Stats::new(slow_s, list_limit);
+    fn new(slow_s: f64, list_limit: usize, ws44: bool, recycle: SyncSender<Batch>) -> Analyzer {
+        let stats = Stats::new(slow_s, list_limit, ws44);
         // Batches flow to the statistics thread in order; a few in flight keep both busy.
         let (sender, receiver) = sync_channel::<Batch>(4);
         let handle = std::thread::Builder::new()
@@ -992,7 +1035,7 @@ impl Analyzer {
         }
     }
 
-    pub fn run(paths: &[String], slow_s: f64, list_limit: usize) -> Result<Analysis, (String, OpenError)> {
+    pub fn run(paths: &[String], slow_s: f64, list_limit: usize, ws44: bool) -> Result<Analysis, (String, OpenError)> {
         let reader = MergedReader::open(paths)?;
         let paths = paths.to_vec();
         // Three threads in a pipeline, batches in capture order: reading and parsing,
@@ -1001,9 +1044,9 @@ impl Analyzer {
         let (recycle, recycled) = sync_channel::<Batch>(8);
         let reading = std::thread::Builder::new()
             .name("aksdns-read".into())
-            .spawn(move || ReadStage::new(reader, recycled).run(&sender, &paths))
+            .spawn(move || ReadStage::new(reader, recycled, ws44).run(&sender, &paths))
             .expect("cannot start the reading thread");
-        let mut a = Analyzer::new(slow_s, list_limit, recycle);
+        let mut a = Analyzer::new(slow_s, list_limit, ws44, recycle);
         for mut batch in receiver {
             a.match_batch(&mut batch);
             a.send(batch);
@@ -1561,6 +1604,8 @@ impl Analyzer {
             first_time_ns: first_ts,
             last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
+            tshark_tree_44: st.tree44.as_ref().map(|(d, q)| dns_tree44::render_both(d, q)),
+            qr_unanswered: st.qr_unanswered,
             tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,
             answered_transactions: self.answered,
@@ -1615,10 +1660,15 @@ struct ReadStage {
     sc: Scratch,
     batch: Batch,
     recycled: Receiver<Batch>,
+    /// Wireshark 4.4's three global TTL arrays and their write positions (see dns_tree44).
+    ttl_arrays: Option<Box<[[u32; TTL_MAX]; 3]>>,
+    ttl_index: [usize; 3],
 }
 
 impl ReadStage {
-    fn new(reader: MergedReader, recycled: Receiver<Batch>) -> ReadStage {
+    fn new(reader: MergedReader, recycled: Receiver<Batch>, ws44: bool) -> ReadStage {
+        let mut sc = Scratch::default();
+        sc.want_records = ws44;
         ReadStage {
             reader: Some(reader),
             reasm: Reassembler::default(),
@@ -1628,9 +1678,11 @@ impl ReadStage {
             frames: 0,
             ignored: Ignored::default(),
             short_messages: 0,
-            sc: Scratch::default(),
+            sc,
             batch: Batch::default(),
             recycled,
+            ttl_arrays: if ws44 { Some(Box::new([[0; TTL_MAX]; 3])) } else { None },
+            ttl_index: [0; 3],
         }
     }
 
@@ -1717,6 +1769,39 @@ impl ReadStage {
         }
     }
 
+    /// Wireshark 4.4's records: every record dissected stores its TTL (OPT excepted) in
+    /// its section's global array, a tapped message hands the first entries to the
+    /// dns_qr tree and rewinds the arrays.  mDNS, LLMNR and messages that fail to dissect
+    /// store without rewinding, so their TTLs can show up in the next message's rows.
+    fn wireshark44_records(&mut self, m: &[u8], parsed: &Option<dns::Parsed>, multicast: bool) -> ((u32, u32), (u32, [u16; 3])) {
+        let Some(arrays) = self.ttl_arrays.as_mut() else {
+            return ((0, 0), (0, [0; 3]));
+        };
+        for r in &self.sc.records {
+            let s = r.section as usize;
+            if r.rtype != 41 && self.ttl_index[s] < TTL_MAX {
+                arrays[s][self.ttl_index[s]] = r.ttl;
+                self.ttl_index[s] += 1;
+            }
+        }
+        let b = &mut self.batch;
+        let types_start = b.rr_types.len() as u32;
+        let ttl_start = b.ttls.len() as u32;
+        let mut counts = [0u16; 3];
+        if let (Some(p), false) = (parsed, multicast) {
+            if m[2] & 0x80 != 0 {
+                b.rr_types.extend(self.sc.records.iter().map(|r| r.rtype));
+                for (s, n) in [p.ancount, p.nscount, p.arcount].into_iter().enumerate() {
+                    let n = (n as usize).min(TTL_MAX);
+                    b.ttls.extend_from_slice(&arrays[s][..n]);
+                    counts[s] = n as u16;
+                }
+            }
+            self.ttl_index = [0; 3];
+        }
+        ((types_start, b.rr_types.len() as u32), (ttl_start, counts))
+    }
+
     /// Parse one message into the batch (`m` without any TCP length prefix).
     #[allow(clippy::too_many_arguments)]
     fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32, multicast: bool) {
@@ -1728,6 +1813,7 @@ impl ReadStage {
             return;
         }
         let parsed = dns::parse_body(m, &mut self.sc).ok();
+        let (rr_types, ttls) = self.wireshark44_records(m, &parsed, multicast);
         let b = &mut self.batch;
         let name_start = b.names.len() as u32;
         let answers_start = b.answers.len() as u32;
@@ -1758,6 +1844,8 @@ impl ReadStage {
             name_hash,
             names: (name_start, b.names.len() as u32),
             answers: (answers_start, b.answers.len() as u32),
+            rr_types,
+            ttls,
             account: false,
             unsolicited: false,
             retransmission: false,

@@ -258,9 +258,22 @@ pub struct RrInfo {
     pub ttl: u32,
 }
 
+/// One record's section (0 answer, 1 authority, 2 additional), type and TTL, kept for
+/// Wireshark 4.4's trees (its "Answer Type" and TTL rows).
+#[derive(Debug, Clone, Copy)]
+pub struct RrRec {
+    pub section: u8,
+    pub rtype: u16,
+    pub ttl: u32,
+}
+
 /// What the statistics need from a message that dissected cleanly.
 #[derive(Clone, Copy)]
 pub struct Parsed {
+    /// Order-independent digest of the answer section (types and address/text data), to
+    /// compare the UDP and TCP answers for one name.  Names inside RDATA are compared by
+    /// type only: their compression differs between messages.
+    pub answer_digest: u64,
     pub qdcount: u16,
     pub ancount: u16,
     pub nscount: u16,
@@ -274,11 +287,21 @@ pub struct Scratch {
     pub qname: Name,
     other: Name,
     pub answers: Vec<RrInfo>,
+    /// Set to keep `records` (Wireshark 4.4's trees need every record, even of a message
+    /// that fails to dissect later: its TTLs were already stored).
+    pub want_records: bool,
+    pub records: Vec<RrRec>,
 }
 
 impl Default for Scratch {
     fn default() -> Self {
-        Scratch { qname: Name { bytes: Vec::new(), len: 0 }, other: Name { bytes: Vec::new(), len: 0 }, answers: Vec::new() }
+        Scratch {
+            qname: Name { bytes: Vec::new(), len: 0 },
+            other: Name { bytes: Vec::new(), len: 0 },
+            answers: Vec::new(),
+            want_records: false,
+            records: Vec::new(),
+        }
     }
 }
 
@@ -293,6 +316,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     let opcode = (flags >> 11) & 0xF;
     let mut off = 12usize;
     sc.answers.clear();
+    sc.records.clear();
     sc.qname.bytes.clear();
     sc.qname.len = 0;
     // DSO (opcode 6) with all counts zero carries TLVs; Wireshark walks them without
@@ -301,6 +325,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     let mut qtype = 0u16;
     let mut qclass = 0u16;
     let mut multiple = false;
+    let mut digest = 0u64;
     for i in 0..qd {
         let target = if i == 0 { &mut sc.qname } else { &mut sc.other };
         let used = get_name(m, off, target)?;
@@ -326,14 +351,31 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
             let ttl = be32(m, off + 4)?;
             let rdlen = be16(m, off + 8)? as usize;
             off += 10;
+            if sc.want_records {
+                sc.records.push(RrRec { section: section as u8, rtype, ttl });
+            }
             check_rdata(m, off, rtype, rdlen)?;
-            off += rdlen;
             if section == 0 {
                 sc.answers.push(RrInfo { rtype, ttl });
+                digest = digest.wrapping_add(rdata_digest(m, off, rtype, rdlen));
             }
+            off += rdlen;
         }
     }
-    Ok(Parsed { qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })
+    Ok(Parsed { answer_digest: digest, qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })
+}
+
+/// One answer record's share of `Parsed::answer_digest`.
+fn rdata_digest(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (rtype as u64).wrapping_mul(K) ^ 0x5bd1_e995;
+    if !matches!(rtype, 2 | 5 | 6 | 12 | 15 | 33 | 39) {
+        let end = (off + rdlen).min(m.len());
+        for &b in &m[off.min(end)..end] {
+            h = (h ^ b as u64).wrapping_mul(K).rotate_left(23);
+        }
+    }
+    h ^ (h >> 29)
 }
 
 /// The parts of RDATA whose dissection can throw for the common types; other types are

@@ -214,6 +214,10 @@ class AnalysisResult:
     guide: GuideTable
     hops: tuple[Hop, ...]
     hop_count: int
+    # dns_qr's "Unanswered" (Wireshark 4.4): queries not re-sent, less one per answered response.
+    qr_unanswered: int = 0
+    # `-z dns,tree -z dns_qr,tree` of Wireshark 4.4, when it was asked for.
+    tshark_tree_44: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -295,4 +299,6 @@ class AnalysisResult:
                 for h in d["hops"]
             ),
             hop_count=int(d["hop_count"]),
+            qr_unanswered=int(d["qr_unanswered"]),
+            tshark_tree_44=None if d.get("tshark_tree_44") is None else str(d["tshark_tree_44"]),
         )
