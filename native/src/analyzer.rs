@@ -28,6 +28,15 @@ const MAX_LIVE_TRANSACTIONS: usize = 200_000;
 const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
+/// Servers that get a timeline of their own (the picture draws one line each).
+const MAX_TIMELINE_SERVERS: usize = 6;
+/// Name/type pairs whose UDP and TCP answers are remembered for comparison.
+const MAX_ANSWER_NAMES: usize = 200_000;
+/// A UDP and a TCP answer are compared when they are at most this far apart.
+const ANSWER_COMPARE_NS: i64 = 30_000_000_000;
+/// A re-send of one half of an A/AAAA pair this long after the first send is the resolver's
+/// time-out (glibc and musl: 5 s) after conntrack dropped it.
+const RACE_RESEND_NS: std::ops::Range<i64> = 4_000_000_000..6_000_000_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct TxKey {
@@ -274,6 +283,7 @@ pub struct Second {
     pub queries: u64,
     pub responses: u64,
     pub errors: u64,
+    pub servfail: u64,
     pub unanswered: u64,
     pub slow: u64,
 }
@@ -389,6 +399,48 @@ pub struct Latency {
 }
 
 #[derive(Serialize)]
+pub struct ServerTimeline {
+    pub address: String,
+    pub seconds: Vec<Second>,
+}
+
+/// Evidence of the failure signatures the compiled pass can see (the rest are derived in
+/// Python from the per-server and failing-name figures).
+#[derive(Serialize, Default)]
+pub struct Signatures {
+    /// One half of an A/AAAA pair from one socket re-sent 4-6 s after it went unanswered.
+    pub race_events: u64,
+    pub race: Vec<TxRecord>,
+    /// UDP responses of 512 bytes or more without the TC bit.
+    pub udp_large_no_tc: u64,
+    pub udp_large: Vec<TxRecord>,
+    /// Names whose UDP answer (TC clear) and TCP answer hold a different number of records
+    /// (a rotated address set is no difference; a UDP answer cut short is).
+    pub udp_tcp_differ_events: u64,
+    pub udp_tcp_differ: Vec<AnswerDiff>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct AnswerDiff {
+    pub time_ns: i64,
+    pub qname: String,
+    pub qtype: String,
+    pub server: String,
+    pub udp_answers: u16,
+    pub udp_bytes: u32,
+    pub tcp_answers: u16,
+    pub tcp_bytes: u32,
+}
+
+/// The latest answer seen for a name and type over one transport.
+#[derive(Clone, Copy, Default)]
+struct SeenAnswer {
+    ts: i64,
+    answers: u16,
+    bytes: u32,
+}
+
+#[derive(Serialize)]
 pub struct FailingName {
     pub name: String,
     pub rcode: String,
@@ -478,6 +530,9 @@ pub struct Analysis {
     pub aaaa_pairs: u64,
     pub aaaa_pair_members_lost: u64,
     pub timeline: Vec<Second>,
+    /// The per-second timeline of each of the first few servers.
+    pub server_timelines: Vec<ServerTimeline>,
+    pub signatures: Signatures,
     pub guide: GuideTable,
     pub hops: Vec<Hop>,
     pub hop_count: u64,
@@ -539,6 +594,8 @@ pub struct Analyzer {
     recent_queries: VecDeque<LastQuery>,
     pairs: u64,
     pair_lost: u64,
+    race_events: u64,
+    race: Vec<TxRecord>,
     // hops
     /// Recent new queries in a direct-mapped table indexed by (name, type) hash.
     hop_candidates: Vec<Option<HopCandidate>>,
@@ -581,6 +638,10 @@ pub struct Stats {
     timeline: Vec<Second>,
     second_slots: FastMap<i64, usize>,
     last_second: Option<(i64, usize)>,
+    server_seconds: FastMap<(usize, i64), Second>,
+    udp_answers: FastMap<u64, SeenAnswer>,
+    tcp_answers: FastMap<u64, SeenAnswer>,
+    signatures: Signatures,
     // guide table
     q_types: TypeCounts<u64>,
     r_types: TypeCounts<u64>,
@@ -687,6 +748,10 @@ impl Stats {
             timeline: Vec::new(),
             second_slots: FastMap::default(),
             last_second: None,
+            server_seconds: FastMap::default(),
+            udp_answers: FastMap::default(),
+            tcp_answers: FastMap::default(),
+            signatures: Signatures::default(),
             q_types: TypeCounts::new(),
             r_types: TypeCounts::new(),
             answer_rrs: AggAcc::default(),
@@ -712,6 +777,9 @@ impl Stats {
             }
             let si = self.peer_index(true, u.server);
             self.servers[si].unanswered += 1;
+            if let Some(sec) = self.server_second(si, u.req_ns) {
+                sec.unanswered += 1;
+            }
             let ci = self.peer_index(false, u.client);
             self.clients[ci].unanswered += 1;
         }
@@ -789,6 +857,9 @@ impl Stats {
             }
             let si = self.peer_index(true, dst.ip);
             self.servers[si].queries += 1;
+            if let Some(sec) = self.server_second(si, ts) {
+                sec.queries += 1;
+            }
             let ci = self.peer_index(false, src.ip);
             self.clients[ci].queries += 1;
             return;
@@ -807,8 +878,21 @@ impl Stats {
             if is_error {
                 self.timeline[i].errors += 1;
             }
+            if rcode == 2 {
+                self.timeline[i].servfail += 1;
+            }
         }
         let si = self.peer_index(true, src.ip);
+        if let Some(sec) = self.server_second(si, ts) {
+            sec.responses += 1;
+            if is_error {
+                sec.errors += 1;
+            }
+            if rcode == 2 {
+                sec.servfail += 1;
+            }
+        }
+        self.truncation_signatures(e, p, qname);
         let ci = self.peer_index(false, dst.ip);
         for p in [&mut self.servers[si], &mut self.clients[ci]] {
             p.responses += 1;
@@ -853,6 +937,9 @@ impl Stats {
             if let Some(i) = sec {
                 self.timeline[i].slow += 1;
             }
+            if let Some(sec) = self.server_second(si, ts) {
+                sec.slow += 1;
+            }
             if self.slow_list.len() < self.list_limit {
                 let rec = TxRecord {
                     time_ns: ts,
@@ -867,6 +954,78 @@ impl Stats {
                     retransmissions: e.tx_retransmissions,
                 };
                 self.slow_list.push(rec);
+            }
+        }
+    }
+
+    /// The per-second counters of server `si` (None past the first few servers or seconds).
+    fn server_second(&mut self, si: usize, ts: i64) -> Option<&mut Second> {
+        if si >= MAX_TIMELINE_SERVERS {
+            return None;
+        }
+        let second = ts.div_euclid(1_000_000_000);
+        if !self.server_seconds.contains_key(&(si, second))
+            && self.server_seconds.len() >= MAX_TIMELINE_SECONDS * MAX_TIMELINE_SERVERS
+        {
+            return None;
+        }
+        Some(self.server_seconds.entry((si, second)).or_insert(Second { second, ..Default::default() }))
+    }
+
+    /// UDP answers of 512 bytes or more without TC, and UDP and TCP answers to one name
+    /// that differ (Azure DNS cuts UDP answers short without setting TC).
+    fn truncation_signatures(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8]) {
+        let tc = e.flags & 0x0200 != 0;
+        let rcode = e.flags & 0xF;
+        let limit = self.list_limit;
+        let record = |e: &Rec| TxRecord {
+            time_ns: e.ts,
+            client: ep_str(&e.dst),
+            server: ep_str(&e.src),
+            transport: transport_str(e.transport),
+            id: e.id,
+            qtype: type_mnemonic(p.qtype),
+            qname: display_name(qname),
+            rcode: Some(rcode_name(rcode)),
+            response_time_ms: None,
+            retransmissions: 0,
+        };
+        if e.transport == Transport::Udp && !tc && e.size >= 512 {
+            let sig = &mut self.signatures;
+            sig.udp_large_no_tc += 1;
+            if sig.udp_large.len() < limit {
+                sig.udp_large.push(record(e));
+            }
+        }
+        if rcode != 0 || p.qdcount == 0 || (e.transport == Transport::Udp && tc) {
+            return;
+        }
+        let key = e.name_hash ^ (p.qtype as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seen = SeenAnswer { ts: e.ts, answers: p.ancount, bytes: e.size };
+        let (mine, other) = match e.transport {
+            Transport::Udp => (&mut self.udp_answers, &self.tcp_answers),
+            Transport::Tcp => (&mut self.tcp_answers, &self.udp_answers),
+        };
+        if mine.len() < MAX_ANSWER_NAMES || mine.contains_key(&key) {
+            mine.insert(key, seen);
+        }
+        if let Some(o) = other.get(&key) {
+            if o.answers != seen.answers && (e.ts - o.ts).abs() <= ANSWER_COMPARE_NS {
+                let (udp, tcp) = if e.transport == Transport::Udp { (seen, *o) } else { (*o, seen) };
+                let sig = &mut self.signatures;
+                sig.udp_tcp_differ_events += 1;
+                if sig.udp_tcp_differ.len() < limit {
+                    sig.udp_tcp_differ.push(AnswerDiff {
+                        time_ns: e.ts,
+                        qname: display_name(qname),
+                        qtype: type_mnemonic(p.qtype),
+                        server: e.src.ip.to_string(),
+                        udp_answers: udp.answers,
+                        udp_bytes: udp.bytes,
+                        tcp_answers: tcp.answers,
+                        tcp_bytes: tcp.bytes,
+                    });
+                }
             }
         }
     }
@@ -1023,6 +1182,8 @@ impl Analyzer {
             recent_queries: VecDeque::with_capacity(RECENT_QUERIES),
             pairs: 0,
             pair_lost: 0,
+            race_events: 0,
+            race: Vec::new(),
             hop_candidates: (0..HOP_SLOTS).map(|_| None).collect(),
             hops: Vec::new(),
             hop_index: FastMap::default(),
@@ -1149,6 +1310,7 @@ impl Analyzer {
         let mut retired: Option<Tx> = None;
         let mut tx_retransmissions = 0;
         let mut hop_serial: Option<u64> = None;
+        let mut race: Option<(i64, bool, u16, u32, i64)> = None;
         if !is_response {
             found = true;
             let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname) };
@@ -1168,6 +1330,9 @@ impl Analyzer {
             };
             match self.txs.get_mut(&key) {
                 Some(tx) => {
+                    if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
+                        race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
+                    }
                     // A re-send younger than dns.retransmission_timer, still unanswered, is
                     // a retransmission; anything else opens a new transaction.
                     if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
@@ -1224,6 +1389,24 @@ impl Analyzer {
         }
         if let Some(old) = retired {
             self.finalize_unanswered(&key, old);
+        }
+        if let Some((req_ns, client_is_a, qtype, qname, gap)) = race {
+            self.race_events += 1;
+            if self.race.len() < self.list_limit {
+                let (client, server) = if client_is_a { (key.a, key.b) } else { (key.b, key.a) };
+                self.race.push(TxRecord {
+                    time_ns: req_ns,
+                    client: ep_str(&client),
+                    server: ep_str(&server),
+                    transport: transport_str(key.transport),
+                    id: key.id,
+                    qtype: type_mnemonic(qtype),
+                    qname: display_name(self.names.get(qname)),
+                    rcode: None,
+                    response_time_ms: Some(gap as f64 / 1e6),
+                    retransmissions: 0,
+                });
+            }
         }
 
         // --- an exception after the state update: no statistics ---
@@ -1524,6 +1707,21 @@ impl Analyzer {
         failing.truncate(self.list_limit.max(100));
         let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
+        let mut per_server: Vec<Vec<Second>> = vec![Vec::new(); st.servers.len().min(MAX_TIMELINE_SERVERS)];
+        for ((si, _), sec) in st.server_seconds {
+            per_server[si].push(sec);
+        }
+        let server_timelines: Vec<ServerTimeline> = per_server
+            .into_iter()
+            .enumerate()
+            .map(|(si, mut seconds)| {
+                seconds.sort_by_key(|s| s.second);
+                ServerTimeline { address: st.servers[si].address.clone(), seconds }
+            })
+            .collect();
+        let mut signatures = st.signatures;
+        signatures.race_events = self.race_events;
+        signatures.race = self.race;
         let by_count = |m: TypeCounts<u64>| {
             let mut v: Vec<(String, u64)> =
                 m.items().into_iter().filter(|(_, c)| *c > 0).map(|(t, c)| (type_mnemonic(t), c)).collect();
@@ -1627,6 +1825,8 @@ impl Analyzer {
             aaaa_pairs: self.pairs,
             aaaa_pair_members_lost: self.pair_lost,
             timeline,
+            server_timelines,
+            signatures,
             guide,
             hops,
             hop_count: self.hop_count,

@@ -270,10 +270,6 @@ pub struct RrRec {
 /// What the statistics need from a message that dissected cleanly.
 #[derive(Clone, Copy)]
 pub struct Parsed {
-    /// Order-independent digest of the answer section (types and address/text data), to
-    /// compare the UDP and TCP answers for one name.  Names inside RDATA are compared by
-    /// type only: their compression differs between messages.
-    pub answer_digest: u64,
     pub qdcount: u16,
     pub ancount: u16,
     pub nscount: u16,
@@ -325,7 +321,6 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     let mut qtype = 0u16;
     let mut qclass = 0u16;
     let mut multiple = false;
-    let mut digest = 0u64;
     for i in 0..qd {
         let target = if i == 0 { &mut sc.qname } else { &mut sc.other };
         let used = get_name(m, off, target)?;
@@ -357,25 +352,11 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
             check_rdata(m, off, rtype, rdlen)?;
             if section == 0 {
                 sc.answers.push(RrInfo { rtype, ttl });
-                digest = digest.wrapping_add(rdata_digest(m, off, rtype, rdlen));
             }
             off += rdlen;
         }
     }
-    Ok(Parsed { answer_digest: digest, qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })
-}
-
-/// One answer record's share of `Parsed::answer_digest`.
-fn rdata_digest(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h = (rtype as u64).wrapping_mul(K) ^ 0x5bd1_e995;
-    if !matches!(rtype, 2 | 5 | 6 | 12 | 15 | 33 | 39) {
-        let end = (off + rdlen).min(m.len());
-        for &b in &m[off.min(end)..end] {
-            h = (h ^ b as u64).wrapping_mul(K).rotate_left(23);
-        }
-    }
-    h ^ (h >> 29)
+    Ok(Parsed { qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })
 }
 
 /// The parts of RDATA whose dissection can throw for the common types; other types are
