@@ -28,7 +28,8 @@ from aksdns.verbs import REGISTRY, spec_of
 CLI_FORMATS = ("text", "json", "csv", "tshark")
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
 CLI_OPTIONS_HELP = (
-    "CLI options: --format text|json (analyze also csv|tshark), --dry-run (print the job, run nothing), "
+    "CLI options: --format text|json (analyze also csv|tshark, with --wireshark 4.0|4.4 for tshark), "
+    "--dry-run (print the job, run nothing), "
     "--kubeconfig FILE, --out DIR (write attachments there)."
 )
 
@@ -37,6 +38,7 @@ def _split_cli_options(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
     """Take the CLI-only options out of a command line; the rest goes to the grammar."""
     parser = _RaisingParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--format", choices=CLI_FORMATS, default="text")
+    parser.add_argument("--wireshark", choices=("4.0", "4.4"), default="4.0")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--out")
@@ -82,12 +84,14 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
     if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
-        from workers.jobs import analyze
+        from workers.analysis.traffic.analysis import analyze_files, render
 
-        result = analyze.analyze_files([Path(f) for f in command.files], slow_s=command.slow_s)
-        rendered = analyze.render(result, options.format)
-        sys.stdout.write(rendered if isinstance(rendered, str) else rendered.decode())
+        version = options.wireshark if options.format == "tshark" else "4.0"
+        result = analyze_files([Path(f) for f in command.files], slow_s=command.slow_s, wireshark=version)
+        sys.stdout.write(render(result, options.format, wireshark=version))
         return 0
+    # Pictures and CSV files are made only when --out will keep them.
+    job_env.extras["attachments"] = bool(options.out)
     report = jobs.execute(command, job_env)
     if options.format == "json":
         print(json.dumps(report.data, indent=2, sort_keys=True, default=str))

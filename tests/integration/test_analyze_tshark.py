@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.jobs.analyze import analyze_files, render
+from workers.analysis.traffic.analysis import analyze_files, render
 from workers.pcap import synth as S
 
 TSHARK = shutil.which("tshark")
