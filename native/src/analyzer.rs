@@ -661,6 +661,10 @@ const BATCH_EVENTS: usize = 4096;
 struct Rec {
     ts: i64,
     now_ms: f64,
+    /// The stats-tree time of Wireshark 4.4: 0 for every frame when the first frame has no
+    /// time stamp (times are relative to it), else like `now_ms` (a frame without a time
+    /// stamp counts as time 0, far in the past: its bursts are dropped, as 4.0 does too).
+    now_ms_44: f64,
     transport: Transport,
     src: Endpoint,
     dst: Endpoint,
@@ -832,8 +836,8 @@ impl Stats {
                 rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
                 ttls,
             };
-            dns44.packet(e.now_ms, &tap44);
-            qr.packet(e.now_ms, &tap44);
+            dns44.packet(e.now_ms_44, &tap44);
+            qr.packet(e.now_ms_44, &tap44);
         }
 
         // --- everything beyond the tshark tree ---
@@ -1863,6 +1867,7 @@ struct ReadStage {
     /// Wireshark 4.4's three global TTL arrays and their write positions (see dns_tree44).
     ttl_arrays: Option<Box<[[u32; TTL_MAX]; 3]>>,
     ttl_index: [usize; 3],
+    first_has_ts: bool,
 }
 
 impl ReadStage {
@@ -1883,6 +1888,7 @@ impl ReadStage {
             recycled,
             ttl_arrays: if ws44 { Some(Box::new([[0; TTL_MAX]; 3])) } else { None },
             ttl_index: [0; 3],
+            first_has_ts: true,
         }
     }
 
@@ -1894,7 +1900,7 @@ impl ReadStage {
     fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
         let mut reader = self.reader.take().expect("the reader is used once");
         while let Some((meta, data)) = reader.next_packet_ref() {
-            self.frame(meta.ts_ns, meta.linktype, data);
+            self.frame(meta.ts_ns, meta.linktype, data, meta.has_ts);
             if self.batch.recs.len() >= BATCH_EVENTS {
                 let full = self.next_batch();
                 if sender.send(full).is_err() {
@@ -1919,10 +1925,11 @@ impl ReadStage {
         }
     }
 
-    fn frame(&mut self, ts: i64, linktype: u32, data: &[u8]) {
+    fn frame(&mut self, ts: i64, linktype: u32, data: &[u8], has_ts: bool) {
         self.frames += 1;
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
+            self.first_has_ts = has_ts;
         }
         self.last_ts = Some(ts);
         let assembled: Vec<u8>;
@@ -2031,6 +2038,7 @@ impl ReadStage {
         b.recs.push(Rec {
             ts,
             now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
+            now_ms_44: if self.first_has_ts { ns_to_ms(ts - self.first_ts.unwrap_or(ts)) } else { 0.0 },
             transport,
             src,
             dst,

@@ -1,8 +1,10 @@
-"""`analyze` against the oracle: tshark 4.0 on the same generated captures.
+"""`analyze` against the oracles: tshark 4.0 and tshark 4.4.19 on the same generated captures.
 
 Each capture shape is written byte by byte (workers.pcap.synth); we compare
-``--format tshark`` with ``tshark -q -z dns,tree`` and the two counts with tshark's
-two-pass display filters.
+``--format tshark`` with ``tshark -q -z dns,tree`` (4.0, Debian 12's package), the
+``--wireshark 4.4`` text with ``tshark -q -z dns,tree -z dns_qr,tree`` of 4.4.19 (Debian
+13's package, unpacked into ~/.cache/aksdns by tests/wireshark44.py on first use), and
+the two counts with tshark's two-pass display filters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from workers.analysis.traffic.analysis import analyze_files, render
+from tests import wireshark44
 from workers.pcap import synth as S
 
 TSHARK = shutil.which("tshark")
@@ -39,12 +42,51 @@ def tshark_count(path: Path, display_filter: str) -> int:
     return sum(1 for line in out.stdout.splitlines() if line.strip())
 
 
+@pytest.fixture(scope="session")
+def tshark44() -> list[str]:
+    """tshark 4.4.19's command line, fetched and unpacked on first use (cached)."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is needed to fetch tshark 4.4 from Debian 13")
+    try:
+        return wireshark44.ensure()
+    except wireshark44.OracleUnavailable as err:
+        pytest.fail(f"tshark 4.4 (the second oracle) is unavailable: {err}")
+
+
+def tshark44_trees(argv: list[str], path: Path) -> str:
+    out = subprocess.run([*argv, "-q", "-n", "-r", str(path), "-z", "dns,tree", "-z", "dns_qr,tree"],
+                         capture_output=True, text=True, timeout=120, env=wireshark44.tshark_env())
+    assert "DNS/Query-Response" in out.stdout, out.stderr[-500:]
+    return out.stdout
+
+
+def dns_qr_unanswered(text: str) -> int:
+    """The count of the Query side's Servicing/Unanswered row of dns_qr,tree."""
+    query_side = text.split("\nResponse ", 1)[0]
+    (line,) = [x for x in query_side.splitlines() if x.strip().startswith("Unanswered ")]
+    return int(line.split()[1])
+
+
+_ORACLE_44: list[list[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _oracle44(tshark44: list[str]) -> None:
+    _ORACLE_44[:] = [tshark44]
+
+
 def assert_same_as_tshark(path: Path, oracle_path: Path | None = None, *paths: Path) -> None:
-    result = analyze_files([path, *paths])
+    result = analyze_files([path, *paths], wireshark="4.4")
     oracle = oracle_path or path
     assert render(result, "tshark") == tshark_tree(oracle)
     assert result.unanswered_queries == tshark_count(oracle, UNANSWERED)
     assert result.slow_responses == tshark_count(oracle, SLOW)
+    # Wireshark 4.4: both trees byte for byte, and the report's dns_qr figure.
+    expected_44 = tshark44_trees(_ORACLE_44[0], oracle)
+    assert render(result, "tshark", wireshark="4.4") == expected_44
+    assert result.qr_unanswered == dns_qr_unanswered(expected_44)
+    # The 4.0 text does not depend on whether the 4.4 trees were computed too.
+    assert render(analyze_files([path, *paths]), "tshark") == result.tshark_tree
 
 
 def write(path: Path, packets: list[S.Packet], **kw: object) -> Path:
@@ -90,13 +132,15 @@ def test_pcapng_multi_interface_and_sections_match_tshark(tmp_path: Path) -> Non
     assert_same_as_tshark(path)
 
 
-def test_simple_packet_blocks_match_tshark(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_has_time", [False, True])
+def test_simple_packet_blocks_match_tshark(tmp_path: Path, first_has_time: bool) -> None:
+    """Blocks without a time stamp; 4.4 times every frame 0 when the first one has none."""
     path = tmp_path / "spb.pcapng"
     with path.open("wb") as f:
         f.write(S.pcapng_section())
         f.write(S.pcapng_interface(S.LINKTYPE_ETHERNET))
         for i, p in enumerate(S.mixed_lookups(23, lookups=30)):
-            f.write(S.pcapng_spb(p) if i % 3 == 0 else S.pcapng_epb(p))
+            f.write(S.pcapng_spb(p) if i % 3 == (1 if first_has_time else 0) else S.pcapng_epb(p))
     assert_same_as_tshark(path)
 
 
