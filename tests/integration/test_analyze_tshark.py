@@ -304,3 +304,43 @@ def test_gzip_compressed_capture_matches_tshark(tmp_path: Path) -> None:
     path = tmp_path / "a.pcap.gz"
     path.write_bytes(gzip.compress(plain))
     assert_same_as_tshark(path)
+
+
+def test_wireshark44_records_ttls_and_buckets_match_tshark(tmp_path: Path) -> None:
+    """What only the 4.4 trees read: every record's type, TTLs from the global arrays (OPT
+    writes none, mDNS and failed messages write without rewinding), payload and count
+    buckets, label levels past the 8th, the root, a question-less query."""
+    t0 = 1_711_990_000_000_000_000
+    c, d = S.Endpoint("10.0.0.5", 40000), S.Endpoint("10.0.0.10", 53)
+    name = "many.labels.in.this.name.a.b.c.d.e.contoso.com"
+    ttls = (0, 59, 3000, 90_000, 700_000, 3_000_000, 40_000_000)
+    answers = [S.a_record(name, f"10.1.0.{i}", ttl) for i, ttl in enumerate(ttls)]
+    big_txt = [S.Record(name, S.TYPE_TXT, 86_400, bytes([200]) + b"t" * 200) for _ in range(4)]
+    mdns_c, mdns_d = S.Endpoint("10.0.0.5", 5353), S.Endpoint("224.0.0.251", 5353)
+    msgs: list[tuple[S.Endpoint, S.Endpoint, bytes]] = [
+        (c, d, S.dns_message(1, name, additionals=[S.opt_record()])),
+        (d, c, S.dns_message(1, name, response=True, answers=answers, authorities=[S.soa_record("contoso.com", 900)],
+                             additionals=[S.a_record("ns.contoso.com", "10.1.1.1", 120), S.opt_record()])),
+        (c, d, S.dns_message(2, "x.contoso.com", additionals=[S.opt_record()])),
+        # Only an OPT record: its TTL rows read what the previous response left in the arrays.
+        (d, c, S.dns_message(2, "x.contoso.com", response=True, additionals=[S.opt_record(), S.opt_record()])),
+        # mDNS stores TTLs but never rewinds the arrays.
+        (mdns_c, mdns_d, S.dns_message(0, "printer.local", response=True,
+                                       answers=[S.a_record("printer.local", "10.0.0.99", 4500)])),
+        (c, d, S.dns_message(3, name, S.TYPE_TXT)),
+        (d, c, S.dns_message(3, name, S.TYPE_TXT, response=True, answers=big_txt)),  # UDP >= 512 B, TC clear
+        (c, d, S.dns_message(4, "")),  # the root
+        (c, d, _header(5, qd=0)),  # no question at all
+        (c, d, S.dns_message(6, "y.contoso.com")),
+        # An A record cut short after its TTL: the message fails, its TTL stays stored.
+        (d, c, S.dns_message(6, "y.contoso.com", response=True,
+                             answers=[S.a_record("y.contoso.com", "10.2.0.1", 7)])[:-2]),
+        (c, d, S.dns_message(7, "z.contoso.com")),
+        (d, c, S.dns_message(7, "z.contoso.com", response=True, authorities=[S.soa_record("contoso.com", 5)])),
+        (d, c, S.dns_message(7, "z.contoso.com", response=True, authorities=[S.soa_record("contoso.com", 5)])),
+        (d, c, S.dns_message(99, "nobody.asked", response=True, rcode=3)),
+        (c, d, S.dns_message(8, "w.contoso.com")),
+        (c, d, S.dns_message(8, "w.contoso.com")),  # re-sent: a retransmission
+    ]
+    packets = [S.udp_packet(t0 + i * 3_000_000, a, b, m) for i, (a, b, m) in enumerate(msgs)]
+    assert_same_as_tshark(write(tmp_path / "ws44.pcap", packets))
