@@ -168,6 +168,7 @@ impl Tx {
 /// Question names, stored once each: DNS traffic repeats a few names endlessly, so a
 /// transaction keeps a 4-byte id instead of its own copy (no allocation per query).
 struct Names {
+    by_hash: FastMap<u64, u32>,
     ids: FastMap<Box<[u8]>, u32>,
     list: Vec<Box<[u8]>>,
 }
@@ -178,18 +179,30 @@ const NO_NAME: u32 = u32::MAX;
 
 impl Names {
     fn new() -> Names {
-        Names { ids: FastMap::default(), list: Vec::new() }
+        Names { by_hash: FastMap::default(), ids: FastMap::default(), list: Vec::new() }
     }
-    fn intern(&mut self, name: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+    /// `hash` is the reading thread's case-insensitive name hash: the first lookup costs
+    /// one word's hash; the bytes are compared, and names that differ only in case (or
+    /// collide) go to the map keyed by the bytes.
+    fn intern(&mut self, name: &[u8], hash: u64) -> u32 {
+        if let Some(&id) = self.by_hash.get(&hash) {
+            if *self.list[id as usize] == *name {
+                return id;
+            }
+            if let Some(&id) = self.ids.get(name) {
+                return id;
+            }
         }
         if self.list.len() >= MAX_NAMES {
             return NO_NAME;
         }
         let id = self.list.len() as u32;
         self.list.push(name.into());
-        self.ids.insert(name.into(), id);
+        if let std::collections::hash_map::Entry::Vacant(v) = self.by_hash.entry(hash) {
+            v.insert(id);
+        } else {
+            self.ids.insert(name.into(), id);
+        }
         id
     }
     fn get(&self, id: u32) -> &[u8] {
@@ -550,7 +563,9 @@ struct LastQuery {
 /// How many recent A/AAAA queries are kept to find the other half of a pair.
 const RECENT_QUERIES: usize = 16;
 /// Slots of the table of recent queries that a forwarded query is matched against.
-const HOP_SLOTS: usize = 1 << 16;
+// A forwarded query follows its client query within milliseconds: few slots suffice, and
+// a table that stays in cache is what keeps the matching thread fast.
+const HOP_SLOTS: usize = 1 << 12;
 
 /// Outstanding client lookups by (name, type), to follow them upstream.
 struct HopCandidate {
@@ -1317,7 +1332,7 @@ impl Analyzer {
         let mut race: Option<(i64, bool, u16, u32, i64)> = None;
         if !is_response {
             found = true;
-            let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname) };
+            let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname, rec.name_hash) };
             let fresh = |serial: u64| Tx {
                 serial,
                 req_ns: ts,
