@@ -78,20 +78,29 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
     # Worker-side code loads only here, so `aksdns bot` never imports it.
     from workers import jobs
     from workers.render.text import render_text
-    from workers.runner import base_env
 
-    job_env = base_env(settings)
+    if isinstance(command, AnalyzeCommand):
+        # analyze reads local files only: no need for the worker's Redis and Slack clients.
+        from workers.jobenv import JobEnv
+
+        job_env = JobEnv(cluster=settings.cluster)
+    else:
+        from workers.runner import base_env
+
+        job_env = base_env(settings)
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
     if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
-        from workers.analysis.traffic.analysis import analyze_files, render
+        from workers.analysis.traffic import analysis
 
-        version = options.wireshark if options.format == "tshark" else "4.0"
-        result = analyze_files([Path(f) for f in command.files], slow_s=command.slow_s, wireshark=version)
-        sys.stdout.write(render(result, options.format, wireshark=version))
+        paths = [Path(f) for f in command.files]
+        if options.format == "tshark":
+            sys.stdout.write(analysis.tshark_text(paths, slow_s=command.slow_s, wireshark=options.wireshark))
+        else:
+            sys.stdout.write(analysis.render(analysis.analyze_files(paths, slow_s=command.slow_s), "csv"))
         return 0
     # Pictures and CSV files are made only when --out will keep them.
-    job_env.extras["attachments"] = bool(options.out)
+    job_env.attachments = bool(options.out)
     report = jobs.execute(command, job_env)
     if options.format == "json":
         print(json.dumps(report.data, indent=2, sort_keys=True, default=str))

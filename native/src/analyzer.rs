@@ -553,8 +553,6 @@ pub struct Analysis {
 
 struct LastQuery {
     ts: i64,
-    qtype: u16,
-    name_hash: u64,
     key: TxKey,
     transport: Transport,
     client: Endpoint,
@@ -562,6 +560,43 @@ struct LastQuery {
 
 /// How many recent A/AAAA queries are kept to find the other half of a pair.
 const RECENT_QUERIES: usize = 16;
+
+/// The last A/AAAA queries, oldest first: a ring whose tags (name hash + type) are
+/// scanned first, so that a miss, the common case, reads two cache lines.
+#[derive(Default)]
+struct RecentQueries {
+    tags: [u64; RECENT_QUERIES],
+    entries: [Option<LastQuery>; RECENT_QUERIES],
+    /// The slot the next query goes to (the oldest one).
+    next: usize,
+}
+
+impl RecentQueries {
+    /// The oldest entry tagged `tag` that `ok` accepts, taken out of the ring.
+    fn find(&mut self, tag: u64, ok: impl Fn(&LastQuery) -> bool) -> Option<TxKey> {
+        for i in 0..RECENT_QUERIES {
+            let slot = (self.next + i) % RECENT_QUERIES;
+            if self.tags[slot] != tag {
+                continue;
+            }
+            if let Some(q) = &self.entries[slot] {
+                if ok(q) {
+                    let key = q.key;
+                    self.entries[slot] = None;
+                    self.tags[slot] = 0;
+                    return Some(key);
+                }
+            }
+        }
+        None
+    }
+
+    fn push(&mut self, tag: u64, q: LastQuery) {
+        self.tags[self.next] = tag;
+        self.entries[self.next] = Some(q);
+        self.next = (self.next + 1) % RECENT_QUERIES;
+    }
+}
 /// Slots of the table of recent queries that a forwarded query is matched against.
 // A forwarded query follows its client query within milliseconds: few slots suffice, and
 // a table that stays in cache is what keeps the matching thread fast.
@@ -606,7 +641,7 @@ pub struct Analyzer {
     unanswered_tx: u64,
     retrans_q: u64,
     unanswered_heap: BinaryHeap<TxRecord>,
-    recent_queries: VecDeque<LastQuery>,
+    recent_queries: RecentQueries,
     pairs: u64,
     pair_lost: u64,
     race_events: u64,
@@ -1198,7 +1233,7 @@ impl Analyzer {
             unanswered_tx: 0,
             retrans_q: 0,
             unanswered_heap: BinaryHeap::new(),
-            recent_queries: VecDeque::with_capacity(RECENT_QUERIES),
+            recent_queries: RecentQueries::default(),
             pairs: 0,
             pair_lost: 0,
             race_events: 0,
@@ -1467,16 +1502,11 @@ impl Analyzer {
         if qtype != 1 && qtype != 28 {
             return;
         }
-        let hit = self.recent_queries.iter().position(|q| {
-            q.qtype != qtype
-                && q.name_hash == name_hash
-                && q.transport == transport
-                && q.client == client
-                && ts >= q.ts
-                && ts - q.ts < 1_000_000_000
+        let want = name_hash.wrapping_add(if qtype == 1 { 28 } else { 1 });
+        let hit = self.recent_queries.find(want, |q| {
+            q.transport == transport && q.client == client && ts >= q.ts && ts - q.ts < 1_000_000_000
         });
-        if let Some(pos) = hit {
-            let other = self.recent_queries.remove(pos).unwrap().key;
+        if let Some(other) = hit {
             self.pairs += 1;
             for k in [other, key] {
                 if let Some(tx) = self.txs.get_mut(&k) {
@@ -1485,10 +1515,7 @@ impl Analyzer {
             }
             return;
         }
-        if self.recent_queries.len() >= RECENT_QUERIES {
-            self.recent_queries.pop_front();
-        }
-        self.recent_queries.push_back(LastQuery { ts, qtype, name_hash, key, transport, client });
+        self.recent_queries.push(name_hash.wrapping_add(qtype as u64), LastQuery { ts, key, transport, client });
     }
 
     /// A query for the same name and type sent by the server of an outstanding lookup is

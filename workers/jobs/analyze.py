@@ -14,14 +14,14 @@ from workers.report import Report
 def execute(cmd: AnalyzeCommand, env: JobEnv) -> Report:
     """Analyze the thread's uploads (Slack) or the given paths (CLI) in one pass.
 
-    ``env.extras["attachments"] = False`` (the CLI without ``--out``) skips the pictures
-    and CSV files: nothing would show them.
+    ``env.attachments = False`` (the CLI without ``--out``) skips the pictures and CSV
+    files: nothing would show them.
     """
     # The pcap core loads only for this job.
     from workers.analysis.traffic.analysis import analyze_files
     from workers.analysis.traffic.report import build_report
 
-    from_thread = env.extras.get("source") == "slack"
+    from_thread = env.source == "slack"
     paths: list[Path] = env.thread_files() if from_thread else [Path(f) for f in cmd.files]
     if not paths:
         raise AksDnsError("analyze needs at least one capture file")
@@ -29,4 +29,4 @@ def execute(cmd: AnalyzeCommand, env: JobEnv) -> Report:
     result = analyze_files(paths, slow_s=cmd.slow_s)
     names = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
     return build_report(result, title=f"DNS traffic analysis — {names}",
-                        attachments=bool(env.extras.get("attachments", True)))
+                        attachments=env.attachments)

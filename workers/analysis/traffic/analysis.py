@@ -36,6 +36,14 @@ def analyze_files(
     return AnalysisResult.from_json(doc)
 
 
+def tshark_text(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> str:
+    """Only tshark's text (``--format tshark``): the pass without building the typed model."""
+    if wireshark not in WIRESHARK_VERSIONS:
+        raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
+    doc = analyze_raw(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
+    return str(doc["tshark_tree_44" if wireshark == "4.4" else "tshark_tree"])
+
+
 def render(result: AnalysisResult, fmt: str, *, wireshark: str = "4.0") -> str:
     """``json`` (every figure), ``csv`` (unanswered, slow, signature evidence) or ``tshark``."""
     if fmt == "json":
