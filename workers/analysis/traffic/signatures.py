@@ -25,11 +25,11 @@ from workers.analysis.traffic.findings import NXDOMAIN, search_bases
 from workers.analysis.traffic.model import AnalysisResult, TxRecord
 from workers.analysis.traffic.timefmt import iso_time
 
-# A VM's own name is <host>.<hash>.<region>.internal.cloudapp.net: five labels.  Anything
+# A VM's own name is <host>.<hash>.<region>.internal.cloudapp.net: six labels.  Anything
 # longer is a search-list expansion of another name.
 _CLOUDAPP = ".internal.cloudapp.net"
 _REDDOG = ".reddog.microsoft.com"
-_VM_NAME_LABELS = 5
+_VM_NAME_LABELS = 6
 
 CSV_COLUMNS = ("signature", "time", "client", "server", "transport", "type", "name", "detail")
 
