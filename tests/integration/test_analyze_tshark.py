@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.analysis.traffic.analysis import analyze_files, render
 from tests import wireshark44
+from workers.analysis.traffic.analysis import analyze_files, render
 from workers.pcap import synth as S
 
 TSHARK = shutil.which("tshark")

@@ -123,7 +123,8 @@ def test_dead_server_not_shown_when_every_server_answers(tmp_path: Path) -> None
 
 
 def test_aks_self_nxdomain_shows_reddog_and_long_cloudapp_names(tmp_path: Path) -> None:
-    names = ("db.contoso.com.reddog.microsoft.com", "db.contoso.com.iosffyoulcwehgo1g3egb3m4oc.jx.internal.cloudapp.net")
+    names = ("db.contoso.com.reddog.microsoft.com",
+             "db.contoso.com.iosffyoulcwehgo1g3egb3m4oc.jx.internal.cloudapp.net")
     packets = []
     for i, name in enumerate(names):
         packets += [_q(T0 + i * MS, i, name), _r(T0 + i * MS + 500, i, name, rcode=S.RCODE_NXDOMAIN)]

@@ -12,8 +12,8 @@ import pytest
 from workers.analysis.traffic.analysis import analyze_files, render
 from workers.analysis.traffic.findings import expansion_storms, search_bases
 from workers.analysis.traffic.report import build_report
-from workers.render.text import render_text
 from workers.pcap import synth as S
+from workers.render.text import render_text
 from workers.report import Status
 
 T0 = 1_711_990_000_000_000_000

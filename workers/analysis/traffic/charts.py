@@ -42,11 +42,11 @@ def _png(image: Any) -> bytes:
 def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
+    exp = 10.0 ** math.floor(math.log10(v))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if m * exp >= v:
             return m * exp
-    return 10 * exp
+    return 10.0 * exp
 
 
 def histogram_png(result: AnalysisResult) -> bytes:

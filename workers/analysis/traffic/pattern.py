@@ -8,6 +8,7 @@ intervals at most 20 % of their mean, at least three intervals) are a periodic p
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def classify(timeline: Sequence[Second]) -> Pattern:
         return Pattern("none", "no unanswered, SERVFAIL or slow answers", 0, ())
     bursts = tuple(bursts_of(bad_seconds))
     starts = [b[0] for b in bursts]
-    intervals = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    intervals = [b - a for a, b in itertools.pairwise(starts)]
     share = len(bad_seconds) / span
     if len(intervals) >= MIN_INTERVALS:
         mean = statistics.fmean(intervals)
