@@ -10,7 +10,7 @@
 //! - TTLs are read from three global arrays that only the records dissected since the last
 //!   tapped message overwrite (OPT records write nothing), so stale values show through.
 
-use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap};
+use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, MessageStats};
 use crate::stats_tree::{DataType, StatsTree};
 use crate::FastMap;
 use std::net::IpAddr;
@@ -125,7 +125,8 @@ pub struct Tap44<'a> {
     pub ttls: [&'a [u32]; 3],
 }
 
-/// The 4.4 `dns,tree`.
+/// The 4.4 `dns,tree`: the pivots are top-level rows, names are short, and "Answer Type"
+/// counts every record; the rows after them are 4.0's.
 pub struct DnsTree44 {
     pub tree: StatsTree,
     packets: usize,
@@ -135,20 +136,8 @@ pub struct DnsTree44 {
     qclasses: usize,
     rcodes: usize,
     opcodes: usize,
-    avg_size: usize,
-    qname_len: usize,
-    l1: usize,
-    l2: usize,
-    l3: usize,
-    lmore: usize,
-    nquestions: usize,
-    nanswers: usize,
-    nauthorities: usize,
-    nadditionals: usize,
-    unsolicited: usize,
-    retransmission: usize,
-    rrt: usize,
-    by_value: FastMap<(usize, u32), usize>,
+    rest: MessageStats,
+    by_value: ChildCache<(usize, u32)>,
 }
 
 impl Default for DnsTree44 {
@@ -170,61 +159,14 @@ impl DnsTree44 {
         let qclasses = t.create("Class", 0, DataType::Int);
         let rcodes = t.create("rcode", 0, DataType::Int);
         let opcodes = t.create("opcodes", 0, DataType::Int);
-        let avg_size = t.create("Payload size", 0, DataType::Int);
-        let query_stats = t.create("Query Stats", 0, DataType::Int);
-        let qname_len = t.create("Qname Len", query_stats, DataType::Int);
-        let domains = t.create("Label Stats", query_stats, DataType::Int);
-        let l1 = t.create("1st Level", domains, DataType::Int);
-        let l2 = t.create("2nd Level", domains, DataType::Int);
-        let l3 = t.create("3rd Level", domains, DataType::Int);
-        let lmore = t.create("4th Level or more", domains, DataType::Int);
-        let response_stats = t.create("Response Stats", 0, DataType::Int);
-        let nquestions = t.create("no. of questions", response_stats, DataType::Int);
-        let nanswers = t.create("no. of answers", response_stats, DataType::Int);
-        let nauthorities = t.create("no. of authorities", response_stats, DataType::Int);
-        let nadditionals = t.create("no. of additionals", response_stats, DataType::Int);
-        let service = t.create("Service Stats", 0, DataType::Int);
-        let unsolicited = t.create("no. of unsolicited responses", service, DataType::Int);
-        let retransmission = t.create("no. of retransmissions", service, DataType::Int);
-        let rrt = t.create("request-response time (msec)", service, DataType::Float);
-        DnsTree44 {
-            tree: t,
-            packets,
-            qr,
-            qtypes,
-            rr_types,
-            qclasses,
-            rcodes,
-            opcodes,
-            avg_size,
-            qname_len,
-            l1,
-            l2,
-            l3,
-            lmore,
-            nquestions,
-            nanswers,
-            nauthorities,
-            nadditionals,
-            unsolicited,
-            retransmission,
-            rrt,
-            by_value: FastMap::default(),
-        }
+        let rest = MessageStats::create(&mut t);
+        let by_value = ChildCache::default();
+        DnsTree44 { tree: t, packets, qr, qtypes, rr_types, qclasses, rcodes, opcodes, rest, by_value }
     }
 
     /// stats_tree_tick_pivot with the child found by the value its name stands for.
     fn pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
-        self.tree.tick(pivot);
-        let child = match self.by_value.get(&(pivot, value)) {
-            Some(&c) => c,
-            None => {
-                let c = self.tree.child(pivot, &name());
-                self.by_value.insert((pivot, value), c);
-                c
-            }
-        };
-        self.tree.tick(child);
+        self.by_value.tick(&mut self.tree, pivot, (pivot, value), name);
     }
 
     pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
@@ -236,42 +178,39 @@ impl DnsTree44 {
         self.pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
         self.pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
         self.pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
-        let t = &mut self.tree;
-        t.avg_int(self.avg_size, p.payload_size as i32);
-        if p.qr == 0 {
-            t.avg_int(self.qname_len, p.qname_len as i32);
-            let node = match p.qname_labels {
-                1 => self.l1,
-                2 => self.l2,
-                3 => self.l3,
-                _ => self.lmore,
-            };
-            t.tick(node);
-            return;
-        }
-        let counts = [self.nquestions, self.nanswers, self.nauthorities, self.nadditionals];
-        add_sections(t, counts, p);
-        for &rt in tap.rr_types {
-            self.pivot(self.rr_types, rt as u32, || short_type_name(rt));
-        }
-        let t = &mut self.tree;
-        if p.unsolicited {
-            t.tick(self.unsolicited);
-        } else {
-            // Counted a second time for solicited responses, as in 4.0.
-            add_sections(t, counts, p);
-            if p.retransmission {
-                t.tick(self.retransmission);
-            } else {
-                t.avg_float(self.rrt, p.rrt_ms);
+        if p.qr != 0 {
+            for &rt in tap.rr_types {
+                self.pivot(self.rr_types, rt as u32, || short_type_name(rt));
             }
         }
+        self.rest.packet(&mut self.tree, p);
     }
 }
 
-fn add_sections(t: &mut StatsTree, ids: [usize; 4], p: &DnsTap) {
-    for (id, n) in ids.into_iter().zip([p.nquestions, p.nanswers, p.nauthorities, p.nadditionals]) {
-        t.avg_int(id, n as i32);
+/// Children found by a small key instead of their name (no string built per message).
+struct ChildCache<K> {
+    ids: FastMap<K, usize>,
+}
+
+impl<K> Default for ChildCache<K> {
+    fn default() -> Self {
+        ChildCache { ids: FastMap::default() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> ChildCache<K> {
+    /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
+    fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
+        t.tick(parent);
+        let child = match self.ids.get(&key) {
+            Some(&c) => c,
+            None => {
+                let c = t.child(parent, &name());
+                self.ids.insert(key, c);
+                c
+            }
+        };
+        t.tick(child);
     }
 }
 
@@ -289,8 +228,8 @@ pub struct DnsQrTree {
     r_retrans: usize,
     r_counts: [usize; 3],
     ttl_sections: [usize; 3],
-    from: FastMap<(bool, IpAddr), usize>,
-    named: FastMap<(usize, u32), usize>,
+    from: ChildCache<(bool, IpAddr)>,
+    named: ChildCache<(usize, u32)>,
 }
 
 /// The child nodes every message of one side (query or response) ticks.
@@ -419,36 +358,17 @@ impl DnsQrTree {
             r_retrans,
             r_counts,
             ttl_sections,
-            from: FastMap::default(),
-            named: FastMap::default(),
+            from: ChildCache::default(),
+            named: ChildCache::default(),
         }
     }
 
-    /// tick_stat_node(name, parent) with the child remembered by a small key.
     fn tick_named(&mut self, parent: usize, key: u32, name: impl FnOnce() -> String) {
-        self.tree.tick(parent);
-        let child = match self.named.get(&(parent, key)) {
-            Some(&c) => c,
-            None => {
-                let c = self.tree.child(parent, &name());
-                self.named.insert((parent, key), c);
-                c
-            }
-        };
-        self.tree.tick(child);
+        self.named.tick(&mut self.tree, parent, (parent, key), name);
     }
 
     fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
-        self.tree.tick(parent);
-        let child = match self.from.get(&(response, ip)) {
-            Some(&c) => c,
-            None => {
-                let c = self.tree.child(parent, &ip.to_string());
-                self.from.insert((response, ip), c);
-                c
-            }
-        };
-        self.tree.tick(child);
+        self.from.tick(&mut self.tree, parent, (response, ip), || ip.to_string());
     }
 
     pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
