@@ -75,6 +75,16 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
 
 
 def _execute(command: Command, settings: Settings, options: argparse.Namespace) -> int:
+    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
+        # tshark's text and the CSV list need the capture core only: nothing else loads.
+        from workers.analysis.traffic import analysis
+
+        paths = [Path(f) for f in command.files]
+        if options.format == "tshark":
+            sys.stdout.write(analysis.tshark_text(paths, slow_s=command.slow_s, wireshark=options.wireshark))
+        else:
+            sys.stdout.write(analysis.render(analysis.analyze_files(paths, slow_s=command.slow_s), "csv"))
+        return 0
     # Worker-side code loads only here, so `aksdns bot` never imports it.
     from workers import jobs
     from workers.render.text import render_text
@@ -90,15 +100,6 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
         job_env = base_env(settings)
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
-    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
-        from workers.analysis.traffic import analysis
-
-        paths = [Path(f) for f in command.files]
-        if options.format == "tshark":
-            sys.stdout.write(analysis.tshark_text(paths, slow_s=command.slow_s, wireshark=options.wireshark))
-        else:
-            sys.stdout.write(analysis.render(analysis.analyze_files(paths, slow_s=command.slow_s), "csv"))
-        return 0
     # Pictures and CSV files are made only when --out will keep them.
     job_env.attachments = bool(options.out)
     report = jobs.execute(command, job_env)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from workers.analysis.traffic import formats
-from workers.analysis.traffic.model import AnalysisResult
 from workers.pcap.native import analyze_raw
+
+if TYPE_CHECKING:
+    from workers.analysis.traffic.model import AnalysisResult
 
 FORMATS = ("json", "csv", "tshark")
 WIRESHARK_VERSIONS = ("4.0", "4.4")
@@ -32,6 +34,9 @@ def analyze_files(
         raise ValueError("analyze_files needs at least one capture file")
     if wireshark not in WIRESHARK_VERSIONS:
         raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
+    # The typed model and the renderings load here, not at import: `--format tshark` needs neither.
+    from workers.analysis.traffic.model import AnalysisResult
+
     doc = analyze_raw(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
     return AnalysisResult.from_json(doc)
 
@@ -45,7 +50,9 @@ def tshark_text(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0,
 
 
 def render(result: AnalysisResult, fmt: str, *, wireshark: str = "4.0") -> str:
-    """``json`` (every figure), ``csv`` (unanswered, slow, signature evidence) or ``tshark``."""
+    """``json`` (every figure), ``csv`` (unanswered and slow queries) or ``tshark``."""
+    from workers.analysis.traffic import formats
+
     if fmt == "json":
         return formats.render_json(result)
     if fmt == "csv":
