@@ -688,7 +688,11 @@ pub struct Stats {
     timeline: Vec<Second>,
     second_slots: FastMap<i64, usize>,
     last_second: Option<(i64, usize)>,
-    server_seconds: FastMap<(usize, i64), Second>,
+    server_seconds: Vec<Second>,
+    server_second_slots: FastMap<(usize, i64), usize>,
+    /// The slot each timeline server used last (its second and index): most messages hit it.
+    server_last: [(i64, usize); MAX_TIMELINE_SERVERS],
+    server_second_owner: Vec<usize>,
     udp_answers: FastMap<u64, SeenAnswer>,
     tcp_answers: FastMap<u64, SeenAnswer>,
     signatures: Signatures,
@@ -802,7 +806,10 @@ impl Stats {
             timeline: Vec::new(),
             second_slots: FastMap::default(),
             last_second: None,
-            server_seconds: FastMap::default(),
+            server_seconds: Vec::new(),
+            server_second_slots: FastMap::default(),
+            server_last: [(i64::MIN, 0); MAX_TIMELINE_SERVERS],
+            server_second_owner: Vec::new(),
             udp_answers: FastMap::default(),
             tcp_answers: FastMap::default(),
             signatures: Signatures::default(),
@@ -1018,12 +1025,22 @@ impl Stats {
             return None;
         }
         let second = ts.div_euclid(1_000_000_000);
-        if !self.server_seconds.contains_key(&(si, second))
-            && self.server_seconds.len() >= MAX_TIMELINE_SECONDS * MAX_TIMELINE_SERVERS
-        {
-            return None;
+        let (last_second, last_slot) = self.server_last[si];
+        if last_second == second {
+            return Some(&mut self.server_seconds[last_slot]);
         }
-        Some(self.server_seconds.entry((si, second)).or_insert(Second { second, ..Default::default() }))
+        let slot = match self.server_second_slots.get(&(si, second)) {
+            Some(&slot) => slot,
+            None if self.server_seconds.len() < MAX_TIMELINE_SECONDS * MAX_TIMELINE_SERVERS => {
+                self.server_seconds.push(Second { second, ..Default::default() });
+                self.server_second_owner.push(si);
+                self.server_second_slots.insert((si, second), self.server_seconds.len() - 1);
+                self.server_seconds.len() - 1
+            }
+            None => return None,
+        };
+        self.server_last[si] = (second, slot);
+        Some(&mut self.server_seconds[slot])
     }
 
     /// UDP answers of 512 bytes or more without TC, and UDP and TCP answers to one name
@@ -1754,7 +1771,7 @@ impl Analyzer {
         let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
         let mut per_server: Vec<Vec<Second>> = vec![Vec::new(); st.servers.len().min(MAX_TIMELINE_SERVERS)];
-        for ((si, _), sec) in st.server_seconds {
+        for (si, sec) in st.server_second_owner.into_iter().zip(st.server_seconds) {
             per_server[si].push(sec);
         }
         let server_timelines: Vec<ServerTimeline> = per_server
