@@ -161,6 +161,12 @@ def timeline_png(result: AnalysisResult, pattern: Pattern) -> bytes:
     for k, t in enumerate(per_server, start=2):
         panel(k, f"failures at {t.address}",
               [(label, color, _bucketed(t.seconds, first, n_cols, per, f)) for label, color, f in failures])
+    bottom = MARGIN_T + (panels - 1) * (panel_h + 26) + 16 + panel_h
+    for k in range(5):
+        offset = round(k * span / 4)
+        x = x0 + (x1 - x0) * offset / span
+        d.line((x, bottom, x, bottom + 4), fill=INK)
+        d.text((max(x0, min(x - 10, x1 - 40)), bottom + 6), f"{offset:,}", fill=INK, font=small)
     d.text(((x0 + x1) // 2 - 100, height - 18),
            f"seconds since {_clock(first)} UTC (capture span {span:,} s)", fill=INK, font=small)
     return _png(img)
