@@ -154,6 +154,28 @@ impl TxTable {
             None => self.other.remove(k),
         }
     }
+    /// One lookup: drop transaction `serial` of `k` if it was answered.  Some(answered)
+    /// when that transaction is still the live one, None when a newer one replaced it.
+    fn forget_if_answered(&mut self, k: &TxKey, serial: u64) -> Option<bool> {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, serial: u64) -> Option<bool> {
+            match e {
+                Entry::Occupied(o) if o.get().serial == serial => {
+                    let answered = o.get().answered;
+                    if answered {
+                        o.remove();
+                    }
+                    Some(answered)
+                }
+                _ => None,
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), serial),
+            None => go(self.other.entry(*k), serial),
+        }
+    }
+
     fn keys(&self) -> Vec<TxKey> {
         self.v4.keys().map(|&w| TxKey::unpack_v4(w)).chain(self.other.keys().copied()).collect()
     }
@@ -1658,15 +1680,8 @@ impl Analyzer {
                 break;
             }
             self.fifo.pop_front();
-            match self.txs.get(&key) {
-                Some(tx) if tx.serial == serial => {
-                    if tx.answered {
-                        self.txs.remove(&key);
-                    } else {
-                        self.fifo_unanswered.push_back((key, t, serial));
-                    }
-                }
-                _ => {}
+            if self.txs.forget_if_answered(&key, serial) == Some(false) {
+                self.fifo_unanswered.push_back((key, t, serial));
             }
         }
         while let Some(&(key, t, serial)) = self.fifo_unanswered.front() {

@@ -176,7 +176,7 @@ pub struct DnsTap {
 /// The rows both Wireshark 4.0 and 4.4 put after the pivots: payload size, query stats,
 /// response stats and service stats (their layout and counting did not change).
 pub struct MessageStats {
-    avg_size: usize,
+    pub avg_size: usize,
     qname_len: usize,
     l1: usize,
     l2: usize,
@@ -210,6 +210,10 @@ impl MessageStats {
         let unsolicited = t.create("no. of unsolicited responses", service, DataType::Int);
         let retransmission = t.create("no. of retransmissions", service, DataType::Int);
         let rrt = t.create("request-response time (msec)", service, DataType::Float);
+        // The four section counts are added together for every response.
+        for id in [nanswers, nauthorities, nadditionals] {
+            t.mirror_burst(id, nquestions);
+        }
         MessageStats {
             avg_size,
             qname_len,
@@ -285,6 +289,9 @@ impl DnsTree {
         let rcodes = t.create("rcode", packets, DataType::Int);
         let opcodes = t.create("opcodes", packets, DataType::Int);
         let rest = MessageStats::create(&mut t);
+        for id in [qr, qtypes, qclasses, rcodes, opcodes, rest.avg_size] {
+            t.mirror_burst(id, packets);
+        }
         DnsTree { tree: t, packets, qr, qtypes, qclasses, rcodes, opcodes, rest }
     }
 

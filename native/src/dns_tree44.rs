@@ -160,6 +160,9 @@ impl DnsTree44 {
         let rcodes = t.create("rcode", 0, DataType::Int);
         let opcodes = t.create("opcodes", 0, DataType::Int);
         let rest = MessageStats::create(&mut t);
+        for id in [qr, qtypes, qclasses, rcodes, opcodes, rest.avg_size] {
+            t.mirror_burst(id, packets);
+        }
         let by_value = ChildCache::default();
         DnsTree44 { tree: t, packets, qr, qtypes, rr_types, qclasses, rcodes, opcodes, rest, by_value }
     }
@@ -201,7 +204,7 @@ impl<K> Default for ChildCache<K> {
 impl<K: std::hash::Hash + Eq> ChildCache<K> {
     /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
     fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
-        t.tick(parent);
+        t.tick_or_count(parent);
         let child = match self.ids.get(&key) {
             Some(&c) => c,
             None => {

@@ -40,6 +40,10 @@ pub struct Node {
     bcount: i64,
     max_burst: i64,
     burst_time: f64,
+    /// A node ticked exactly when `burst_from` is (same messages, same times) has the same
+    /// burst figures: it borrows them instead of keeping its own buckets (a third of the
+    /// tree's work).
+    burst_from: Option<usize>,
     /// Pivot children by the numeric value they stand for (few: a linear scan is fastest).
     by_value: Vec<(u32, usize)>,
 }
@@ -65,6 +69,7 @@ impl Node {
             bcount: 0,
             max_burst: 0,
             burst_time: -1.0,
+            burst_from: None,
             by_value: Vec::new(),
         }
     }
@@ -203,7 +208,7 @@ impl StatsTree {
 
     /// stats_tree_tick_pivot: the pivot and its child named after `value`.
     pub fn tick_pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
-        self.tick(pivot);
+        self.tick_or_count(pivot);
         let found = self.nodes[pivot].by_value.iter().find(|(v, _)| *v == value).map(|&(_, c)| c);
         let child = match found {
             Some(c) => c,
@@ -216,8 +221,29 @@ impl StatsTree {
         self.tick(child);
     }
 
+    /// Declare that `id` is ticked exactly when `like` is, from the first message on; ticks of
+    /// `id` then go through `count` and `avg_int_counted`, and its burst columns are `like`'s.
+    pub fn mirror_burst(&mut self, id: usize, like: usize) {
+        self.nodes[id].burst_from = Some(like);
+    }
+
+    /// `tick`, or `count` for a node whose burst figures are borrowed.
+    pub fn tick_or_count(&mut self, id: usize) {
+        if self.nodes[id].burst_from.is_some() {
+            self.count(id);
+        } else {
+            self.tick(id);
+        }
+    }
+
+    /// A tick of a node whose burst figures are borrowed (see `mirror_burst`).
+    pub fn count(&mut self, id: usize) {
+        debug_assert!(self.nodes[id].burst_from.is_some());
+        self.nodes[id].counter += 1;
+    }
+
     pub fn avg_int(&mut self, id: usize, value: i32) {
-        self.tick(id);
+        self.tick_or_count(id);
         let n = &mut self.nodes[id];
         n.int_total += value as i64;
         n.int_min = n.int_min.min(value);
@@ -279,8 +305,9 @@ impl StatsTree {
             Some(0) => "100%".into(),
             _ => String::new(),
         };
-        let (br, bt) = if n.max_burst != 0 {
-            (format!("{:.4}", n.max_burst as f64 / BURST_WINDOW_MS), format!("{:.3}", n.burst_time / 1000.0))
+        let b = n.burst_from.map_or(n, |like| &self.nodes[like]);
+        let (br, bt) = if b.max_burst != 0 {
+            (format!("{:.4}", b.max_burst as f64 / BURST_WINDOW_MS), format!("{:.3}", b.burst_time / 1000.0))
         } else {
             ("-".into(), "-".into())
         };
