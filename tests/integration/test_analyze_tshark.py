@@ -351,3 +351,16 @@ def test_wireshark44_records_ttls_and_buckets_match_tshark(tmp_path: Path) -> No
     ]
     packets = [S.udp_packet(t0 + i * 3_000_000, a, b, m) for i, (a, b, m) in enumerate(msgs)]
     assert_same_as_tshark(write(tmp_path / "ws44.pcap", packets))
+
+
+@pytest.mark.parametrize("version", ["4.0", "4.4"])
+def test_cli_prints_what_tshark_prints(tmp_path: Path, version: str, tshark44: list[str]) -> None:
+    """The command users run, as a process: `aksdns analyze FILE --format tshark --wireshark V`."""
+    import sys
+
+    path = write(tmp_path / "cli.pcap", S.mixed_lookups(90, lookups=40))
+    aksdns = Path(sys.executable).parent / "aksdns"
+    out = subprocess.run([str(aksdns), "analyze", str(path), "--format", "tshark", "--wireshark", version],
+                         capture_output=True, text=True, timeout=120, check=True)
+    expected = tshark44_trees(tshark44, path) if version == "4.4" else tshark_tree(path)
+    assert out.stdout == expected
