@@ -140,12 +140,6 @@ pub struct DnsTree44 {
     by_value: ChildCache<(usize, u32)>,
 }
 
-impl Default for DnsTree44 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl DnsTree44 {
     pub fn new() -> DnsTree44 {
         let mut t = StatsTree::new("DNS");
@@ -301,12 +295,6 @@ fn ttl_bucket(ttl: u32) -> usize {
         604801..=2628000 => 5,
         2628001..=31536000 => 6,
         _ => 7,
-    }
-}
-
-impl Default for DnsQrTree {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
