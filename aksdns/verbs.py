@@ -395,7 +395,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             positional_fields=("files",),
             write_positionals=_write_files,
             describe=_describe_analyze,
-            job="workers.jobs.analyze_run:execute",
+            job="workers.jobs.analyze:execute",
         ),
         VerbSpec(
             Verb.APISERVER,

@@ -39,6 +39,7 @@ class JobEnv:
     progress: Callable[[str], None] = _no_progress  # updates the parent message
     thread_files: Callable[[], list[Path]] = list  # files uploaded to the thread (analyze)
     source: Literal["slack", "cli"] = "cli"  # where the command came from
+    attachments: bool = True  # make the report's pictures and files (False: nothing would show them)
     job_id: str = ""  # the aksdns job (written on the pods it creates)
     requested_by: str = ""  # the Slack user (or CLI user) who asked
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
