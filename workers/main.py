@@ -58,6 +58,10 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
         return 1
     jobguard.configure(settings.job_signing_key)
     runner.configure(runner.WorkerContext(settings, runner.base_env(settings)))
+    # Loaded once here, so the job processes RQ forks inherit it and no `analyze` pays the import.
+    from workers.analysis.traffic import warm
+
+    warm.preload()
     connection = connect(settings.redis_url)
     try:
         connection.ping()
