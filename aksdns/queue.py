@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 from rq import Callback, Queue
@@ -86,6 +87,26 @@ class JobQueue:
             self.connection.delete(key)
         except redis.RedisError:
             log.warning("could not release dedup key", extra={"key": key})
+
+    def schedule(self, spec: JobSpec, delay_s: float) -> None:
+        """Queue the job in ``delay_s`` seconds with RQ's scheduler (kept in Redis: survives worker restarts)."""
+        queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
+        payload = spec.to_dict()
+        payload["dedup_key"] = None
+        try:
+            queue.enqueue_in(
+                timedelta(seconds=delay_s),
+                RUN_JOB,
+                payload,
+                job_id=spec.id,
+                job_timeout=int(self.job_timeout_s),
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                on_failure=Callback(ON_FAILURE, timeout=30),
+                description=f"{spec.command.verb.value} by {spec.user} (scheduled)",
+            )
+        except redis.RedisError as exc:
+            raise QueueUnavailable("The job queue (Redis) is unreachable, so the next run was not scheduled.") from exc
 
     def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
         """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
