@@ -85,3 +85,8 @@ def channel_cluster_key(channel: str) -> str:
 def rate_key(scope: str, who: str) -> str:
     """Recent commands of a user or a channel (a sorted set of times) for the rate limits."""
     return f"{PREFIX}:rate:{scope}:{who}"
+
+
+def channel_threads_key(channel: str) -> str:
+    """A channel's threads with recorded jobs, scored by their last job's end (`/aksdns handoff` outside a thread)."""
+    return f"{PREFIX}:threads:{channel}"

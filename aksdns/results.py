@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from aksdns.keys import AUDIT_STREAM, rerun_basis_key, rerun_identity, thread_history_key
+from aksdns.keys import AUDIT_STREAM, channel_threads_key, rerun_basis_key, rerun_identity, thread_history_key
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ class ResultsStore:
             pipe.rpush(key, outcome.to_json())
             pipe.ltrim(key, -MAX_OUTCOMES_PER_THREAD, -1)
             pipe.expire(key, self.retention_s)
+            threads = channel_threads_key(outcome.channel)
+            pipe.zadd(threads, {outcome.thread_ts: outcome.finished_at})
+            pipe.zremrangebyscore(threads, 0, outcome.finished_at - self.retention_s)
+            pipe.expire(threads, self.retention_s)
             raw = json.dumps(basis, default=str) if basis is not None else None
             if raw is not None and len(raw) <= MAX_BASIS_BYTES:
                 identity = rerun_identity(outcome.command)
@@ -120,6 +124,21 @@ class ResultsStore:
             except (ValueError, TypeError):
                 log.warning("skipped an unreadable history entry", extra={"thread": thread_ts})
         return out
+
+    def incident_history(self, channel: str, thread_ts: str) -> list[Outcome]:
+        """This thread's history; for a thread without any (a new `/aksdns handoff` message), the
+        history of the channel's most recently active thread."""
+        own = self.history(channel, thread_ts)
+        if own:
+            return own
+        try:
+            latest = self.connection.zrevrange(channel_threads_key(channel), 0, 1)
+        except redis.RedisError:
+            return []
+        for ts in (_text(t) for t in latest):
+            if ts != thread_ts:
+                return self.history(channel, ts)
+        return []
 
     def previous_basis(
         self, cluster: str, channel: str, thread_ts: str, command: dict[str, Any]

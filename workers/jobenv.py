@@ -47,4 +47,5 @@ class JobEnv:
     dig_policy: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask for Slack users
     azure: AzureAccess = field(default_factory=AzureAccess)  # `apiserver`: read the cluster from Azure
     thread_history: Callable[[], list[Any]] = list  # the thread's recorded outcomes, oldest first (handoff)
+    job_thread: str = ""  # the Slack thread this job answers in (its ts)
     watches: WatchContext | None = None  # a `watch` run's state and scheduler (None: CLI, no thread)

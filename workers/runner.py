@@ -190,7 +190,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         job_id=spec.id,
         requested_by=spec.user,
         previous=previous,
-        thread_history=(lambda: store.history(thread.channel, thread.thread_ts)) if thread else list,
+        thread_history=(lambda: store.incident_history(thread.channel, thread.thread_ts)) if thread else list,
+        job_thread=thread.thread_ts if thread else "",
         watches=_watch_context(ctx.settings, spec),
     )
     if poster and thread:
