@@ -28,7 +28,7 @@ from aksdns.reconnect import wait_for_redis
 from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, AuditEvent, AuditLog, Outcome, ResultsStore, trim_finding
 from aksdns.settings import Settings
 from aksdns.watches import WatchContext, WatchStore
-from workers import jobs
+from workers import jobs, worker_metrics
 from workers.analysis.rerun_diff import Basis
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
@@ -248,6 +248,7 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any
         reason = f"it timed out after {int(job.timeout or 0)} s"
     elif name == "AbandonedJobError":
         reason = "the worker running it stopped (killed or restarted)"
+        worker_metrics.abandoned(spec.command.verb.value)  # found by this worker's main process
     else:
         reason = user_message(exc_value) if isinstance(exc_value, BaseException) else "an internal error"
     log.error("job failed", extra={"job": spec.id, "verb": spec.command.verb.value, "reason": name})
