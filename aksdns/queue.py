@@ -27,12 +27,12 @@ FAILURE_TTL_S = 7 * 24 * 3600
 REDIS_TIMEOUT_S = 2.0
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, *, socket_timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
     """A Redis client that fails fast instead of hanging the listener."""
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=REDIS_TIMEOUT_S,
-        socket_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=socket_timeout_s,
         health_check_interval=30,
         retry_on_timeout=False,
     )

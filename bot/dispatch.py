@@ -26,6 +26,7 @@ from aksdns.slackclient import POST_ERRORS, SlackFailure, classify
 
 log = logging.getLogger(__name__)
 REDIS_WAIT_S = 15.0  # a command that meets a Redis restart waits this long before "not queued"
+NO_WORKER_GRACE_S = 10.0  # one heartbeat interval (aksdns.liveness.BEAT_S): a starting worker is seen
 
 
 def _ahead(view: ClusterView | None) -> str:
@@ -142,10 +143,17 @@ class Dispatcher:
         return Outcome(None, spec.id)
 
     def _view(self, cluster: str) -> ClusterView | None:
-        try:
-            return next(v for v in cluster_views(self.queue.connection, {cluster}) if v.cluster == cluster)
-        except (redis.RedisError, StopIteration):
-            return None  # cannot tell: queue it, as before heartbeats
+        """The cluster's live workers and queue; a few seconds' grace when none is seen (a worker
+        starting, or beating again after a Redis restart), so "no worker" is never said too soon."""
+        deadline = time.monotonic() + NO_WORKER_GRACE_S
+        while True:
+            try:
+                view = next(v for v in cluster_views(self.queue.connection, {cluster}) if v.cluster == cluster)
+            except (redis.RedisError, StopIteration):
+                return None  # cannot tell: queue it, as before heartbeats
+            if view.workers or time.monotonic() >= deadline:
+                return view
+            time.sleep(0.5)
 
     def _any_live(self) -> ClusterView | None:
         try:

@@ -65,15 +65,15 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
     from workers.analysis.traffic import warm
 
     warm.preload()
-    connection = connect(settings.redis_url)
+    # RQ blocks on the queue for up to worker_ttl - 15 s: its socket waits longer than that (RQ
+    # raises the pool's timeout for new connections only, and the PING below opens one first).
+    connection = connect(settings.redis_url, socket_timeout_s=WORKER_TTL_S + 30)
     try:
         connection.ping()
     except redis.RedisError:
         log.error("redis unreachable at start")
         print("aksdns worker: Redis is unreachable at", settings.redacted()["redis_url"])
         return 1
-    if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        run_janitor(settings)
     queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer, job_class=GuardedJob)
     worker = MeteredWorker(
         [queue],
@@ -91,7 +91,10 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host,
                       metrics.RedisCollector(connection, lambda: {settings.cluster}))
+    # Beat first: the bot answers "no worker is serving" for a cluster without a beat.
     heartbeat = Heartbeat(connect(settings.redis_url), _beat(worker, settings.cluster, time.time())).start()
+    if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        run_janitor(settings)
     try:
         # The scheduler moves due jobs (a watch's next run) from RQ's schedule in Redis to the
         # queue: what is scheduled outlives this process.
