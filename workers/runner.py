@@ -119,11 +119,23 @@ def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report
         finished_at=time.time(),
         status=status,
         summary=public_text(summary),  # the history is read back into threads: no worker paths
-        findings=tuple(trim_finding(f.to_dict()) for f in (report.findings if report else [])[:MAX_FINDINGS_KEPT]),
+        findings=_findings(report, basis),
         attachments=tuple(a.filename for a in (report.attachments if report else [])),
         figures=dict(basis.figures),
         changes=report.changes if report else (),
         ruled_out=tuple(r.to_dict() for r in basis.ruled_out),
+    )
+
+
+def _findings(report: Report | None, basis: Basis) -> tuple[dict[str, Any], ...]:
+    """The top findings for the history: the report's own, else what its basis names (dig's servers)."""
+    if report is not None and report.findings:
+        return tuple(trim_finding(f.to_dict()) for f in report.findings[:MAX_FINDINGS_KEPT])
+    scores = {"critical": 80, "warning": 40}
+    return tuple(
+        {**m.to_dict(), "score": scores.get(m.severity, 10), "evidence": [m.evidence] if m.evidence else [],
+         "subjects": [], "confidence": "high", "actions": [], "links": []}
+        for m in basis.findings[:MAX_FINDINGS_KEPT]
     )
 
 

@@ -185,6 +185,8 @@ def _actions(held: Sequence[Held], latest: Sequence[Outcome]) -> list[str]:
     out: list[str] = []
     for h in held:
         out += [a for a in h.actions if a not in out]
+        if not h.actions:
+            out.append(f"{h.title}: run {h.seen_by.split(' at ')[0]} again to see whether it still holds")
     for o in latest:
         if o.status in FAILED:
             out.append(f"`{o.text}` did not finish ({o.summary}): run it again")
