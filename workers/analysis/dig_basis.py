@@ -33,7 +33,8 @@ def rerun_basis(report: Report) -> dict[str, Any]:
         server, status, line = str(s["server"]), str(s.get("status", "info")), _line(s)
         subject = (f"server {server}",)
         if status == "fail":
-            findings.append(Mark("dig_server_fails", f"DNS server {server} fails every query", "critical", subject, line))
+            title = f"DNS server {server} fails every query"
+            findings.append(Mark("dig_server_fails", title, "critical", subject, line))
         elif status == "warn":
             findings.append(
                 Mark("dig_server_degraded", f"DNS server {server} loses answers or answers slowly", "warning",
