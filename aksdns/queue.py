@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import redis
 from rq import Callback, Queue
@@ -90,30 +91,31 @@ class JobQueue:
 
     def schedule(self, spec: JobSpec, delay_s: float) -> None:
         """Queue the job in ``delay_s`` seconds with RQ's scheduler (kept in Redis: survives worker restarts)."""
-        queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
-        payload = spec.to_dict()
-        payload["dedup_key"] = None
+        queue, payload, options = self._job(spec, None)
         try:
-            queue.enqueue_in(
-                timedelta(seconds=delay_s),
-                RUN_JOB,
-                payload,
-                job_id=spec.id,
-                job_timeout=int(self.job_timeout_s),
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
-                on_failure=Callback(ON_FAILURE, timeout=30),
-                description=f"{spec.command.verb.value} by {spec.user} (scheduled)",
-            )
+            queue.enqueue_in(timedelta(seconds=delay_s), RUN_JOB, payload, **options)
         except redis.RedisError as exc:
             raise QueueUnavailable("The job queue (Redis) is unreachable, so the next run was not scheduled.") from exc
 
-    def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
-        """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
+    def _job(self, spec: JobSpec, dedup: str | None) -> tuple[Queue, dict[str, Any], dict[str, Any]]:
+        """The cluster's queue, the JSON payload and RQ's options of one job (never a code object)."""
         queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
         payload = spec.to_dict()
         payload["dedup_key"] = dedup
         payload = jobsign.sign(payload, self.signing_key, now=time.time())
+        options = {
+            "job_id": spec.id,
+            "job_timeout": int(self.job_timeout_s),
+            "result_ttl": RESULT_TTL_S,
+            "failure_ttl": FAILURE_TTL_S,
+            "on_failure": Callback(ON_FAILURE, timeout=30),
+            "description": f"{spec.command.verb.value} by {spec.user}",
+        }
+        return queue, payload, options
+
+    def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
+        """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
+        queue, payload, options = self._job(spec, dedup)
         try:
             if dedup:
                 thread = spec.thread
@@ -123,15 +125,6 @@ class JobQueue:
                     "status_ts": thread.status_ts if thread else "",
                 }
                 self.connection.set(dedup, json.dumps(holder), ex=int(self.job_timeout_s) + 60)
-            queue.enqueue(
-                RUN_JOB,
-                payload,
-                job_id=spec.id,
-                job_timeout=int(self.job_timeout_s),
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
-                on_failure=Callback(ON_FAILURE, timeout=30),
-                description=f"{spec.command.verb.value} by {spec.user}",
-            )
+            queue.enqueue(RUN_JOB, payload, **options)
         except redis.RedisError as exc:
             raise QueueUnavailable("The job queue (Redis) is unreachable, so nothing was queued.") from exc

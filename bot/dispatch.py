@@ -143,16 +143,20 @@ class Dispatcher:
         return Outcome(None, spec.id)
 
     def _view(self, cluster: str) -> ClusterView | None:
-        """The cluster's live workers and queue; a few seconds' grace when none is seen (a worker
-        starting, or beating again after a Redis restart), so "no worker" is never said too soon."""
+        """The cluster's live workers and queue.
+
+        A worker that stopped beating (killed, node gone) has left its last beat behind: "no worker"
+        is said at once. With no beat at all (a worker starting, one that stopped cleanly during a
+        rolling restart, a Redis that lost its data) the bot gives it one beat of grace first.
+        """
         deadline = time.monotonic() + NO_WORKER_GRACE_S
         while True:
             try:
                 view = next(v for v in cluster_views(self.queue.connection, {cluster}) if v.cluster == cluster)
+                if view.workers or time.monotonic() >= deadline or last_seen(self.queue.connection, cluster):
+                    return view
             except (redis.RedisError, StopIteration):
                 return None  # cannot tell: queue it, as before heartbeats
-            if view.workers or time.monotonic() >= deadline:
-                return view
             time.sleep(0.5)
 
     def _any_live(self) -> ClusterView | None:

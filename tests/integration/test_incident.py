@@ -71,10 +71,13 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     worker = s.start_worker("east")
     s.wait_live("east")
     first = [_dig(silent_server, extra="--timeout 6"), *(_dig(bind9_server, extra=f"--repeat {n}") for n in (2, 3, 4))]
-    for text in first:
+    for n, text in enumerate(first, 1):
         status, _ = s.slash(text)
         assert status == 200
-    assert s.slack.wait_for(lambda _s: len(s.parents()) == 4, timeout=30)
+        assert s.slack.wait_for(lambda _s, n=n: len(s.parents()) == n, timeout=30)  # type: ignore[misc]
+    # The queue, told honestly: the fourth waits behind the second and third (and the running first).
+    posted = [a["text"] for _, m, a in s.slack.state.calls if m == "chat.postMessage" and "queued by" in a["text"]]
+    assert "jobs ahead of yours" in posted[3], posted
     assert s.slack.wait_for(lambda _s: "running" in s.parents()[0].text or "asking" in s.parents()[0].text, timeout=30)
     durable.stop()  # mid-job: the first dig is waiting for its silent server
     for n in (5, 6):  # acknowledged by Slack's 3 s rule while Redis is down
