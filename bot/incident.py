@@ -34,7 +34,7 @@ from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 AUDIT_LINES = 40
-NOT_AGAIN = {"again", "handoff", "help", "use", "clusters", "audit"}
+NOT_AGAIN = {"again", "handoff", "help", "use", "clusters", "audit", "watch"}  # `again` repeats diagnoses
 
 
 @dataclass(frozen=True)
