@@ -52,8 +52,9 @@ def run(command: Command, env: JobEnv) -> Report:
     What changed leads the reply; the report carries its basis and its changes for the history.
     """
     report = job_for(command)(command, env)
-    if report.basis is None:  # a job may fill it itself (`watch` carries its command's)
-        report.basis = rerun_basis(command, report)
+    if spec_of(command).rerun_basis is None:  # not compared here (`watch` compares its own runs)
+        return report
+    report.basis = rerun_basis(command, report)
     if report.basis is None or env.previous is None:
         return report
     d = rerun_diff.diff(rerun_diff.Basis.from_dict(env.previous), rerun_diff.Basis.from_dict(report.basis))
