@@ -345,6 +345,7 @@ def test_watch_posts_changes_survives_a_worker_restart_and_stops(
     assert s.slack.wait_for(lambda _s: len(s.results(parent.ts)) >= 2, timeout=120), s.log("second")
     second = s.slack.transcript(CHANNEL, parent.ts)
     assert "run 2/6: changed" in second and "❌" in second
+    assert second.count("Since the previous run") == 1, second  # compared once, by the watch
     s.click("aksdns_watch_stop", s.button(s.results(parent.ts)[-1], "aksdns_watch_stop"), parent.ts)
     assert s.slack.wait_for(lambda _s: any("stopped watching" in m.text for m in s.replies(parent.ts)), timeout=20)
     time.sleep(70)  # the third run would have come by now
