@@ -100,8 +100,8 @@ def again(desk: Desk, command: AgainCommand, ask: Ask) -> str:
         return f"⚠️ The last `{last.verb}` cannot be run again ({exc.message}); type it instead."
     if command.cluster:
         rebuilt = _on(rebuilt, command.cluster)
-    elif rebuilt.cluster is None and last.cluster:
-        rebuilt = _on(rebuilt, last.cluster)  # again where it ran, whatever the channel's default is now
+    elif rebuilt.cluster is None and last.cluster and last.cluster != desk.dispatcher.cluster_for(rebuilt, ask.channel):
+        rebuilt = _on(rebuilt, last.cluster)  # again where it ran, though the channel's default changed since
     decision = desk.authorize(ask.user, ask.channel, rebuilt)
     desk.audit("again", ask.user, ask.channel, rebuilt, decision.allowed, decision.reason)
     if not decision.allowed:

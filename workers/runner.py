@@ -223,12 +223,13 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         if poster:
             add_thread_buttons(spec.command, report)
+        if not report.quiet:  # recorded before it is posted: `again` or a handoff right after it sees it
+            outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
+            _record(ctx.settings, spec, outcome, report.basis)
+        if poster:
             if not report.quiet:
                 poster.post(render_blocks(report))
             poster.status(f"{report.status.mark} `{verb}` done in {elapsed:.1f}s — {report.summary}")
-        if not report.quiet:
-            outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
-            _record(ctx.settings, spec, outcome, report.basis)
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
         return {"status": report.status.value, "summary": report.summary, "data": report.data}
     except AksDnsError as exc:

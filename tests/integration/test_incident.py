@@ -217,6 +217,7 @@ def test_a_thread_of_five_jobs_handed_over(
     assert "first run" in rows[0] and "❌" in rows[0]
     assert f"127.0.0.1:{flaky.server.port}: ❌ → ✅" in rows[2] and "✅" in rows[2]
     assert rows[3].rstrip().endswith("| — |")  # ran again, nothing changed
+    assert rows[3].split("|")[3] == rows[2].split("|")[3]  # `again` repeated the thread's last command
     ruled = md.split("## Ruled out", 1)[1].split("##", 1)[0]
     assert f"~~DNS server 127.0.0.1:{flaky.server.port} fails every query~~: no longer seen" in ruled
     assert f"~~DNS server {bind9_server.server.host}:{bind9_server.server.port} is not answering~~" in ruled
