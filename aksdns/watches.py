@@ -64,15 +64,11 @@ class Watch:
         """Runs a watch of this length makes (the first at once, then every ``every_s``)."""
         return max(1, int((self.until - self.started_at) // self.every_s) + 1)
 
+    length_s: int = 0  # --for
+
     @property
     def started_at(self) -> float:
         return self.until - self.length_s
-
-    @property
-    def length_s(self) -> float:
-        return float(self._length)
-
-    _length: int = 0
 
     def to_fields(self) -> dict[str, str]:
         return {
@@ -85,7 +81,7 @@ class Watch:
             "target": self.target,
             "every_s": str(self.every_s),
             "until": repr(self.until),
-            "length_s": str(self._length),
+            "length_s": str(self.length_s),
             "runs": str(self.runs),
             "changes": str(self.changes),
             "stopped_by": self.stopped_by,
@@ -112,7 +108,7 @@ class Watch:
             stopped_by=d.get("stopped_by", ""),
             next_job=d.get("next_job", ""),
             basis=basis if isinstance(basis, dict) else None,
-            _length=int(d.get("length_s", "0")),
+            length_s=int(d.get("length_s", "0")),
         )
 
 
@@ -139,7 +135,7 @@ def new_watch(
         target=target,
         every_s=every_s,
         until=now + for_s,
-        _length=for_s,
+        length_s=for_s,
     )
 
 
