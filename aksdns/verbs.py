@@ -499,7 +499,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             ),
             describe=_describe_apiserver,
             job="workers.jobs.apiserver:execute",
-            rerun_basis="workers.analysis.check_diff:diff_basis",
+            rerun_basis="workers.analysis.check_diff:rerun_basis"  # same layers/facts shape as check,
         ),
         VerbSpec(
             Verb.IPAM,

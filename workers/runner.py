@@ -153,7 +153,7 @@ def _watch_context(settings: Settings, spec: JobSpec) -> WatchContext | None:
     if spec.thread is None:
         return None
     connection = _redis(settings)
-    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s)
+    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s, signing_key=settings.job_signing_key)
     return WatchContext(WatchStore(connection), spec, queue.schedule)
 
 
