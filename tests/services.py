@@ -151,3 +151,10 @@ def heartbeat_only(redis_url: str, cluster: str) -> Iterator[None]:
         yield
     finally:
         beat.stop()
+
+
+@pytest.fixture
+def served(redis_server: RedisServer, cluster: str) -> Iterator[None]:
+    """The test's cluster looks served (a heartbeat, no worker): the bot queues its jobs, which stay queued."""
+    with heartbeat_only(redis_server.url, cluster):
+        yield

@@ -17,7 +17,6 @@ from tests.services import (
     SIGNING_SECRET,
     RedisServer,
     aksdns_env,
-    heartbeat_only,
     post,
     run_aksdns,
     sign,
@@ -44,13 +43,6 @@ def _env(redis_url: str, slack: SlackStandIn, cluster: str, **extra: str) -> dic
 def cluster(request: pytest.FixtureRequest) -> str:
     # A queue per test: jobs of one test never reach another's worker.
     return "t" + str(abs(hash(request.node.name)) % 10**8)
-
-
-@pytest.fixture
-def served(redis_server: RedisServer, cluster: str) -> Iterator[None]:
-    """The cluster looks served (a heartbeat, no worker): jobs are queued and stay there."""
-    with heartbeat_only(redis_server.url, cluster):
-        yield
 
 
 @pytest.fixture
