@@ -78,7 +78,7 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     # The queue, told honestly: the fourth waits behind the second and third (and the running first).
     posted = [a["text"] for _, m, a in s.slack.state.calls if m == "chat.postMessage" and "queued by" in a["text"]]
     assert "jobs ahead of yours" in posted[3], posted
-    assert s.slack.wait_for(lambda _s: "running" in s.parents()[0].text or "asking" in s.parents()[0].text, timeout=30)
+    assert s.slack.wait_for(lambda _s: "`dig` on `east`" in s.parents()[0].text, timeout=30)
     durable.stop()  # mid-job: the first dig is waiting for its silent server
     for n in (5, 6):  # acknowledged by Slack's 3 s rule while Redis is down
         status, _ = s.slash(_dig(bind9_server, extra=f"--repeat {n}"))
@@ -110,7 +110,9 @@ def test_a_worker_killed_mid_job_is_reported_failed_within_two_minutes(
     s.start_worker("east", "first")
     s.wait_live("east")
     s.slash(_dig(silent_server, extra="--timeout 30"))
-    assert s.slack.wait_for(lambda _s: s.parents() and "asking" in s.parents()[0].text, timeout=30)
+    # Running ("`dig` on `east`: running…"; progress lines closer than a second apart are coalesced).
+    assert s.slack.wait_for(lambda _s: s.parents() and "`dig` on `east`" in s.parents()[0].text, timeout=30)
+    time.sleep(2)  # well inside its 30 s wait for the silent server
     parent = s.parents()[0]
     s.kill_worker("first")
     killed = time.monotonic()
