@@ -6,6 +6,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import redis
 from rq import Callback, Queue
@@ -26,12 +28,12 @@ FAILURE_TTL_S = 7 * 24 * 3600
 REDIS_TIMEOUT_S = 2.0
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, *, socket_timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
     """A Redis client that fails fast instead of hanging the listener."""
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=REDIS_TIMEOUT_S,
-        socket_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=socket_timeout_s,
         health_check_interval=30,
         retry_on_timeout=False,
     )
@@ -87,12 +89,33 @@ class JobQueue:
         except redis.RedisError:
             log.warning("could not release dedup key", extra={"key": key})
 
-    def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
-        """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
+    def schedule(self, spec: JobSpec, delay_s: float) -> None:
+        """Queue the job in ``delay_s`` seconds with RQ's scheduler (kept in Redis: survives worker restarts)."""
+        queue, payload, options = self._job(spec, None)
+        try:
+            queue.enqueue_in(timedelta(seconds=delay_s), RUN_JOB, payload, **options)
+        except redis.RedisError as exc:
+            raise QueueUnavailable("The job queue (Redis) is unreachable, so the next run was not scheduled.") from exc
+
+    def _job(self, spec: JobSpec, dedup: str | None) -> tuple[Queue, dict[str, Any], dict[str, Any]]:
+        """The cluster's queue, the JSON payload and RQ's options of one job (never a code object)."""
         queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
         payload = spec.to_dict()
         payload["dedup_key"] = dedup
         payload = jobsign.sign(payload, self.signing_key, now=time.time())
+        options = {
+            "job_id": spec.id,
+            "job_timeout": int(self.job_timeout_s),
+            "result_ttl": RESULT_TTL_S,
+            "failure_ttl": FAILURE_TTL_S,
+            "on_failure": Callback(ON_FAILURE, timeout=30),
+            "description": f"{spec.command.verb.value} by {spec.user}",
+        }
+        return queue, payload, options
+
+    def enqueue(self, spec: JobSpec, *, dedup: str | None = None) -> None:
+        """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
+        queue, payload, options = self._job(spec, dedup)
         try:
             if dedup:
                 thread = spec.thread
@@ -102,15 +125,6 @@ class JobQueue:
                     "status_ts": thread.status_ts if thread else "",
                 }
                 self.connection.set(dedup, json.dumps(holder), ex=int(self.job_timeout_s) + 60)
-            queue.enqueue(
-                RUN_JOB,
-                payload,
-                job_id=spec.id,
-                job_timeout=int(self.job_timeout_s),
-                result_ttl=RESULT_TTL_S,
-                failure_ttl=FAILURE_TTL_S,
-                on_failure=Callback(ON_FAILURE, timeout=30),
-                description=f"{spec.command.verb.value} by {spec.user}",
-            )
+            queue.enqueue(RUN_JOB, payload, **options)
         except redis.RedisError as exc:
             raise QueueUnavailable("The job queue (Redis) is unreachable, so nothing was queued.") from exc

@@ -97,6 +97,10 @@ class Settings:
     audit_days: float = 90.0  # how long the audit stream keeps an entry
     azure: AzureAccess = AzureAccess()  # `apiserver`: the cluster's Azure settings (optional)
     job_signing_key: str = ""  # HMAC key of job specs, shared by the bot and the workers
+    rate_per_user: int = 10  # commands a person may queue per minute (0: no limit)
+    rate_per_channel: int = 30  # commands a channel may queue per minute (0: no limit)
+    metrics_port: int = 0  # Prometheus /metrics port of this process (0: not served)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's metrics are scraped from outside it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -130,6 +134,10 @@ class Settings:
             audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
             azure=AzureAccess.from_env(env),
             job_signing_key=env.get("AKSDNS_JOB_SIGNING_KEY", ""),
+            rate_per_user=int(_float(env, "AKSDNS_RATE_PER_USER", 10)),
+            rate_per_channel=int(_float(env, "AKSDNS_RATE_PER_CHANNEL", 30)),
+            metrics_port=int(_float(env, "AKSDNS_METRICS_PORT", 0)),
+            metrics_host=env.get("AKSDNS_METRICS_HOST") or "0.0.0.0",  # noqa: S104
         )
 
     def redacted(self) -> dict[str, object]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from slack_bolt import Ack, App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from aksdns import grammar
+from aksdns import grammar, metrics
 from aksdns.commands import Command, HelpCommand
 from aksdns.describe import describe
 from aksdns.errors import NotAvailableYet, UsageError
@@ -28,8 +29,10 @@ from aksdns.keys import event_key
 from aksdns.results import AuditEvent
 from aksdns.settings import Settings
 from aksdns.verbs import spec_of
-from bot.authz import GroupDirectory, Policy, authorize
+from bot import incident
+from bot.authz import Decision, GroupDirectory, Policy, authorize
 from bot.dispatch import Dispatcher
+from bot.incident import Desk
 
 log = logging.getLogger(__name__)
 EVENT_DEDUP_TTL_S = 600
@@ -100,7 +103,14 @@ class AksDnsApp:
         self.app.event("app_mention")(self._later(self.on_mention))
         self.app.action("aksdns_rerun")(self._later(self.on_button))
         self.app.action("aksdns_capture")(self._later(self.on_button))
+        self.app.action("aksdns_handoff")(self._later(self.on_button))
+        self.app.action("aksdns_watch_stop")(self._later(self.on_stop))
+        self.app.use(self._time_ack)
         self.app.error(self.on_error)
+        self.desk = (
+            Desk(settings, dispatcher.queue.connection, dispatcher, client,
+                 lambda user, channel, command: self._authorize(user, channel, command), self._audit)
+        )
 
     # -- listeners -------------------------------------------------------------------------
     def ack_slash_command(self, ack: Ack, body: dict[str, Any]) -> None:
@@ -109,12 +119,14 @@ class AksDnsApp:
         step = interpret(str(body.get("text", "")), prefix="/aksdns")
         if step.command is None:
             ack(text=step.reply or "", response_type="ephemeral")
+            metrics.command(step.parsed.verb.value if step.parsed else "", "refused" if step.refused else "help")
             if step.refused:
                 self._submit(self._audit, "command", user, channel, step.parsed, False, step.refused)
             return
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         if not decision.allowed:
             ack(text=f"🚫 {decision.reason}", response_type="ephemeral")
+            metrics.command(step.command.verb.value, "denied")
             self._submit(self._audit, "command", user, channel, step.command, False, decision.reason)
             return
         ack()
@@ -123,10 +135,21 @@ class AksDnsApp:
         self._submit(self.on_slash_command, step.command, user, channel)
 
     def on_slash_command(self, command: Command, user: str, channel: str) -> None:
-        """After the ack: post the parent message and queue the job."""
-        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=None)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, None, outcome.ephemeral)
+        """After the ack: post the parent message and queue the job (or answer a bot-side command)."""
+        self._run(command, "command", user, channel, None)
+
+    def _run(self, command: Command, kind: str, user: str, channel: str, thread_ts: str | None) -> None:
+        """An authorized command: answered here (`use`, `clusters`, ...) or queued for a worker."""
+        if spec_of(command).bot is not None:
+            text = incident.answer(self.desk, command, incident.Ask(user, channel, thread_ts))
+            metrics.command(command.verb.value, "answered")
+        else:
+            outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts)
+            text = outcome.ephemeral or ""
+            if outcome.refused:
+                self._audit(kind, user, channel, command, False, outcome.refused)
+        if text:
+            self._ephemeral(channel, user, thread_ts, text)
 
     def on_mention(self, body: dict[str, Any]) -> None:
         event = body.get("event") or {}
@@ -145,11 +168,10 @@ class AksDnsApp:
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         self._audit("mention", user, channel, step.command, decision.allowed, decision.reason)
         if not decision.allowed:
+            metrics.command(step.command.verb.value, "denied")
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
-        outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=thread_ts)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+        self._run(step.command, "mention", user, channel, thread_ts)
 
     def on_button(self, body: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id", ""))
@@ -175,11 +197,37 @@ class AksDnsApp:
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)
         self._audit("button", user, channel, command, decision.allowed, decision.reason)
         if not decision.allowed:
+            metrics.command(command.verb.value, "denied")
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
-        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+        self._run(command, "button", user, channel, thread_ts)
+
+    def on_stop(self, body: dict[str, Any]) -> None:
+        """A watch's Stop button."""
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "") or None
+        value = str(((body.get("actions") or [{}])[0] or {}).get("value", ""))
+        text = incident.stop_watch(self.desk, value, incident.Ask(user, channel, thread_ts))
+        metrics.command("watch", "stopped")
+        if text:
+            self._ephemeral(channel, user, thread_ts, text)
+
+    def _authorize(self, user: str, channel: str, command: Command) -> Decision:
+        return authorize(self.policy, self.directory, user=user, channel=channel, command=command)
+
+    def _time_ack(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Bolt middleware: how long Slack waits for its answer (listeners ack before follow-ups)."""
+        started = time.perf_counter()
+        try:
+            return next()
+        finally:
+            kind = "command" if body.get("command") else str(body.get("type") or "event")
+            try:
+                metrics.get().ack_seconds.labels(kind).observe(time.perf_counter() - started)
+            except Exception:  # never let a metric cost an answer
+                log.debug("ack latency not observed", exc_info=True)
 
     def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
         # Never a traceback to the user; the log has it.

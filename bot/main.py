@@ -7,10 +7,12 @@ Reads settings once and builds every client. Socket Mode when SLACK_APP_TOKEN is
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
 
-from aksdns import jobsign, logs
+from aksdns import jobsign, logs, metrics
 from aksdns.errors import AksDnsError
+from aksdns.limits import Limits, RateLimiter
 from aksdns.queue import JobQueue, connect
 from aksdns.results import DAY_S, AuditLog
 from aksdns.settings import Settings
@@ -35,7 +37,8 @@ def build(settings: Settings, gate: RequestGate | None = None) -> AksDnsApp:
                         retries=SLACK_RETRIES, max_wait_s=SLACK_MAX_WAIT_S)
     connection = connect(settings.redis_url)
     queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s, signing_key=settings.job_signing_key)
-    dispatcher = Dispatcher(settings, queue, client)
+    limits = Limits(per_user=settings.rate_per_user, per_channel=settings.rate_per_channel)
+    dispatcher = Dispatcher(settings, queue, client, RateLimiter(connection, limits))
     audit = AuditLog(connection, retention_s=settings.audit_days * DAY_S)
     return AksDnsApp(
         settings,
@@ -57,6 +60,13 @@ def _before_followup(gate: RequestGate, replayed: ReplayCheck) -> Callable[[], b
     return before
 
 
+def serve_metrics(settings: Settings) -> None:
+    """/metrics: the bot's counters, plus queue depth and live workers of every cluster (from Redis)."""
+    connection = connect(settings.redis_url)
+    metrics.serve(settings.metrics_port, settings.metrics_host,
+                  metrics.RedisCollector(connection, lambda: set(settings.clusters)))
+
+
 def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: int, threads: int) -> int:
     settings = Settings.from_env(env)
     logs.configure(settings.log_level)
@@ -67,17 +77,25 @@ def main(env: Mapping[str, str], *, http: bool, host: str, port: int, workers: i
     if http:
         if not settings.slack_signing_secret:
             raise AksDnsError("HTTP mode needs SLACK_SIGNING_SECRET")
+        if settings.metrics_port:
+            # gunicorn's processes count into files here; the master serves their sum.
+            metrics.use_multiprocess(tempfile.mkdtemp(prefix="aksdns-metrics-"))
+            serve_metrics(settings)
 
         def factory() -> WsgiApp:
             gate = RequestGate()  # one per gunicorn worker process
             bot = build(settings, gate)
             return wsgi_app(bot.app, gate, RequestGuard(settings.slack_signing_secret))
 
-        GunicornServer(factory, host=host, port=port, workers=workers, threads=threads).run()
+        server = GunicornServer(factory, host=host, port=port, workers=workers, threads=threads)
+        server.cfg.set("child_exit", lambda _arbiter, worker: metrics.child_exit(worker.pid))
+        server.run()
         return 0
     if not settings.slack_app_token:
         raise AksDnsError("Socket Mode needs SLACK_APP_TOKEN (or run with --http)")
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    if settings.metrics_port:
+        serve_metrics(settings)
     SocketModeHandler(build(settings).app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
     return 0

@@ -54,6 +54,10 @@ def aksdns_env(**extra: str) -> dict[str, str]:
     # The test DNS servers listen on loopback, which the dig policy refuses by default.
     env["AKSDNS_DIG_ALLOW"] = "127.0.0.0/8"
     env["AKSDNS_JOB_SIGNING_KEY"] = JOB_SIGNING_KEY  # the bot and the workers of a test share it
+    # Tests share one redis-server and a few user and channel names: rate limits (per minute) would
+    # make one test's commands count against the next one's. Their own test sets them.
+    env["AKSDNS_RATE_PER_USER"] = "0"
+    env["AKSDNS_RATE_PER_CHANNEL"] = "0"
     env.update(extra)
     return env
 
@@ -128,3 +132,29 @@ def slack() -> Iterator[SlackStandIn]:
         yield standin
     finally:
         standin.stop()
+
+
+@contextlib.contextmanager
+def heartbeat_only(redis_url: str, cluster: str) -> Iterator[None]:
+    """A worker's heartbeat without the worker: the bot sees ``cluster`` served and queues its jobs,
+    which stay queued (tests of the bot's own path: dedup, bursts, audit)."""
+    import time
+
+    from aksdns.liveness import Beat, Heartbeat
+
+    name = f"aksdns-{cluster}-heartbeat-only-{os.getpid()}"
+    started = time.time()
+    beat = Heartbeat(redis.Redis.from_url(redis_url, socket_timeout=5),
+                     lambda: Beat(name, cluster, "test", "localhost", os.getpid(), started, time.time()),
+                     interval_s=1.0).start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
+@pytest.fixture
+def served(redis_server: RedisServer, cluster: str) -> Iterator[None]:
+    """The test's cluster looks served (a heartbeat, no worker): the bot queues its jobs, which stay queued."""
+    with heartbeat_only(redis_server.url, cluster):
+        yield

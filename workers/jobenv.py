@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from aksdns.dig_policy import DigPolicy
 from aksdns.settings import AzureAccess
+from aksdns.watches import WatchContext
 
 
 def _no_progress(_text: str) -> None:
@@ -45,3 +46,6 @@ class JobEnv:
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
     dig_policy: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask for Slack users
     azure: AzureAccess = field(default_factory=AzureAccess)  # `apiserver`: read the cluster from Azure
+    thread_history: Callable[[], list[Any]] = list  # the thread's recorded outcomes, oldest first (handoff)
+    job_thread: str = ""  # the Slack thread this job answers in (its ts)
+    watches: WatchContext | None = None  # a `watch` run's state and scheduler (None: CLI, no thread)

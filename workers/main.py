@@ -9,19 +9,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from aksdns import jobsign, logs
+from aksdns import __version__, jobsign, logs, metrics
 from aksdns.keys import queue_name
+from aksdns.liveness import Beat, Heartbeat
 from aksdns.queue import connect
 from aksdns.settings import Settings
 from workers import jobguard, runner
 from workers.jobguard import GuardedJob
 from workers.rqworker import AksDnsWorker
+from workers.worker_metrics import JobMetrics
 
 log = logging.getLogger(__name__)
 JOB_MONITORING_INTERVAL_S = 5
@@ -62,17 +65,17 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
     from workers.analysis.traffic import warm
 
     warm.preload()
-    connection = connect(settings.redis_url)
+    # RQ blocks on the queue for up to worker_ttl - 15 s: its socket waits longer than that (RQ
+    # raises the pool's timeout for new connections only, and the PING below opens one first).
+    connection = connect(settings.redis_url, socket_timeout_s=WORKER_TTL_S + 30)
     try:
         connection.ping()
     except redis.RedisError:
         log.error("redis unreachable at start")
         print("aksdns worker: Redis is unreachable at", settings.redacted()["redis_url"])
         return 1
-    if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        run_janitor(settings)
     queue = Queue(queue_name(settings.cluster), connection=connection, serializer=JSONSerializer, job_class=GuardedJob)
-    worker = AksDnsWorker(
+    worker = MeteredWorker(
         [queue],
         settings=settings,
         connection=connection,
@@ -85,8 +88,34 @@ def main(env: Mapping[str, str], *, cluster: str | None = None, burst: bool = Fa
         maintenance_interval=MAINTENANCE_INTERVAL_S,
         worker_ttl=WORKER_TTL_S,  # an idle worker wakes every worker_ttl - 15 s, so maintenance runs
     )
-    worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host,
+                      metrics.RedisCollector(connection, lambda: {settings.cluster}))
+    # Beat first: the bot answers "no worker is serving" for a cluster without a beat.
+    heartbeat = Heartbeat(connect(settings.redis_url), _beat(worker, settings.cluster, time.time())).start()
+    if settings.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        run_janitor(settings)
+    try:
+        # The scheduler moves due jobs (a watch's next run) from RQ's schedule in Redis to the
+        # queue: what is scheduled outlives this process.
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        heartbeat.stop()
     return 0
+
+
+class MeteredWorker(JobMetrics, AksDnsWorker):
+    """aksdns's RQ worker, counting and timing the jobs it runs (workers.worker_metrics)."""
+
+
+def _beat(worker: Worker, cluster: str, started_at: float) -> Callable[[], Beat]:
+    host, pid = socket.gethostname(), os.getpid()
+
+    def make() -> Beat:
+        job = worker.get_current_job_id() or ""
+        return Beat(worker.name, cluster, __version__, host, pid, started_at, time.time(), str(job))
+
+    return make
 
 
 def healthcheck(env: Mapping[str, str]) -> int:

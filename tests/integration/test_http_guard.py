@@ -169,7 +169,7 @@ def test_slow_connections_do_not_stall_acks(bot_proc: tuple[str, Path, int]) -> 
 
 
 def test_replayed_signed_bytes_queue_nothing(
-    bot_proc: tuple[str, Path, int], slack: SlackStandIn, redis_server: RedisServer, cluster: str
+    bot_proc: tuple[str, Path, int], slack: SlackStandIn, redis_server: RedisServer, cluster: str, served: None
 ) -> None:
     url, log, _ = bot_proc
     body = slash_body("dig www.aksdns.test")

@@ -69,7 +69,7 @@ def test_a_run_of_429_500_and_503_on_the_parent_message_still_queues_the_command
 
 
 def test_not_in_channel_and_slack_unavailable_are_told_apart(
-    bot: str, slack: SlackStandIn, redis_server: RedisServer, cluster: str
+    bot: str, slack: SlackStandIn, redis_server: RedisServer, cluster: str, served: None
 ) -> None:
     slack.state.not_in.add("C0OUTSIDE")
     body = slash_body("dig www.aksdns.test", channel="C0OUTSIDE")

@@ -18,8 +18,8 @@ import yaml
 from aksdns.commands import ApiserverCommand, ObjectRef
 from testbed import manifests
 from testbed.kube import apply_object
+from workers import jobs
 from workers.analysis.apiserver_rules import CAUSES
-from workers.analysis.check_diff import diff_basis
 from workers.jobenv import JobEnv
 from workers.jobs import apiserver
 from workers.report import Report, Status
@@ -194,9 +194,9 @@ def test_rejected_credentials_are_authentication(testbed: Any, env: JobEnv, tmp_
 
 def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> None:
     testbed.apiserver_faults.node_unreachable()
-    first = run(env)
+    first = jobs.run(ApiserverCommand(), env)
     testbed.reset_faults()
-    env.previous = diff_basis(first.data)
-    second = run(env)
+    env.previous = first.basis
+    second = jobs.run(ApiserverCommand(), env)
     text = "\n".join(getattr(s, "text", "") for s in second.sections[:3])
     assert "Since the previous run" in text and "no longer: " + first.summary in text

@@ -263,10 +263,12 @@ def test_report_data_names_the_cause_and_rerun_compares() -> None:
     first = build_report(cmd, with_probe(healthy(), NODES[0], connect=Stage(False, 3000.0, "timeout"),
                                          tls=Stage(False, error="skipped"), readyz=None, livez=None))
     assert first.data["cause"] == CAUSES["network_path"]
-    from workers.analysis.check_diff import diff_basis
+    from workers.analysis.check_diff import rerun_basis
+    from workers.analysis.rerun_diff import Basis, diff, sections
 
-    second = build_report(cmd, healthy(), previous=diff_basis(first.data))
-    text = json.dumps([getattr(s, "text", "") for s in second.sections])
+    second = build_report(cmd, healthy())
+    d = diff(Basis.from_dict(rerun_basis(first)), Basis.from_dict(rerun_basis(second)))
+    text = json.dumps([getattr(s, "text", "") for s in sections(d)])
     assert "Since the previous run" in text and "no longer" in text
     assert {a.filename.rsplit(".", 1)[-1] for a in second.attachments} == {"json", "csv"}
 

@@ -19,7 +19,6 @@ from aksdns.errors import ClusterError
 from workers.analysis import apiserver_facts as facts
 from workers.analysis.apiserver_rbac import fix_yaml
 from workers.analysis.apiserver_rules import cause_of, diagnose
-from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.evidence.apiserver import (
     ApiserverEvidence,
     Authorization,
@@ -206,13 +205,11 @@ def result_data(cmd: ApiserverCommand, ev: ApiserverEvidence, found: list[Findin
     }
 
 
-def build_report(cmd: ApiserverCommand, ev: ApiserverEvidence, previous: dict[str, Any] | None = None) -> Report:
+def build_report(cmd: ApiserverCommand, ev: ApiserverEvidence) -> Report:
     found = diagnose(ev)
     data = result_data(cmd, ev, found)
     lines = facts.all_lines(ev)
-    sections: list[Section] = []
-    if previous:
-        sections += diff_sections(diff_runs(previous, data))
+    sections: list[Section] = []  # what changed since the previous run leads (workers.jobs.run)
     sections += lines
     sections.append(facts.stage_table(ev))
     sections += [f.hypothesis for f in found]
@@ -244,5 +241,5 @@ def build_report(cmd: ApiserverCommand, ev: ApiserverEvidence, previous: dict[st
 
 def execute(cmd: ApiserverCommand, env: JobEnv) -> Report:
     """Run `apiserver` against the cluster of ``env`` (kubeconfig or in-cluster)."""
-    return build_report(cmd, gather(cmd, env), env.previous)
+    return build_report(cmd, gather(cmd, env))
 

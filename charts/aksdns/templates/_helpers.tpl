@@ -201,3 +201,18 @@ checksum/slack: {{ include (print .Template.BasePath "/secret-slack.yaml") . | s
 checksum/job-signing: {{ include (print .Template.BasePath "/secret-job-signing.yaml") . | sha256sum }}
 {{- end }}
 {{- end }}
+
+{{/*
+NetworkPolicy ingress rule letting Prometheus scrape /metrics (networkPolicy.metricsFrom; empty = anywhere).
+*/}}
+{{- define "aksdns.metricsIngress" -}}
+{{- if .Values.metrics.enabled }}
+- ports:
+    - port: {{ .Values.metrics.port }}
+      protocol: TCP
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
