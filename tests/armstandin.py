@@ -75,6 +75,7 @@ class ArmState:
     issued: set[str] = field(default_factory=set)
     deny_read: bool = False  # answer 403 AuthorizationFailed to the cluster GET
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) seen
+    client_ids: list[str] = field(default_factory=list)  # the client_id of each token request
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -128,6 +129,8 @@ def _handler(state: ArmState) -> type[BaseHTTPRequestHandler]:
                 state.requests.append(("POST", path))
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            with state.lock:
+                state.client_ids.append(form.get("client_id", ""))
             if not path.endswith("/oauth2/v2.0/token"):
                 self._send(404, {"error": "not_found"})
                 return

@@ -193,30 +193,22 @@ def _read(runner: pods.PodRunner, outcome: pods.PodOutcome, node: str) -> tuple[
 def run_node_probes(
     core: Any, plan: ProbePlan, nodes: Sequence[str]
 ) -> tuple[list[EndpointProbe], list[NodeRun], list[str]]:
-    """One probe pod per node: create, wait, read (termination message, then the log); always deleted."""
-    notes: list[str] = []
+    """One probe pod per node through the pod runner: create, wait, read (termination message, then the
+    log); always deleted. Returns (probes, one run per node in the order of ``nodes``, notes)."""
+    bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
+    node_of = {b["metadata"]["name"]: node for b, node in zip(bodies, nodes, strict=True)}
+    results, notes = pods.run_to_completion(
+        core, plan.namespace, plan.run_id, bodies, plan.wait_s,
+        lambda runner, outcome: _read(runner, outcome, node_of[outcome.name]), what="probe pod",
+    )
     found: list[EndpointProbe] = []
     runs: list[NodeRun] = []
-    bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
-    with pods.pod_run(core, plan.namespace) as runner:
-        outcomes = runner.create(bodies)
-        for node, outcome in zip(nodes, outcomes, strict=True):
-            if outcome.error is not None:
-                runs.append(NodeRun(node=node, ok=False, error=outcome.error.user_message))
-                if outcome.error.status in (401, 403) and outcome.error.user_message not in notes:
-                    notes.append(outcome.error.user_message)
-        runner.wait(outcomes, plan.run_id, plan.wait_s)
-        for node, outcome in zip(nodes, outcomes, strict=True):
-            if not outcome.created:
-                continue
-            if not outcome.done:
-                runs.append(NodeRun(node=node, ok=False, error=outcome.why_not_done("probe pod")))
-                continue
-            probes, run = _read(runner, outcome, node)
-            found += probes
-            runs.append(run)
-    order = {n: i for i, n in enumerate(nodes)}
-    runs.sort(key=lambda r: order.get(r.node, len(order)))
+    for r in results:
+        if r.value is None:
+            runs.append(NodeRun(node=node_of[r.name], ok=False, error=r.error))
+        else:
+            found += r.value[0]
+            runs.append(r.value[1])
     return found, runs, notes
 
 

@@ -273,33 +273,22 @@ def run_node_probes(
     Returns (node probes, records, notes).  A refused create (403) is a note, not a crash:
     the other layers still make a report.
     """
-    notes: list[str] = []
+    bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
+    node_of = {b["metadata"]["name"]: node for b, node in zip(bodies, nodes, strict=True)}
+    results, notes = pods.run_to_completion(
+        core, plan.namespace, plan.job_id, bodies, plan.wait_s,
+        lambda runner, outcome: _read_result(runner, plan, outcome, node_of[outcome.name]),
+        what="probe pod",
+        started=(lambda n: progress(f"probe pods started on {n} nodes")) if progress is not None else None,
+    )
     probes: list[NodeProbe] = []
     records: list[ProbeRecord] = []
-    bodies = [probe_pod_manifest(plan, node, i) for i, node in enumerate(nodes)]
-    with pods.pod_run(core, plan.namespace) as runner:
-        outcomes = runner.create(bodies)
-        for node, outcome in zip(nodes, outcomes, strict=True):
-            err = outcome.error
-            if err is not None:
-                probes.append(NodeProbe(node=node, ok=False, error=err.user_message))
-                if err.status in (401, 403) and err.user_message not in notes:
-                    notes.append(err.user_message)
-        started = [o for o in outcomes if o.created]
-        if progress is not None and started:
-            progress(f"probe pods started on {len(started)} nodes")
-        runner.wait(outcomes, plan.job_id, plan.wait_s)
-        for node, outcome in zip(nodes, outcomes, strict=True):
-            if not outcome.created:
-                continue
-            if outcome.done:
-                probe, recs = _read_result(runner, plan, outcome, node)
-                probes.append(probe)
-                records.extend(recs)
-            else:
-                probes.append(NodeProbe(node=node, ok=False, error=outcome.why_not_done("probe pod")))
-    order = {n: i for i, n in enumerate(nodes)}
-    probes.sort(key=lambda p: order.get(p.node, len(order)))
+    for r in results:
+        if r.value is None:
+            probes.append(NodeProbe(node=node_of[r.name], ok=False, error=r.error))
+        else:
+            probes.append(r.value[0])
+            records.extend(r.value[1])
     return probes, records, notes
 
 

@@ -4,7 +4,8 @@ Every pod aksdns creates carries the same labels (``app.kubernetes.io/managed-by
 role, the run it belongs to), annotations naming the aksdns job and who asked, an expiry time and
 ``activeDeadlineSeconds``, so the kubelet ends it without any worker. :class:`PodRunner` creates a
 run's pods in parallel, waits for them, reads their termination message or log, and deletes them
-in ``finally``; :func:`janitor` deletes what a killed worker left behind, past its expiry.
+in ``finally``; :func:`run_to_completion` is the whole of it for pods that run once and end (node
+probes); :func:`janitor` deletes what a killed worker left behind, past its expiry.
 
 Kubernetes calls (verb, resource, namespace = the release namespace): create pods · list pods
 (labelSelector aksdns.io/job=<run>) · get pods/log · delete pods · janitor: list pods
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aksdns.errors import ClusterError
 from workers.probes.kube import call
@@ -37,6 +38,7 @@ EXPIRY_MARGIN_S = 30  # after activeDeadlineSeconds, before the janitor may remo
 POLL_S = 0.2
 MAX_PARALLEL_CALLS = 16  # bounds concurrent API calls for runs over many nodes
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+T = TypeVar("T")
 
 
 def new_run_id() -> str:
@@ -197,6 +199,53 @@ def pod_run(core: Any, namespace: str) -> Iterator[PodRunner]:
         yield runner
     finally:
         runner.delete_all()
+
+
+@dataclass(frozen=True)
+class Collected(Generic[T]):
+    """One pod of a finished run: what ``read`` made of it, or why there is nothing to read."""
+
+    name: str
+    value: T | None = None
+    error: str = ""  # the create was refused or failed, or the pod did not finish in time
+
+
+def run_to_completion(
+    core: Any,
+    namespace: str,
+    run_id: str,
+    bodies: Sequence[dict[str, Any]],
+    wait_s: float,
+    read: Callable[[PodRunner, PodOutcome], T],
+    *,
+    what: str = "pod",
+    started: Callable[[int], None] | None = None,
+) -> tuple[list[Collected[T]], list[str]]:
+    """Create a run's pods, wait until they end, ``read`` each finished one; every pod deleted after.
+
+    Results come in the order of ``bodies``. A refused create is that pod's error, never a raise, and a
+    401/403 is also one note for the whole run (an RBAC-limited worker gets one line, not one per pod).
+    ``started(n)`` is told how many pods were created before the wait.
+    """
+    notes: list[str] = []
+    results: list[Collected[T]] = []
+    with pod_run(core, namespace) as runner:
+        outcomes = runner.create(bodies)
+        for o in outcomes:
+            if o.error is not None and o.error.status in (401, 403) and o.error.user_message not in notes:
+                notes.append(o.error.user_message)
+        created = sum(1 for o in outcomes if o.created)
+        if started is not None and created:
+            started(created)
+        runner.wait(outcomes, run_id, wait_s)
+        for o in outcomes:
+            if o.error is not None:
+                results.append(Collected(o.name, error=o.error.user_message))
+            elif not o.done:
+                results.append(Collected(o.name, error=o.why_not_done(what)))
+            else:
+                results.append(Collected(o.name, value=read(runner, o)))
+    return results, notes
 
 
 def delete_pod(core: Any, namespace: str, name: str) -> bool:

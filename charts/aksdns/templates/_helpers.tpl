@@ -146,6 +146,17 @@ Fail early on values that cannot work together (the schema covers types).
 {{- if and .Values.capture.enabled (not .Values.worker.enabled) }}
 {{- fail "capture.enabled needs worker.enabled (capture rights belong to the worker)" }}
 {{- end }}
+{{- if .Values.azure.enabled }}
+{{- if not .Values.worker.enabled }}
+{{- fail "azure.enabled needs worker.enabled (the worker reads Azure)" }}
+{{- end }}
+{{- if not .Values.azure.clusterId }}
+{{- fail "azure.enabled needs azure.clusterId: the managed cluster's resource id (az aks show --query id)" }}
+{{- end }}
+{{- if and .Values.worker.serviceAccount.create (not .Values.azure.workloadIdentity.clientId) }}
+{{- fail "azure.enabled needs azure.workloadIdentity.clientId: the client id of the identity federated with the worker's ServiceAccount" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -214,5 +225,31 @@ NetworkPolicy ingress rule letting Prometheus scrape /metrics (networkPolicy.met
   from:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Azure for `apiserver` (azure.enabled): the worker's ServiceAccount annotations for AKS's workload
+identity webhook, and the settings only the worker reads. The webhook injects AZURE_CLIENT_ID,
+AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST (and the token volume) into pods
+labelled azure.workload.identity/use=true whose ServiceAccount carries the client-id annotation.
+*/}}
+{{- define "aksdns.workloadIdentityAnnotations" -}}
+{{- if .Values.azure.enabled }}
+{{- with .Values.azure.workloadIdentity.clientId }}
+azure.workload.identity/client-id: {{ . | quote }}
+{{- end }}
+{{- with .Values.azure.workloadIdentity.tenantId }}
+azure.workload.identity/tenant-id: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "aksdns.azureEnv" -}}
+{{- if .Values.azure.enabled -}}
+- name: AKSDNS_AZURE_CLUSTER_ID
+  value: {{ .Values.azure.clusterId | quote }}
+- name: AKSDNS_AZURE_ARM_URL
+  value: {{ .Values.azure.armUrl | quote }}
 {{- end }}
 {{- end }}
