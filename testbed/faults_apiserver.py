@@ -14,6 +14,9 @@
 * :meth:`ApiserverFaults.konnectivity_absent` — the agent pods deleted, and the API server's way to
   the kubelets (kwok's kubelet port) rejected, as on AKS, where that way *is* the tunnel: `kubectl
   logs` and `exec` fail for real.
+* :meth:`ApiserverFaults.coredns_cannot_list` — CoreDNS's ClusterRoleBinding (``system:coredns``)
+  deleted and its processes restarted: the kubernetes plugin never syncs (`Failed to list`), so
+  cluster names get SERVFAIL while other names are forwarded — `check`'s way to `apiserver`.
 
 Rules live in their own nftables table (``aksdns_apifault``): in node namespaces it goes with the
 namespace; in the host :func:`cleanup_host` removes it (the reset, and `down`).
@@ -33,7 +36,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from testbed import layout, pki, procs
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+from testbed import layout, manifests, pki, procs
 from testbed.kube import JSON, Kube, apply_object
 from testbed.sh import ok, run
 from testbed.state import State
@@ -49,6 +57,8 @@ WRONG_NAME = "apiserver.contoso.internal"
 INTERCEPTOR = "apifault-tls"
 POLICY = "testbed-deny-kubernetes-endpoints"
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+COREDNS_BINDING = "system:coredns"
 
 
 # ---------------------------------------------------------------------------- konnectivity-agent
@@ -227,6 +237,25 @@ class ApiserverFaults:
         procs.wait_for("the agents to go", lambda: not self.kube.get(
             "/api/v1/namespaces/kube-system/pods", labelSelector="k8s-app=konnectivity-agent")["items"], 30.0, 0.25)
 
+    # ---- CoreDNS cannot read from the API server: its ClusterRoleBinding gone, its processes restarted
+    def coredns_cannot_list(self, timeout_s: float = 60.0) -> None:
+        """CoreDNS's kubernetes plugin never syncs (its log: `Failed to list ... forbidden`); after its 5 s
+        start-up wait it serves, answering SERVFAIL for cluster names and forwarding the rest."""
+        self.kube.delete(f"{RBAC}/clusterrolebindings/{COREDNS_BINDING}")
+        self._restart_coredns(timeout_s)
+        procs.wait_for("CoreDNS answering SERVFAIL for cluster names", lambda: all(
+            _rcode(p.ip) == "SERVFAIL" for p in self.tb.coredns_pods()), timeout_s, 0.5)
+
+    def _restart_coredns(self, timeout_s: float) -> None:
+        # The runner's crashloop knob stops a pod's process; clearing it starts a fresh one.
+        pods = self.tb.coredns_pods()
+        for p in pods:
+            self.tb._annotate(p.name, "crashloop")
+        procs.wait_for("CoreDNS processes stopped", lambda: not any(p.ready for p in self.tb.coredns_pods()),
+                       timeout_s, 0.25)
+        for p in pods:
+            self.tb._annotate(p.name, None)
+
     # ---- resets
     def reset(self, timeout_s: float = 30.0) -> None:
         for netns in self.tb.node_netns.values():
@@ -246,6 +275,13 @@ class ApiserverFaults:
         if not agents_ready(self.kube):
             install(self.kube, self.state)
             procs.wait_for("konnectivity-agent Ready", lambda: agents_ready(self.kube), timeout_s, 0.25)
+        if self.kube.get_or_none(f"{RBAC}/clusterrolebindings/{COREDNS_BINDING}") is None:
+            binding = next(o for o in manifests.kube_system() if o["kind"] == "ClusterRoleBinding"
+                           and o["metadata"]["name"] == COREDNS_BINDING)
+            apply_object(self.kube, binding)
+            self._restart_coredns(timeout_s)  # a fresh start syncs at once; the old ones back off
+            procs.wait_for("CoreDNS answering cluster names again", lambda: all(
+                _rcode(p.ip) == "NOERROR" for p in self.tb.coredns_pods()), timeout_s, 0.5)
 
 
 def _deny_policy() -> JSON:
@@ -263,6 +299,15 @@ def _deny_policy() -> JSON:
                              "message": "testbed fault: the kubernetes Service's endpoints are held missing"}],
         },
     }
+
+
+def _rcode(server: str, name: str = f"kubernetes.default.svc.{layout.CLUSTER_DOMAIN}") -> str:
+    """The answer's rcode for ``name`` at ``server`` ("" when nothing answers within a second)."""
+    try:
+        reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1.0)
+    except (dns.exception.DNSException, OSError):
+        return ""
+    return str(dns.rcode.to_text(reply.rcode()))
 
 
 def _listening(address: str, port: int) -> bool:

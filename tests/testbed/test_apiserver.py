@@ -7,6 +7,7 @@ away. The job runs with the worker's ServiceAccount token, so the RBAC it needs 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from aksdns.commands import ApiserverCommand, ObjectRef
+from aksdns.commands import ApiserverCommand, CheckCommand, ObjectRef
 from testbed import manifests
 from testbed.kube import apply_object
 from workers import jobs
 from workers.analysis.apiserver_rules import CAUSES
 from workers.jobenv import JobEnv
-from workers.jobs import apiserver
+from workers.jobs import apiserver, check
 from workers.report import Report, Status
 
 pytestmark = pytest.mark.testbed
@@ -200,3 +201,25 @@ def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> Non
     second = jobs.run(ApiserverCommand(), env)
     text = "\n".join(getattr(s, "text", "") for s in second.sections[:3])
     assert "Since the previous run" in text and "no longer: " + first.summary in text
+
+
+def test_check_links_to_apiserver_when_coredns_cannot_list(testbed: Any, env: JobEnv, clean: None,
+                                                           tmp_path: Path) -> None:
+    """CoreDNS's RBAC gone (its log: `Failed to list`): `check` sees cluster names fail at every CoreDNS
+    pod while the world resolves, and points at `apiserver`; `apiserver --as kube-system/coredns` then
+    names RBAC for CoreDNS's ServiceAccount."""
+    testbed.apiserver_faults.coredns_cannot_list()
+    pod = testbed.coredns_pods()[0].name
+    log = testbed.kubectl("-n", "kube-system", "logs", pod).stdout
+    assert "failed to list" in log.lower() and "forbidden" in log, log[-2000:]
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {testbed.kube_dns_ip}\nsearch {NAMESPACE}.svc.cluster.local svc.cluster.local "
+                      "cluster.local\noptions ndots:5\n")
+    checked = check.execute(CheckCommand(names=("microsoft.com",), repeat=2, nodes=0), dataclasses.replace(
+        env, resolv_conf=resolv, azure_dns=testbed.upstream, external_name="microsoft.com"))
+    link = next(h for h in checked.data["hypotheses"] if h["rule"] == "apiserver_link")
+    assert "/aksdns apiserver" in link["title"], checked.data["hypotheses"]
+    assert any(a.startswith("/aksdns apiserver --as kube-system/coredns") for a in link["actions"]), link
+    coredns = run(env, service_account=ObjectRef("kube-system", "coredns"))
+    assert rules(coredns)[0] == "service_account_rbac", coredns.data["hypotheses"]
+    assert "kube-system/coredns" in coredns.summary

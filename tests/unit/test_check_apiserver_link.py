@@ -29,6 +29,7 @@ def test_cluster_names_servfail_while_external_resolve_links_to_apiserver() -> N
     link = next(f for f in found if f.rule == "apiserver_link")
     assert "/aksdns apiserver" in link.title and link.hypothesis.confidence == "high"
     assert any(a.startswith("/aksdns apiserver") for a in link.hypothesis.actions)
+    assert any(a.startswith("/aksdns apiserver --as kube-system/coredns") for a in link.hypothesis.actions)
     assert [f.rule for f in found][:2] == ["coredns_down", "apiserver_link"]
 
 

@@ -625,6 +625,7 @@ def rule_apiserver_link(ev: CheckEvidence) -> Finding | None:
             evidence=tuple(evidence),
             actions=(
                 "/aksdns apiserver   # each stage from the worker and every node, and the cause",
+                "/aksdns apiserver --as kube-system/coredns   # what CoreDNS's ServiceAccount may list",
                 f"{KS} logs -l k8s-app=kube-dns --tail 200 | grep -i -E 'failed to list|unauthorized|forbidden'",
                 "kubectl get clusterrolebinding system:coredns -o yaml",
             ),
