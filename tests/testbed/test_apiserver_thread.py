@@ -22,6 +22,7 @@ from console import slackreq
 from console.standin import SlackStandIn, blocks_to_text
 from tests.services import RedisServer, cluster_of, post, run_aksdns, run_http_bot, sign, slash_body, stack_env
 from workers.analysis.apiserver_rules import CAUSES
+from workers.jobs.apiserver import RBAC_FIX
 
 pytestmark = pytest.mark.testbed
 
@@ -86,5 +87,39 @@ def test_apiserver_names_the_cut_off_node_in_the_thread_and_rerun_shows_it_fixed
         second = blocks_to_text(_replies(slack)[1].blocks)
         assert "Since the previous run" in second and "no longer: " + CAUSES["network_path"] in second
         assert "All healthy" in second and "Traceback" not in second
+    finally:
+        testbed.reset_faults()
+
+
+# Each remaining fault knob, its verdict's opening words, and what else its thread must name.
+OTHER_FAULTS = [
+    ("tls_name_mismatch", CAUSES["apiserver"], "name mismatch"),
+    ("kubernetes_endpoints_missing", CAUSES["apiserver"], "the kubernetes Service has no endpoints"),
+    ("konnectivity_absent", CAUSES["apiserver"], "konnectivity-agent is down"),
+    ("worker_deny", CAUSES["rbac"], "aksdns/aksdns-worker"),
+]
+
+
+def test_every_other_fault_is_named_in_its_own_thread(
+    testbed: Any, bot_and_worker: tuple[str, Path], slack: SlackStandIn
+) -> None:
+    """The same Slack path for the other knobs: each `/aksdns apiserver` gets its thread, whose verdict
+    (the reply's first line) is the fault's cause, with the RBAC fix attached for the 403."""
+    events, worker_log = bot_and_worker
+    try:
+        for n, (knob, cause, detail) in enumerate(OTHER_FAULTS, 1):
+            testbed.reset_faults()
+            target = testbed if knob == "worker_deny" else testbed.apiserver_faults
+            getattr(target, knob)()
+            body = slash_body(f"apiserver --client 192.0.2.{n}")  # a command of its own: no dedup with the last
+            assert post(events, body, sign(body), FORM)[0] == 200
+            assert slack.wait_for(lambda s, n=n: len(_replies(slack)) >= n and _done(slack) >= n, timeout=120), \
+                worker_log.read_text()[-3000:]
+            reply = _replies(slack)[n - 1]
+            verdict = blocks_to_text(reply.blocks).splitlines()[1]
+            assert verdict.startswith(f"❌ {cause}") and detail in verdict, (knob, verdict)
+            assert "Traceback" not in slack.transcript(CHANNEL, reply.thread_ts)
+        assert slack.wait_for(lambda s: RBAC_FIX in [f.name for f in s.files.values()], timeout=30), \
+            [f.name for f in slack.state.files.values()]
     finally:
         testbed.reset_faults()
