@@ -1812,7 +1812,7 @@ impl Analyzer {
                 FailingName { name: display_name(name), rcode: rcode_name(u16::from_be_bytes([rc[0], rc[1]])), count }
             })
             .collect();
-        failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)).then(a.rcode.cmp(&b.rcode)));
         failing.truncate(self.list_limit.max(100));
         let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
