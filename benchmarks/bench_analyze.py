@@ -6,8 +6,10 @@ beside `tshark -q -z dns,tree`, on generated CoreDNS captures.
 
 Captures are written by the compiled core (aksdns_native.synthesize: the guide's rcode
 mix, SERVFAIL after ~6 s, lost and re-sent queries, duplicate responses, TCP, IPv6).
-Every measured command is its own child process, started cold; wall time and the child's
-peak resident set (wait4's ru_maxrss) are reported.  The worker job runs what a worker's
+Every measured command is its own child process, started cold; wall time (median and the
+range over --repeat runs, taken in turn so that a burst of load on this shared machine
+hits every command alike) and the child's peak resident set (wait4's ru_maxrss) are
+reported, with the load average before and after each capture's runs.  The worker job runs what a worker's
 job process runs for a Slack thread: the job (analysis, report, both PNG pictures, both CSV
 files) and the Slack message built from it; only the upload itself is left out (no network).
 Prints numbers only: nothing here asserts.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,28 @@ class Run:
     seconds: float
     peak_rss_mib: float
     stdout: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One command over several runs: median and range of the wall time, largest RSS."""
+
+    median_s: float
+    min_s: float
+    max_s: float
+    peak_rss_mib: float
+    stdout: str
+
+    @staticmethod
+    def of(runs: list[Run]) -> Figures:
+        secs = [r.seconds for r in runs]
+        return Figures(statistics.median(secs), min(secs), max(secs),
+                       max(r.peak_rss_mib for r in runs), runs[0].stdout)
+
+    def row(self, base: Figures | None) -> str:
+        ratio = f"{base.median_s / self.median_s:.1f}x" if base else ""
+        return (f"{self.median_s:>8.2f} {self.min_s:>6.2f}-{self.max_s:<6.2f} {self.peak_rss_mib:>9.1f} "
+                f"{ratio:>10}")
 
 
 def measure(argv: list[str], *, cwd: Path | None = None) -> Run:
@@ -92,11 +117,9 @@ def write_hostile(path: Path, packets: int) -> int:
     return packets
 
 
-def best(argv: list[str], repeat: int, *, cwd: Path | None = None) -> Run:
-    """The fastest of `repeat` runs (shared machines are noisy), with the largest RSS seen."""
-    runs = [measure(argv, cwd=cwd) for _ in range(repeat)]
-    fastest = min(runs, key=lambda r: r.seconds)
-    return Run(fastest.seconds, max(r.peak_rss_mib for r in runs), fastest.stdout)
+def load() -> str:
+    """The 1-minute load average (the machine is shared: it says how noisy a figure is)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def user_commands(path: Path, out_dir: Path) -> dict[str, list[str]]:
@@ -116,15 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, nargs="*", default=[1_000_000, 4_500_000])
     ap.add_argument("--dir", type=Path, default=None, help="where to write the captures (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per command; the fastest is reported")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per command (median and range reported)")
     ap.add_argument("--hostile", action="store_true",
                     help="instead: never-answered queries from ever-new sockets (memory bound)")
     args = ap.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="aksdns-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     tshark = shutil.which("tshark")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, captures in {workdir}")
-    print(f"{'packets':>10} {'file MiB':>9} {'command':<28} {'seconds':>8} {'peak RSS MiB':>13} {'vs tshark':>10}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.repeat} runs per command, "
+          f"captures in {workdir}")
+    print(f"{'packets':>10} {'file MiB':>9} {'command':<28} {'median s':>8} {'range s':<13} {'peak MiB':>9} "
+          f"{'vs tshark':>10}")
     for n in args.packets:
         path = workdir / f"{'hostile' if args.hostile else 'coredns'}-{n}.pcap"
         if not path.exists():
@@ -132,17 +157,24 @@ def main(argv: list[str] | None = None) -> int:
             assert written > 0
             os.sync()  # the fresh file's write-back must not compete with the timed reads
         size = path.stat().st_size / 2**20
-        base = best([tshark, "-q", "-n", "-r", str(path), "-z", "dns,tree"], args.repeat) if tshark else None
-        if base:
-            print(f"{n:>10,} {size:>9.1f} {'tshark -q -z dns,tree':<28} {base.seconds:>8.2f} "
-                  f"{base.peak_rss_mib:>13.1f} {'1.0x':>10}")
         with tempfile.TemporaryDirectory(prefix="aksdns-bench-out-") as out_dir:
-            for name, cmd in user_commands(path, Path(out_dir)).items():
-                run = best(cmd, args.repeat, cwd=ROOT)
-                ratio = f"{base.seconds / run.seconds:9.1f}x" if base else ""
-                print(f"{n:>10,} {size:>9.1f} {name:<28} {run.seconds:>8.2f} {run.peak_rss_mib:>13.1f} {ratio:>10}")
-                if base and name == "cli tshark":
-                    print(f"{'':>10} dns,tree output identical to tshark's: {run.stdout == base.stdout}")
+            cmds: dict[str, list[str]] = {}
+            if tshark:
+                cmds["tshark -q -z dns,tree"] = [tshark, "-q", "-n", "-r", str(path), "-z", "dns,tree"]
+            cmds.update(user_commands(path, Path(out_dir)))
+            print(f"{'':>10} load average before: {load()}")
+            runs: dict[str, list[Run]] = {name: [] for name in cmds}
+            for _ in range(args.repeat):  # round-robin: each command sees the same noise
+                for name, cmd in cmds.items():
+                    runs[name].append(measure(cmd, cwd=ROOT))
+            figures = {name: Figures.of(r) for name, r in runs.items()}
+            base = figures.get("tshark -q -z dns,tree")
+            for name, fig in figures.items():
+                print(f"{n:>10,} {size:>9.1f} {name:<28} {fig.row(base)}")
+            if base:
+                same = figures["cli tshark"].stdout == base.stdout
+                print(f"{'':>10} dns,tree output identical to tshark's: {same}")
+            print(f"{'':>10} load average after: {load()}")
         if not args.keep and args.dir is None:
             path.unlink()
     if args.dir is None and not args.keep:

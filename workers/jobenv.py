@@ -13,11 +13,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aksdns.dig_policy import DigPolicy
 from aksdns.settings import AzureAccess
-from aksdns.watches import WatchContext
+
+if TYPE_CHECKING:
+    # Only a type here: importing it at run time loads redis (~0.1 s), which every job
+    # process paid, `analyze` included, though only `watch` runs hold one.
+    from aksdns.watches import WatchContext
 
 
 def _no_progress(_text: str) -> None:

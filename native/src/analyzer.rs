@@ -730,17 +730,13 @@ pub struct Stats {
 }
 
 /// Messages handed from the matching thread to the statistics thread.
-const BATCH_EVENTS: usize = 4096;
+const BATCH_EVENTS: usize = 1024;
 
-/// One DNS message as the reading thread parsed it, annotated by the matching thread
-/// and then counted by the statistics thread.
+/// One DNS message as the reading thread parsed it (read-only afterwards: the matching
+/// thread's verdicts go to the batch's `marks`, so no thread writes lines another one
+/// wrote).
 struct Rec {
     ts: i64,
-    now_ms: f64,
-    /// The stats-tree time of Wireshark 4.4: 0 for every frame when the first frame has no
-    /// time stamp (times are relative to it), else like `now_ms` (a frame without a time
-    /// stamp counts as time 0, far in the past: its bursts are dropped, as 4.0 does too).
-    now_ms_44: f64,
     transport: Transport,
     src: Endpoint,
     dst: Endpoint,
@@ -762,12 +758,29 @@ struct Rec {
     /// authorities, additionals one after the other).
     rr_types: (u32, u32),
     ttls: (u32, [u16; 3]),
-    // Set by the matching thread:
-    account: bool,
-    unsolicited: bool,
-    retransmission: bool,
+}
+
+/// The matching thread's verdict on one message (`Batch::marks`, one per `Rec`).
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    /// Response time (responses of a known transaction).
     delta_ns: i64,
     tx_retransmissions: u32,
+    /// `ACCOUNT`, `UNSOLICITED`, `RETRANSMISSION`.
+    bits: u8,
+}
+
+impl Mark {
+    /// The message reaches the statistics (it dissected and is no mDNS/LLMNR).
+    const ACCOUNT: u8 = 1;
+    const UNSOLICITED: u8 = 2;
+    const RETRANSMISSION: u8 = 4;
+    fn unsolicited(&self) -> bool {
+        self.bits & Self::UNSOLICITED != 0
+    }
+    fn retransmission(&self) -> bool {
+        self.bits & Self::RETRANSMISSION != 0
+    }
 }
 
 /// A transaction settled as never answered (for the per-peer and per-second figures).
@@ -780,6 +793,10 @@ struct Unanswered {
 #[derive(Default)]
 struct Batch {
     recs: Vec<Rec>,
+    marks: Vec<Mark>,
+    /// The first frame's time stamp (the statistics' time origin) and whether it had one.
+    first_ts: i64,
+    first_has_ts: bool,
     names: Vec<u8>,
     answers: Vec<RrInfo>,
     unanswered: Vec<Unanswered>,
@@ -790,6 +807,7 @@ struct Batch {
 impl Batch {
     fn clear(&mut self) {
         self.recs.clear();
+        self.marks.clear();
         self.names.clear();
         self.answers.clear();
         self.unanswered.clear();
@@ -847,11 +865,14 @@ impl Stats {
 
     /// The statistics for one batch of messages, in capture order.
     fn account(&mut self, batch: &Batch) {
-        for e in batch.recs.iter().filter(|e| e.account) {
+        for (e, m) in batch.recs.iter().zip(&batch.marks) {
+            if m.bits & Mark::ACCOUNT == 0 {
+                continue;
+            }
             let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
             let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
             if let Some(p) = e.parsed {
-                self.message(e, &p, name, answers, batch);
+                self.message(e, m, &p, name, answers, batch);
             }
         }
         for u in &batch.unanswered {
@@ -868,13 +889,16 @@ impl Stats {
         }
     }
 
-    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo], batch: &Batch) {
+    fn message(&mut self, e: &Rec, m: &Mark, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo], batch: &Batch) {
         let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
+        let now_ms = ns_to_ms(ts - batch.first_ts);
+        let now_ms_44 = if batch.first_has_ts { now_ms } else { 0.0 };
+        let (unsolicited, retransmission) = (m.unsolicited(), m.retransmission());
         let is_response = flags & 0x8000 != 0;
         self.dns_messages += 1;
         let rcode = flags & 0xF;
         let opcode = (flags >> 11) & 0xF;
-        let delta_ns = e.delta_ns;
+        let delta_ns = m.delta_ns;
         let tap = DnsTap {
             qr: (flags >> 15),
             qtype: p.qtype,
@@ -888,17 +912,17 @@ impl Stats {
             nanswers: p.ancount,
             nauthorities: p.nscount,
             nadditionals: p.arcount,
-            unsolicited: e.unsolicited,
+            unsolicited,
             // Wireshark 4.4 flags a re-sent query only when it has a question.
-            retransmission: e.retransmission && (is_response || p.qdcount > 0),
+            retransmission: retransmission && (is_response || p.qdcount > 0),
             rrt_ms: ns_to_ms(delta_ns) as f32,
         };
-        self.tree.packet(e.now_ms, &tap);
+        self.tree.packet(now_ms, &tap);
         if !is_response {
             if !tap.retransmission {
                 self.qr_unanswered += 1;
             }
-        } else if !e.retransmission && !e.unsolicited {
+        } else if !retransmission && !unsolicited {
             self.qr_unanswered -= 1;
         }
         if let Some((dns44, qr)) = &mut self.tree44 {
@@ -915,8 +939,8 @@ impl Stats {
                 rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
                 ttls,
             };
-            dns44.packet(e.now_ms_44, &tap44);
-            qr.packet(e.now_ms_44, &tap44);
+            dns44.packet(now_ms_44, &tap44);
+            qr.packet(now_ms_44, &tap44);
         }
 
         // --- everything beyond the tshark tree ---
@@ -990,11 +1014,11 @@ impl Stats {
         if is_error && p.qdcount > 0 {
             self.count_failing(qname, rcode);
         }
-        if e.unsolicited {
+        if unsolicited {
             self.unsolicited += 1;
             return;
         }
-        if e.retransmission {
+        if retransmission {
             self.retrans_r += 1;
             return;
         }
@@ -1034,7 +1058,7 @@ impl Stats {
                     qname: display_name(qname),
                     rcode: Some(rcode_name(rcode)),
                     response_time_ms: Some(delta_ns as f64 / 1e6),
-                    retransmissions: e.tx_retransmissions,
+                    retransmissions: m.tx_retransmissions,
                 };
                 self.slow_list.push(rec);
             }
@@ -1313,8 +1337,10 @@ impl Analyzer {
     }
 
     fn match_batch(&mut self, batch: &mut Batch) {
-        let Batch { recs, names, .. } = batch;
-        for rec in recs.iter_mut() {
+        let Batch { recs, names, marks, .. } = batch;
+        marks.clear();
+        marks.reserve(recs.len());
+        for rec in recs.iter() {
             if rec.ts > self.max_ts {
                 self.max_ts = rec.ts;
             }
@@ -1324,11 +1350,13 @@ impl Analyzer {
                 self.expire();
             }
             let qname = &names[rec.names.0 as usize..rec.names.1 as usize];
-            if rec.multicast {
+            let mark = if rec.multicast {
                 self.multicast_message(rec);
+                Mark::default()
             } else {
-                self.message(rec, qname);
-            }
+                self.message(rec, qname)
+            };
+            marks.push(mark);
         }
     }
 
@@ -1383,7 +1411,7 @@ impl Analyzer {
 
     /// dissect_dns_common's transaction state for one message (parsed on the reading
     /// thread); the statistics follow on the other thread (`Stats::account`).
-    fn message(&mut self, rec: &mut Rec, qname: &[u8]) {
+    fn message(&mut self, rec: &Rec, qname: &[u8]) -> Mark {
         let (ts, transport, src, dst, flags) = (rec.ts, rec.transport, rec.src, rec.dst, rec.flags);
         let is_response = flags & 0x8000 != 0;
         let key = tx_key(rec);
@@ -1511,7 +1539,7 @@ impl Analyzer {
                     // The query carries dns.flags.response but never dns.response_in.
                     self.unanswered_filter += 1;
                 }
-                return;
+                return Mark::default();
             }
         };
         if !is_response {
@@ -1527,11 +1555,14 @@ impl Analyzer {
             self.track_hop_response(ts, key, serial);
         }
         let _ = parsed;
-        rec.account = true;
-        rec.unsolicited = is_response && !found;
-        rec.retransmission = retransmission;
-        rec.delta_ns = delta_ns;
-        rec.tx_retransmissions = tx_retransmissions;
+        let mut bits = Mark::ACCOUNT;
+        if is_response && !found {
+            bits |= Mark::UNSOLICITED;
+        }
+        if retransmission {
+            bits |= Mark::RETRANSMISSION;
+        }
+        Mark { delta_ns, tx_retransmissions, bits }
     }
 
     /// glibc sends A and AAAA back to back from one socket; when conntrack drops one of
@@ -1781,7 +1812,7 @@ impl Analyzer {
                 FailingName { name: display_name(name), rcode: rcode_name(u16::from_be_bytes([rc[0], rc[1]])), count }
             })
             .collect();
-        failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+        failing.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)).then(a.rcode.cmp(&b.rcode)));
         failing.truncate(self.list_limit.max(100));
         let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
@@ -1968,7 +1999,10 @@ impl ReadStage {
 
     fn next_batch(&mut self) -> Batch {
         let fresh = self.recycled.try_recv().unwrap_or_default();
-        std::mem::replace(&mut self.batch, fresh)
+        let mut full = std::mem::replace(&mut self.batch, fresh);
+        full.first_ts = self.first_ts.unwrap_or(0);
+        full.first_has_ts = self.first_has_ts;
+        full
     }
 
     fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
@@ -2111,8 +2145,6 @@ impl ReadStage {
         }
         b.recs.push(Rec {
             ts,
-            now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
-            now_ms_44: if self.first_has_ts { ns_to_ms(ts - self.first_ts.unwrap_or(ts)) } else { 0.0 },
             transport,
             src,
             dst,
@@ -2128,11 +2160,6 @@ impl ReadStage {
             answers: (answers_start, b.answers.len() as u32),
             rr_types,
             ttls,
-            account: false,
-            unsolicited: false,
-            retransmission: false,
-            delta_ns: 0,
-            tx_retransmissions: 0,
         });
     }
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.analysis.traffic import charts, formats, guide_table, pattern, signatures
+from workers.analysis.traffic import formats, guide_table, pattern, signatures
 from workers.analysis.traffic.findings import expansion_storms, headline, servfail_count, verdict
 from workers.analysis.traffic.model import AnalysisResult
 from workers.report import Attachment, Markdown, Report, Status, StatusLine, Table
@@ -87,6 +87,9 @@ def build_report(result: AnalysisResult, *, title: str, attachments: bool = True
         "tshark's own statistics."))
     files: list[Attachment] = []
     if attachments:
+        # The drawing code loads only when pictures are made (not for the CLI without --out).
+        from workers.analysis.traffic import charts
+
         files = [
             Attachment("dns-response-times.png", charts.histogram_png(result), "DNS response-time histogram", "png"),
             Attachment("dns-timeline.png", charts.timeline_png(result, when),
