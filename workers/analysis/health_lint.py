@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workers.evidence.health import Autoscaler, ConfigIssue
 
@@ -254,16 +255,16 @@ def _ladder(conf: Mapping[str, object], nodes: int, cores: int) -> int:
     return int(max(by_cores, by_nodes))
 
 
-def _linear(conf: Mapping[str, object], nodes: int, cores: int) -> int:
-    per_core = float(conf.get("coresPerReplica") or 0)  # type: ignore[arg-type]
-    per_node = float(conf.get("nodesPerReplica") or 0)  # type: ignore[arg-type]
+def _linear(conf: Mapping[str, Any], nodes: int, cores: int) -> int:
+    per_core = float(conf.get("coresPerReplica") or 0)
+    per_node = float(conf.get("nodesPerReplica") or 0)
     replicas = max(math.ceil(cores / per_core) if per_core else 0, math.ceil(nodes / per_node) if per_node else 0)
     if conf.get("preventSinglePointFailure") and nodes > 1:
         replicas = max(replicas, 2)
-    replicas = max(replicas, int(conf.get("min") or 1))  # type: ignore[call-overload]
+    replicas = max(replicas, int(conf.get("min") or 1))
     if conf.get("max"):
-        replicas = min(replicas, int(conf["max"]))  # type: ignore[call-overload]
-    return replicas
+        replicas = min(replicas, int(conf["max"]))
+    return int(replicas)
 
 
 def autoscaler(params: Mapping[str, str] | None, nodes: int, cores: int, replicas: int | None,
