@@ -149,6 +149,12 @@ KWOK_SHARE_FILES = (
     "kustomize/stage/pod/fast/pod-complete.yaml",
     "kustomize/stage/pod/fast/pod-delete.yaml",
     "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml",
+    # metrics.k8s.io (testbed/metrics.py): emulated kubelet resource metrics and their usage objects
+    "kustomize/crd/bases/kwok.x-k8s.io_metrics.yaml",
+    "kustomize/crd/bases/kwok.x-k8s.io_resourceusages.yaml",
+    "kustomize/crd/bases/kwok.x-k8s.io_clusterresourceusages.yaml",
+    "kustomize/metrics/resource/metrics-resource.yaml",
+    "kustomize/metrics/usage/usage-from-annotation.yaml",
 )
 
 
