@@ -23,7 +23,8 @@ _TIMEOUT = re.compile(r"i/o timeout|context deadline exceeded|timed? ?out", re.I
 _LOG_RCODE = re.compile(r'" (NOERROR|NXDOMAIN|SERVFAIL|REFUSED|FORMERR|NOTIMP) ')
 _LOOP = re.compile(r"plugin/loop: .*[Ll]oop|Loop \(.*\) detected")
 _API = re.compile(r"[Ff]ailed to (list|watch)|plugin/kubernetes: .*(forbidden|unauthorized|connection refused)")
-_RELOAD = re.compile(r"Restart failed|[Rr]eload failed|Corefile changed but|plugin/reload: .*(error|fail)")
+_RELOAD = re.compile(r"Restart failed|[Rr]eload failed|SIGUSR1: starting with|Corefile changed but|"
+                     r"plugin/reload: .*(error|fail)")
 _PANIC = re.compile(r"\bpanic\b|Recovered from panic", re.IGNORECASE)
 
 
