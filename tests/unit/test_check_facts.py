@@ -75,7 +75,7 @@ def test_custom_dns() -> None:
 
 def test_performance_rows() -> None:
     a = answers("coredns_oom")
-    assert "141%" in a[QUESTIONS[5]]
+    assert "140%" in a[QUESTIONS[5]]  # 6044m of 4300m is 140.56 %: kubectl (and the guide) print 140 %
     assert "OOMKilled" in a[QUESTIONS[6]] and "7 restarts" in a[QUESTIONS[6]]
 
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo, is_cluster_name
+from workers.evidence.health import NodeHealth, PodHealth, from_plain
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord
 
 
@@ -58,6 +59,12 @@ class CheckEvidence:
     worker_search: tuple[str, ...] = ()
     worker_ndots: int = 1
     elapsed_s: float = 0.0
+    # The performance facts, read as `health` reads them (restart reasons, limits, `kubectl top`,
+    # Allocated resources); empty in recordings made before check read them.
+    pod_health: tuple[PodHealth, ...] = ()
+    node_health: tuple[NodeHealth, ...] = ()
+    metrics_available: bool | None = None  # None: not read
+    metrics_note: str = ""
 
     # ------------------------------------------------------------------ selections
 
@@ -152,6 +159,10 @@ class CheckEvidence:
             worker_search=tuple(d.get("worker_search", ())),
             worker_ndots=int(d.get("worker_ndots", 1)),
             elapsed_s=float(d.get("elapsed_s", 0.0)),
+            pod_health=from_plain(tuple[PodHealth, ...], d.get("pod_health", ())),
+            node_health=from_plain(tuple[NodeHealth, ...], d.get("node_health", ())),
+            metrics_available=d.get("metrics_available"),
+            metrics_note=str(d.get("metrics_note", "")),
         )
 
 

@@ -256,7 +256,7 @@ class HealthEvidence:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HealthEvidence:
         """Inverse of :meth:`to_dict` (recorded fixtures, a previous run)."""
-        value: HealthEvidence = _build(cls, data)
+        value: HealthEvidence = from_plain(cls, data)
         return value
 
 
@@ -270,21 +270,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build(tp: Any, data: Any) -> Any:
+def from_plain(tp: Any, data: Any) -> Any:
     """Typed data from JSON, following the dataclasses' annotations (dataclasses, tuples, enums, optionals)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if data is None else _build(args[0], data)
+        return None if data is None else from_plain(args[0], data)
     if origin is tuple:
         (inner, *_rest) = typing.get_args(tp)
-        return tuple(_build(inner, v) for v in data or ())
+        return tuple(from_plain(inner, v) for v in data or ())
     if origin is dict:
         _k, v_tp = typing.get_args(tp)
-        return {str(k): _build(v_tp, v) for k, v in (data or {}).items()}
+        return {str(k): from_plain(v_tp, v) for k, v in (data or {}).items()}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = typing.get_type_hints(tp)
-        kwargs = {f.name: _build(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.name in data}
+        kwargs = {f.name: from_plain(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.name in data}
         return tp(**kwargs)
     if isinstance(tp, type) and issubclass(tp, StrEnum):
         return tp(data)

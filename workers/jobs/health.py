@@ -304,3 +304,35 @@ def execute(cmd: HealthCommand, env: JobEnv) -> Report:
     return build_report(cmd, gather(cmd, env), env.previous)
 
 
+
+
+# ---------------------------------------------------------------------------- shared with `check`
+
+
+def performance(c: kube.Clients) -> tuple[tuple[PodHealth, ...], tuple[NodeHealth, ...], bool, str]:
+    """What `check`'s performance questions read, from the same sources and code as `health`: CoreDNS pods
+    with their restart reasons, limits and `kubectl top` usage; their nodes' conditions, Allocated
+    resources as `kubectl describe node` prints them, and usage. (pods, nodes, metrics available, note)"""
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="check-perf") as pool:
+        f_pods = pool.submit(health_kube.coredns_pods, c)
+        f_nodes = pool.submit(health_kube.nodes, c)
+        f_all = pool.submit(health_kube.all_active_pods, c)
+        f_pm = pool.submit(health_kube.pod_metrics, c, kube.KUBE_SYSTEM, kube.COREDNS_SELECTOR)
+        f_nm = pool.submit(health_kube.node_metrics, c)
+        raw, nodes_json, all_pods = f_pods.result(), f_nodes.result(), f_all.result()
+        try:
+            pod_usage = {k: usage_from(v) for k, v in f_pm.result().items()}
+            node_usage = {k: usage_from(v) for k, v in f_nm.result().items()}
+            available, note = True, ""
+        except ClusterError as err:
+            pod_usage, node_usage, available, note = {}, {}, False, f"{err.user_message}; {METRICS_HINT}"
+    now = time.time()
+    pods = tuple(PodHealth(**{**health_kube.pod_health_from(p, now).__dict__,
+                              "usage": pod_usage.get(p["metadata"]["name"])}) for p in raw)
+    hosts = {p.node for p in pods if p.node}
+    nodes = tuple(
+        NodeHealth(**{**node_health(n["metadata"]["name"], ("CoreDNS",), n, all_pods, (), now).__dict__,
+                      "usage": node_usage.get(n["metadata"]["name"])})
+        for n in nodes_json if n["metadata"]["name"] in hosts
+    )
+    return pods, nodes, available, note
