@@ -244,6 +244,9 @@ def worker_rbac() -> list[JSON]:
                 # `apiserver --as`: what another ServiceAccount may do (the chart grants the same).
                 {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
                  "verbs": ["create"]},
+                # coredns-log (the chart's rbac.verboseLog): only its own key, by JSON patch.
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["coredns-custom"],
+                 "verbs": ["patch"]},
             ],
         },
         worker_binding(),
