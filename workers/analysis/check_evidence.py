@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo, is_cluster_name
-from workers.evidence.health import NodeHealth, PodHealth, from_plain
+from workers.evidence.health import NodeHealth, PodHealth, from_plain, plain
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord
 
 
@@ -99,8 +98,8 @@ class CheckEvidence:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
+        data: dict[str, Any] = plain(dataclasses.asdict(self))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckEvidence:
@@ -165,12 +164,3 @@ class CheckEvidence:
             metrics_note=str(d.get("metrics_note", "")),
         )
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, StrEnum):
-        return value.value
-    return value

@@ -250,8 +250,8 @@ class HealthEvidence:
     elapsed_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
+        data: dict[str, Any] = plain(dataclasses.asdict(self))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HealthEvidence:
@@ -260,11 +260,12 @@ class HealthEvidence:
         return value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """Dataclass dicts → JSON-ready values (tuples as lists, enums as their values)."""
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, StrEnum):
         return value.value
     return value
