@@ -14,6 +14,7 @@ from aksdns.verbs import spec_of
 from bot.app import interpret
 from workers.jobenv import JobEnv
 from workers.jobs import coredns_log
+from workers.probes import coredns_custom, kube
 
 
 def test_grammar() -> None:
@@ -37,7 +38,7 @@ def test_typed_yes_is_ignored_in_slack() -> None:
 
 
 def test_unconfirmed_on_asks_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(coredns_log.kube, "connect", lambda *_a: pytest.fail("no cluster call before Start"))
+    monkeypatch.setattr(kube, "connect", lambda *_a: pytest.fail("no cluster call before Start"))
     report = coredns_log.execute(CorednsLogCommand(state="on", minutes=4), JobEnv(cluster="c"))
     ids = {b.action_id: b for b in report.buttons}
     assert set(ids) == {"aksdns_confirm", "aksdns_cancel"}
@@ -46,10 +47,10 @@ def test_unconfirmed_on_asks_and_changes_nothing(monkeypatch: pytest.MonkeyPatch
 
 def test_the_revert_is_scheduled_before_the_change(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(coredns_log.kube, "connect", lambda *_a: object())
-    monkeypatch.setattr(coredns_log.coredns_custom, "other_keys", lambda _c: {"hosts.override": "hosts {\n}\n"})
-    monkeypatch.setattr(coredns_log.coredns_custom, "read_key", lambda _c: None)
-    monkeypatch.setattr(coredns_log.coredns_custom, "put_key", lambda _c, text: calls.append(f"put {text!r}"))
+    monkeypatch.setattr(kube, "connect", lambda *_a: object())
+    monkeypatch.setattr(coredns_custom, "other_keys", lambda _c: {"hosts.override": "hosts {\n}\n"})
+    monkeypatch.setattr(coredns_custom, "read_key", lambda _c: None)
+    monkeypatch.setattr(coredns_custom, "put_key", lambda _c, text: calls.append(f"put {text!r}"))
     audits: list[tuple[str, bool, str]] = []
 
     def schedule(command: Any, delay_s: float) -> str:
@@ -67,8 +68,8 @@ def test_the_revert_is_scheduled_before_the_change(monkeypatch: pytest.MonkeyPat
 def test_on_refuses_without_a_scheduler_or_when_log_is_already_on(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AksDnsError, match="needs a worker"):
         coredns_log.execute(CorednsLogCommand(state="on", confirmed=True), JobEnv(cluster="c"))
-    monkeypatch.setattr(coredns_log.kube, "connect", lambda *_a: object())
-    monkeypatch.setattr(coredns_log.coredns_custom, "other_keys", lambda _c: {"mine.override": "log\n"})
+    monkeypatch.setattr(kube, "connect", lambda *_a: object())
+    monkeypatch.setattr(coredns_custom, "other_keys", lambda _c: {"mine.override": "log\n"})
     env = JobEnv(cluster="c", schedule=lambda *_a: pytest.fail("nothing scheduled"))
     with pytest.raises(AksDnsError, match="already turns `log` on"):
         coredns_log.execute(CorednsLogCommand(state="on", confirmed=True), env)
