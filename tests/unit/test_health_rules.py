@@ -133,7 +133,18 @@ def test_throttling_and_overcommit() -> None:
     ev.pods = (pod("coredns-a", usage=Usage(2700, 40)), ev.pods[1])
     ev.nodes = (node(cpu_limits_pct=157),)
     rules = [f.rule for f in diagnose(ev)]
-    assert rules[0] == "cpu_throttling_risk" and "node_overcommitted" in rules
+    assert rules[0] == "cpu_throttling_risk" and "node_overcommit_risk" in rules
+
+
+def test_overcommit_is_a_risk_until_the_node_is_busy() -> None:
+    ev = healthy()
+    ev.nodes = (node(cpu_limits_pct=157, allocatable_cpu="1900m", allocatable_memory="4694956Ki",
+                     usage=Usage(200, 900)),)
+    found = diagnose(ev)
+    assert found[0].rule == "all_healthy" and found[1].rule == "node_overcommit_risk"  # the testbed's own state
+    ev.nodes = (node(cpu_limits_pct=157, allocatable_cpu="1900m", allocatable_memory="4694956Ki",
+                     usage=Usage(1700, 900)),)
+    assert diagnose(ev)[0].rule == "node_overcommitted"
 
 
 def test_node_not_ready() -> None:

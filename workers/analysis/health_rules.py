@@ -21,7 +21,8 @@ from workers.analysis.health_facts import (
     restart_title,
     throttling_risk,
 )
-from workers.evidence.health import HealthEvidence, LogClass, PodHealth
+from workers.analysis.health_quantity import Quantity
+from workers.evidence.health import HealthEvidence, LogClass, NodeHealth, PodHealth
 from workers.findings import HIGH, LOW, MEDIUM, Finding, Subject
 from workers.report import Hypothesis
 
@@ -37,6 +38,7 @@ NPD_DOC = "https://learn.microsoft.com/azure/aks/node-problem-detector"
 KS = "kubectl -n kube-system"
 
 Rule = Callable[[HealthEvidence], Finding | None]
+BUSY_SHARE = 0.8
 
 
 def _log(ev: HealthEvidence, kind: LogClass) -> int:
@@ -311,18 +313,32 @@ def rule_nodes(ev: HealthEvidence) -> Finding | None:
 
 
 def rule_overcommit(ev: HealthEvidence) -> Finding | None:
+    """Limits above allocatable: a problem when the node is busy (kubectl top), a risk otherwise."""
     over = [n for n in ev.nodes if n.overcommitted]
     if not over:
         return None
-    return Finding.of("node_overcommitted", 45, Hypothesis(
-        title=f"Nodes over-committed (limits above 100% of allocatable): {', '.join(n.name for n in over)}",
-        confidence=MEDIUM,
-        evidence=tuple(f"{n.name}: limits cpu {n.cpu_limits} ({n.cpu_limits_pct}%), memory {n.memory_limits} "
-                       f"({n.memory_limits_pct}%)" for n in over),
+    busy = [n for n in over if n.usage is not None and _busy(n)]
+    evidence = [f"{n.name}: limits cpu {n.cpu_limits} ({n.cpu_limits_pct}%), memory {n.memory_limits} "
+                f"({n.memory_limits_pct}%)" + (f"; uses {n.usage.cpu_m}m CPU, {n.usage.memory_mi}Mi now"
+                                               if n.usage is not None else "") for n in over]
+    return Finding.of("node_overcommitted" if busy else "node_overcommit_risk", 45 if busy else 20, Hypothesis(
+        title=(f"Nodes over-committed and busy: {', '.join(n.name for n in busy)}" if busy else
+               f"Nodes over-committed (limits above 100% of allocatable): {', '.join(n.name for n in over)}"),
+        confidence=MEDIUM if busy else LOW,
+        evidence=tuple(evidence),
         actions=("kubectl describe node | grep -A5 '^Name:\\|^Allocated resources:' | "
                  "grep -v '.kubernetes.io\\|^Roles:\\|Labels:'", "kubectl top nodes",
                  "lower the limits of the pods there, or move CoreDNS off the node"),
         links=(GUIDE,)), subjects=[Subject("node", n.name) for n in over])
+
+
+def _busy(n: NodeHealth) -> bool:
+    """kubectl top above BUSY_SHARE of allocatable: limits beyond 100 % can now really be short."""
+    if n.usage is None:
+        return False
+    cpu = Quantity.parse(n.allocatable_cpu).milli
+    mem = Quantity.parse(n.allocatable_memory).whole
+    return bool((cpu and n.usage.cpu_m / cpu >= BUSY_SHARE) or (mem and n.usage.memory_mi * 2**20 / mem >= BUSY_SHARE))
 
 
 def rule_metrics_missing(ev: HealthEvidence) -> Finding | None:
@@ -388,7 +404,8 @@ RULES: tuple[Rule, ...] = (
     rule_npd, rule_node_warnings,
 )
 # Smells worth listing that do not make a cluster unhealthy.
-BACKGROUND = frozenset({"config_review", "npd_dns_events", "node_warning_events", "cold_cache"})
+BACKGROUND = frozenset({"config_review", "npd_dns_events", "node_warning_events", "cold_cache",
+                        "node_overcommit_risk"})
 
 
 def all_healthy(ev: HealthEvidence) -> Finding:
