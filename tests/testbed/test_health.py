@@ -44,7 +44,7 @@ def clean(testbed: Any) -> Iterator[None]:
         testbed.reset_faults()
 
 
-def run(env: JobEnv, minutes: int = 5) -> Report:
+def run(env: JobEnv, minutes: int = 1) -> Report:
     return health.execute(HealthCommand(minutes=minutes), env)
 
 
@@ -57,7 +57,7 @@ def evidence(report: Report) -> dict[str, Any]:
     return ev
 
 
-def wait_report(env: JobEnv, rule: str, timeout_s: float = 60.0, minutes: int = 5) -> Report:
+def wait_report(env: JobEnv, rule: str, timeout_s: float = 60.0, minutes: int = 1) -> Report:
     """Run health until ``rule`` leads (a knob takes effect within seconds; never a timed assertion)."""
     deadline = time.monotonic() + timeout_s
     while True:
