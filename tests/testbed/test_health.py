@@ -226,3 +226,23 @@ def test_log_classes_from_real_coredns(testbed: Any, env: JobEnv, clean: None) -
                 apply_object(testbed.kube, obj)
     assert LogClass.UPSTREAM_TIMEOUT.value in kinds
     assert LogClass.API_ACCESS.value in kinds
+
+
+def test_npd_events_are_low_trust_evidence(testbed: Any, env: JobEnv, clean: None) -> None:
+    """Node Problem Detector posts its DNS findings as node events; health lists them, low trust."""
+    node = testbed.coredns_pods()[0].node
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    name = f"{node}.npd-{time.time_ns()}"
+    testbed.kube.create("/api/v1/namespaces/default/events", {
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "reason": "CoreDNSUnreachable", "type": "Warning", "count": 3,
+        "message": "DNS query to 10.0.0.10 timed out", "source": {"component": "custom-plugin-monitor", "host": node},
+        "firstTimestamp": stamp, "lastTimestamp": stamp})
+    try:
+        report = run(env)
+        npd = next(h for h in report.data["hypotheses"] if h["rule"] == "npd_dns_events")
+        assert npd["confidence"] == "low" and node in " ".join(npd["evidence"])
+        assert rules(report)[0] != "npd_dns_events"  # never leads: known false positives
+    finally:
+        testbed.kube.delete(f"/api/v1/namespaces/default/events/{name}")
