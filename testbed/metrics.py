@@ -113,7 +113,7 @@ def start(state: State, env: dict[str, str] | None = None) -> None:
         "--kubelet-preferred-address-types=InternalIP", "--kubelet-use-node-status-port",
         "--kubelet-insecure-tls", f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
-        f"--metric-resolution={RESOLUTION}", "--v=1",
+        f"--metric-resolution={RESOLUTION}", "--kubelet-request-timeout=5s", "--v=1",
     ], state.pids, state.logs / f"{NAME}.log", env=env)
 
 
