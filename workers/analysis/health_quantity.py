@@ -137,6 +137,8 @@ class Allocated:
     memory_requests_pct: int
     memory_limits: str
     memory_limits_pct: int
+    # The rows kubectl prints after cpu and memory: ephemeral-storage, then hugepages-* of allocatable.
+    other_rows: tuple[tuple[str, str, int, str, int], ...] = ()
 
 
 def _pct(part: int, whole: int) -> int:
@@ -159,7 +161,13 @@ def allocated(pods: Sequence[Mapping[str, Any]], allocatable: Mapping[str, str])
     mem_alloc = Quantity.parse(allocatable.get("memory")).whole
     cr, cl = reqs.get("cpu", zero), lims.get("cpu", zero)
     mr, ml = reqs.get("memory", zero), lims.get("memory", zero)
+    others = []
+    for name in ["ephemeral-storage", *sorted(k for k in allocatable if k.startswith("hugepages-"))]:
+        total = Quantity.parse(allocatable.get(name)).whole
+        r, lim = reqs.get(name, zero), lims.get(name, zero)
+        others.append((name, str(r), _pct(r.whole, total), str(lim), _pct(lim.whole, total)))
     return Allocated(
+        other_rows=tuple(others),
         cpu_requests=str(cr), cpu_requests_pct=_pct(cr.milli, cpu_alloc),
         cpu_limits=str(cl), cpu_limits_pct=_pct(cl.milli, cpu_alloc),
         memory_requests=str(mr), memory_requests_pct=_pct(mr.whole, mem_alloc),

@@ -189,10 +189,11 @@ def describe_node_text(n: NodeHealth) -> str:
             ("cpu", f"{n.cpu_requests} ({n.cpu_requests_pct}%)", f"{n.cpu_limits} ({n.cpu_limits_pct}%)"),
             ("memory", f"{n.memory_requests} ({n.memory_requests_pct}%)",
              f"{n.memory_limits} ({n.memory_limits_pct}%)")]
+    rows += [(name, f"{req} ({req_pct}%)", f"{lim} ({lim_pct}%)") for name, req, req_pct, lim, lim_pct in n.other_rows]
     w0 = max(len(r[0]) for r in rows) + 2
     w1 = max(len(r[1]) for r in rows) + 2
     lines = [f"Name:               {n.name}", "Allocated resources:",
-             "  (Total limits might be more than 100 percent.)"]
+             "  (Total limits may be over 100 percent, i.e., overcommitted.)"]
     lines += [f"  {a:<{w0}}{b:<{w1}}{c}".rstrip() for a, b, c in rows]
     return "\n".join(lines)
 

@@ -415,7 +415,8 @@ def all_healthy(ev: HealthEvidence) -> Finding:
         title="CoreDNS and its nodes look healthy", confidence=MEDIUM,
         evidence=(f"{ready}/{len(ev.pods)} CoreDNS pods Ready, no recent restarts, {usage}",
                   f"no error lines in {ev.minutes} min of logs" if not ev.logs else "only minor log lines",
-                  f"{len(ev.nodes)} nodes without pressure or over-commit"),
+                  f"{len(ev.nodes)} nodes without pressure" + ("" if not any(n.overcommitted for n in ev.nodes)
+                                                               else " (limits over-committed: a risk, see below)")),
         actions=("/aksdns check   # the layered probe", "/aksdns capture --coredns   # when failures are intermittent"),
         links=(GUIDE,)))
 

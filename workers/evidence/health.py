@@ -127,6 +127,7 @@ class NodeHealth:
     memory_requests_pct: int = 0
     memory_limits: str = "0"
     memory_limits_pct: int = 0
+    other_rows: tuple[tuple[str, str, int, str, int], ...] = ()  # ephemeral-storage, hugepages-*
     usage: Usage | None = None
     events: tuple[EventInfo, ...] = ()  # recent Warning events
     npd_events: tuple[EventInfo, ...] = ()  # CoreDNSUnreachable / VnetDNSUnreachable

@@ -85,7 +85,7 @@ def node_health(name: str, roles: Sequence[str], node: Mapping[str, Any], pods: 
         allocatable_cpu=str(alloc_text.get("cpu", "")), allocatable_memory=str(alloc_text.get("memory", "")),
         cpu_requests=a.cpu_requests, cpu_requests_pct=a.cpu_requests_pct, cpu_limits=a.cpu_limits,
         cpu_limits_pct=a.cpu_limits_pct, memory_requests=a.memory_requests, memory_requests_pct=a.memory_requests_pct,
-        memory_limits=a.memory_limits, memory_limits_pct=a.memory_limits_pct,
+        memory_limits=a.memory_limits, memory_limits_pct=a.memory_limits_pct, other_rows=a.other_rows,
         events=tuple(sorted(warn, key=_recent)[:MAX_EVENTS_PER_NODE]),
         npd_events=tuple(sorted(npd, key=_recent)[:MAX_EVENTS_PER_NODE]),
     )
