@@ -36,7 +36,7 @@ BUILD_HINT = "build them once with testbed/build.sh (about 20 min cold; cached i
 STOP_ORDER = ("runner", "metrics-server", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
               "kube-apiserver", "authn", "etcd")
 UP_TIMEOUT_S = 120.0
-BAD_CUSTOM_KEY = "testbed-bad.override"
+BAD_CUSTOM_KEY = "testbed-bad.server"
 
 
 class TestbedError(RuntimeError):
@@ -576,15 +576,25 @@ class Testbed:
         return name
 
     def coredns_custom_bad(self) -> str:
-        """A coredns-custom key with a second `forward` for the default block: CoreDNS's reload fails,
-        it keeps its old configuration and logs why."""
+        """A coredns-custom `.server` key redefining `.:53` (Azure/AKS#919): CoreDNS refuses the reload
+        ("already defined"), keeps its old configuration and logs why."""
         self.kube.merge_patch("/api/v1/namespaces/kube-system/configmaps/coredns-custom",
-                              {"data": {BAD_CUSTOM_KEY: f"forward . {layout.UPSTREAM_IP}\n"}})
+                              {"data": {BAD_CUSTOM_KEY: f".:53 {{\n    forward . {layout.UPSTREAM_IP}\n}}\n"}})
         return BAD_CUSTOM_KEY
 
-    def coredns_custom_reset(self) -> None:
+    def coredns_custom_reset(self, timeout_s: float = 30.0) -> None:
+        data = (self.kube.get("/api/v1/namespaces/kube-system/configmaps/coredns-custom").get("data") or {})
         self.kube.merge_patch("/api/v1/namespaces/kube-system/configmaps/coredns-custom",
                               {"data": {BAD_CUSTOM_KEY: None, "aksdns-verbose-log.override": None}})
+        if BAD_CUSTOM_KEY in data:
+            # After a refused reload CoreDNS 1.14 fails every later reload too ("getting old listener file:
+            # use of closed network connection"): replace the pods, as one would with a rollout restart.
+            old = {p.name for p in self.coredns_pods()}
+            for name in old:
+                self.kube.delete(f"/api/v1/namespaces/kube-system/pods/{name}")
+            procs.wait_for("fresh CoreDNS pods answering", lambda: len(pods := self.coredns_pods()) >= 2
+                           and not old & {p.name for p in pods} and all(p.ready and _dns_answers(p.ip) for p in pods),
+                           timeout_s, 0.5)
 
     def metrics_server_down(self) -> None:
         """metrics-server stops: metrics.k8s.io answers 503 (the APIService is unavailable)."""

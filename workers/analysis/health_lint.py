@@ -153,8 +153,9 @@ def _lint_override(key: str, directives: Sequence[Directive], default_plugins: s
         if d.plugin == "forward":
             issues.append(ConfigIssue(
                 "override_forward", where,
-                "a second `forward` in the default block: the reload fails with \"plugin can only be used once "
-                "per Server Block\" and CoreDNS keeps its old configuration",
+                "a second `forward` in the default block: older CoreDNS refuses the reload (\"plugin can only be "
+                "used once per Server Block\"); CoreDNS 1.9+ accepts it, but the default `forward . /etc/resolv.conf`"
+                " answers first, so this one never takes effect",
                 _forward_fix(key, d),
                 "critical"))
         elif d.plugin in ONCE_PER_BLOCK and d.plugin in default_plugins:

@@ -164,8 +164,8 @@ def allocated(pods: Sequence[Mapping[str, Any]], allocatable: Mapping[str, str])
     others = []
     for name in ["ephemeral-storage", *sorted(k for k in allocatable if k.startswith("hugepages-"))]:
         total = Quantity.parse(allocatable.get(name)).whole
-        r, lim = reqs.get(name, zero), lims.get(name, zero)
-        others.append((name, str(r), _pct(r.whole, total), str(lim), _pct(lim.whole, total)))
+        req_q, lim_q = reqs.get(name, zero), lims.get(name, zero)
+        others.append((name, str(req_q), _pct(req_q.whole, total), str(lim_q), _pct(lim_q.whole, total)))
     return Allocated(
         other_rows=tuple(others),
         cpu_requests=str(cr), cpu_requests_pct=_pct(cr.milli, cpu_alloc),

@@ -215,8 +215,10 @@ def rule_bad_config(ev: HealthEvidence) -> Finding | None:
         evidence.append(f"CoreDNS refused it: {reload_errors} reload errors logged, coredns_reload_failed_total "
                         f"{reload_failed:.0f}")
         evidence += list(_samples(ev, LogClass.RELOAD_ERROR)[:2])
+    refused = bool(reload_errors or reload_failed)
     return Finding.of("bad_coredns_custom", 80, Hypothesis(
-        title="coredns-custom is rejected: CoreDNS keeps running its old configuration",
+        title=("coredns-custom is rejected: CoreDNS keeps running its old configuration" if refused else
+               "coredns-custom does not do what it says: " + critical[0].rule.replace("_", " ")),
         confidence=HIGH if reload_errors or reload_failed else MEDIUM, evidence=tuple(evidence),
         actions=(*(f"{i.where}: {i.fix}" for i in critical),
                  f"{KS} logs -l k8s-app=kube-dns --since={ev.minutes}m | grep -i -e restart -e reload",
