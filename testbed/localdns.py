@@ -11,6 +11,7 @@ localdns.service: the addresses stay, nothing answers). `off(state)` undoes ever
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -80,10 +81,11 @@ def kill(state: State, node: layout.NodeSpec) -> None:
     pid = procs.read_pid(state.pids / f"{proc_name(node)}.pid")
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
-            import os
-
             os.killpg(pid, signal.SIGKILL)
-    procs.wait_for(f"LocalDNS on {node.name} gone", lambda: not running(state, node), 10.0)
+        procs.wait_for(f"LocalDNS on {node.name} gone", lambda: procs.gone(pid), 10.0)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+    (state.pids / f"{proc_name(node)}.pid").unlink(missing_ok=True)
 
 
 def off(state: State) -> None:

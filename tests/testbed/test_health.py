@@ -57,12 +57,15 @@ def evidence(report: Report) -> dict[str, Any]:
     return ev
 
 
-def wait_report(env: JobEnv, rule: str, timeout_s: float = 60.0, minutes: int = 1) -> Report:
-    """Run health until ``rule`` leads (a knob takes effect within seconds; never a timed assertion)."""
+def wait_report(env: JobEnv, rule: str, timeout_s: float = 60.0, minutes: int = 1,
+                log_class: LogClass | None = None) -> Report:
+    """Run health until ``rule`` leads (and ``log_class`` is in the window): a knob takes effect within
+    seconds; never a timed assertion."""
     deadline = time.monotonic() + timeout_s
     while True:
         report = run(env, minutes)
-        if rules(report)[0] == rule or time.monotonic() > deadline:
+        logged = log_class is None or any(s["kind"] == log_class.value for s in evidence(report)["logs"])
+        if (rules(report)[0] == rule and logged) or time.monotonic() > deadline:
             return report
         time.sleep(1.0)
 
@@ -153,7 +156,7 @@ def test_forward_loop_real_coredns_exits(testbed: Any, env: JobEnv, clean: None)
 
 def test_bad_coredns_custom_keeps_the_old_configuration(testbed: Any, env: JobEnv, clean: None) -> None:
     testbed.coredns_custom_bad()
-    report = wait_report(env, "bad_coredns_custom")
+    report = wait_report(env, "bad_coredns_custom", log_class=LogClass.RELOAD_ERROR)
     assert rules(report)[0] == "bad_coredns_custom", report.data["hypotheses"][0]
     ev = evidence(report)
     assert any(s["kind"] == LogClass.RELOAD_ERROR.value for s in ev["logs"]), ev["logs"]
@@ -198,7 +201,7 @@ def test_log_classes_from_real_coredns(testbed: Any, env: JobEnv, clean: None) -
     import dns.message
     import dns.query
 
-    pod = testbed.coredns_pods()[0]
+    pod, other = testbed.coredns_pods()[:2]
     testbed.upstream_drop(100)
     for i in range(3):  # names no cache holds: each goes upstream and times out
         try:
@@ -209,7 +212,7 @@ def test_log_classes_from_real_coredns(testbed: Any, env: JobEnv, clean: None) -
     # CoreDNS may not read the API: its watches fail (a new pod lists and is refused).
     testbed.kube.delete("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/system:coredns")
     try:
-        testbed.kube.delete(f"/api/v1/namespaces/kube-system/pods/{pod.name}")
+        testbed.kube.delete(f"/api/v1/namespaces/kube-system/pods/{other.name}")  # a new pod must list
         deadline = time.monotonic() + 60
         kinds: set[str] = set()
         while time.monotonic() < deadline:
