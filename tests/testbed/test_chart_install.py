@@ -446,7 +446,8 @@ def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> se
     rules |= {("discovery.k8s.io", "endpointslices", v, ()) for v in READ}
     rules.add(("authorization.k8s.io", "subjectaccessreviews", "create", ()))  # apiserver --as NS/SA
     if namespace == KUBE_SYSTEM:
-        rules.add(("", "configmaps", "get", ("coredns", "coredns-custom")))
+        rules.add(("", "configmaps", "get", ("coredns", "coredns-autoscaler", "coredns-custom")))
+        rules.add(("apps", "deployments", "get", ("coredns",)))  # health: replicas against the ladder
     if namespace == release_ns:
         rules |= {("", "pods", "create", ()), ("", "pods", "delete", ())}
     if capture and namespace in {release_ns, KUBE_SYSTEM}:
