@@ -388,8 +388,7 @@ def _node_perf(ev: CheckEvidence) -> str:
         if issues:
             parts.append(f"{n.name}: {', '.join(issues)}")
     # Usage and Allocated resources of the nodes hosting CoreDNS, as `kubectl top` / `describe node` print them.
-    usage = [f"{n.name} {n.usage.cpu_m}m CPU, {n.usage.memory_mi}Mi (limits cpu {n.cpu_limits_pct}%, "
-             f"memory {n.memory_limits_pct}%)" for n in ev.node_health if n.usage is not None]
+    usage = [f"{n.name} {n.usage.cpu_m}m CPU, {n.usage.memory_mi}Mi" for n in ev.node_health if n.usage is not None]
     if not parts:
         head = f"None seen on {len(ev.nodes)} nodes (Ready, no pressure, limits ≤ 100%)"
         return head + _usage_tail(ev, usage, "CoreDNS hosts use")
