@@ -485,7 +485,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             finish=_finish_health,
             describe=_describe_health,
             job="workers.jobs.health:execute",
-            rerun_basis="workers.analysis.health_report:basis",
+            rerun_basis="workers.analysis.health_basis:rerun_basis",
         ),
         VerbSpec(
             Verb.COREDNS_LOG,
@@ -503,6 +503,8 @@ REGISTRY: dict[Verb, VerbSpec] = {
             describe=_describe_coredns_log,
             privileged=True,
             job="workers.jobs.coredns_log:execute",
+            # A change, not a diagnosis: no Re-run (a re-run of a confirmed `on` would skip the question).
+            rerun_basis=None,
         ),
         VerbSpec(
             Verb.CAPTURE,

@@ -24,8 +24,6 @@ from workers.evidence.health import HealthEvidence, NodeHealth
 from workers.findings import Finding
 from workers.report import Markdown, Section, Status, StatusLine, Table
 
-BASIS_KEYS = ("config", "top", "findings", "digest")
-
 
 def config_digest(corefile: str, custom: Mapping[str, str]) -> str:
     raw = json.dumps({"Corefile": corefile, "custom": dict(custom)}, sort_keys=True)
@@ -239,41 +237,33 @@ def localdns_table(ev: HealthEvidence) -> Table:
     return Table("LocalDNS (asked from each node)", ("NODE", "STATE", "ANSWERS"), tuple(rows))
 
 
-# ---------------------------------------------------------------------------- changes since the previous run
-
-
-def basis(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What a thread keeps for the next run: the configuration, its digest and the findings' titles."""
-    return {k: data[k] for k in BASIS_KEYS if k in data}
+# ---------------------------------------------------------------------------- configuration since the previous run
 
 
 def changes(previous: Mapping[str, Any] | None, data: Mapping[str, Any]) -> list[Section]:
-    if not previous or "config" not in previous:
+    """The configuration's edits since the previous `health` in this thread, line by line (the shared
+    Re-run diff names the changed keys and everything else; this shows what was written)."""
+    if not previous or "config" not in previous or previous.get("digest") == data.get("digest"):
         return []
     lines: list[str] = []
     before, after = previous.get("config") or {}, data.get("config") or {}
-    if previous.get("digest") == data.get("digest"):
-        lines.append("configuration unchanged since the previous run in this thread")
-    else:
-        b_custom, a_custom = before.get("custom") or {}, after.get("custom") or {}
-        for key in sorted(set(b_custom) | set(a_custom)):
-            if key not in b_custom:
-                lines.append(f"coredns-custom key {key} added")
-            elif key not in a_custom:
-                lines.append(f"coredns-custom key {key} removed")
-            elif b_custom[key] != a_custom[key]:
-                lines.append(f"coredns-custom key {key} changed")
-            else:
-                continue
-            diff = difflib.unified_diff(str(b_custom.get(key, "")).splitlines(),
-                                        str(a_custom.get(key, "")).splitlines(), lineterm="", n=0)
-            lines += [f"    {d}" for d in list(diff)[2:8]]
-        if before.get("corefile") != after.get("corefile"):
-            lines.append("the coredns ConfigMap's Corefile changed")
-    gone = [t for t in previous.get("findings", []) if t not in data.get("findings", [])]
-    new = [t for t in data.get("findings", []) if t not in previous.get("findings", [])]
-    lines += [f"gone: {t}" for t in gone] + [f"new: {t}" for t in new]
-    return [Markdown("*Since the previous `health` in this thread*\n" + "\n".join(f"• {x}" for x in lines))]
+    b_custom, a_custom = before.get("custom") or {}, after.get("custom") or {}
+    for key in sorted(set(b_custom) | set(a_custom)):
+        if key not in b_custom:
+            lines.append(f"coredns-custom key {key} added")
+        elif key not in a_custom:
+            lines.append(f"coredns-custom key {key} removed")
+        elif b_custom[key] != a_custom[key]:
+            lines.append(f"coredns-custom key {key} changed")
+        else:
+            continue
+        diff = difflib.unified_diff(str(b_custom.get(key, "")).splitlines(),
+                                    str(a_custom.get(key, "")).splitlines(), lineterm="", n=0)
+        lines += [f"    {d}" for d in list(diff)[2:8]]
+    if before.get("corefile") != after.get("corefile"):
+        lines.append("the coredns ConfigMap's Corefile changed")
+    return [Markdown("*Configuration since the previous `health` in this thread*\n"
+                     + "\n".join(f"• {x}" for x in lines))]
 
 
 # ---------------------------------------------------------------------------- data and files

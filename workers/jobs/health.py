@@ -265,6 +265,8 @@ def build_report(cmd: HealthCommand, ev: HealthEvidence, previous: dict[str, Any
     lines = [pods_line(ev), metrics_line(ev), nodes_line(ev), logs_line(ev), config_line(ev)]
     local = localdns_line(ev)
     sections += lines + ([local] if local else [])
+    data["parts"] = [{"part": x.label, "status": x.status.value, "detail": x.detail}
+                     for x in (*lines, *([local] if local else []))]
     sections += [pods_table(ev), metrics_table(ev), nodes_section(ev)]
     if ev.logs:
         sections.append(logs_table(ev))
