@@ -292,8 +292,7 @@ def build_report(cmd: HealthCommand, ev: HealthEvidence, previous: dict[str, Any
             Attachment(f"{stem}.csv", pods_csv(ev).encode(), "CoreDNS pods: state, usage, metrics (CSV)", "csv"),
         ],
         findings=findings,
-        buttons=[
-            Button("aksdns_rerun", "Re-run", json.dumps(cmd.to_dict(), sort_keys=True), "primary"),
+        buttons=[  # Re-run and Hand off are added to every thread reply (workers/thread_actions.py)
             Button("aksdns_capture", "Capture 2 min",
                    json.dumps(CaptureCommand(cluster=cmd.cluster, coredns=True, duration_s=120).to_dict(),
                               sort_keys=True), "danger"),
