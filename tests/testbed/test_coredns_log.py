@@ -1,7 +1,9 @@
 """`/aksdns coredns-log on` end to end: slash command → the Start/Cancel question → Start (authorized
 again) → the log plugin through coredns-custom, the revert scheduled in Redis → the worker SIGKILLed →
 a new worker reverts on time. While it is on, the real CoreDNS logs SERVFAIL answers (a log class
-`health` counts)."""
+`health` counts). A `health` in the same thread before the revert and its Re-run after it name the
+coredns-custom key that went away (the shared Re-run diff over the results store, and health's own
+line-by-line configuration diff)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,21 @@ def _replies(slack: SlackStandIn) -> list[Any]:
     return [m for m in slack.state.messages if m.thread_ts is not None and m.ephemeral_to is None and m.blocks]
 
 
+def _health_replies(slack: SlackStandIn) -> list[Any]:
+    return [m for m in _replies(slack) if "CoreDNS and node health" in _text(m)]
+
+
+def _text(message: Any) -> str:
+    return " ".join([str(message.text), json.dumps(message.blocks)])
+
+
+def _health_rerun(slack: SlackStandIn) -> str:
+    """The Re-run button of the health reply (on the reply's last message)."""
+    return str(next(e["value"] for m in _replies(slack) for b in m.blocks if b.get("type") == "actions"
+                for e in b["elements"]
+                if e["action_id"] == "aksdns_rerun" and json.loads(e["value"])["verb"] == "health"))
+
+
 def _button(message: Any, action_id: str) -> str:
     return str(next(e["value"] for b in message.blocks if b.get("type") == "actions" for e in b["elements"]
                     if e["action_id"] == action_id))
@@ -88,7 +105,7 @@ def test_verbose_log_reverts_after_the_worker_is_killed(
         events += "/slack/events"
         with run_aksdns(["worker"], pipeline_env, tmp_path / "worker1.log") as worker1:
             # Typed `--yes` is ignored in Slack: the job asks with Start / Cancel.
-            body = slash_body("coredns-log on --minutes 1 --yes")
+            body = slash_body("coredns-log on --minutes 2 --yes")
             assert post(events, body, sign(body), FORM)[0] == 200
             assert slack.wait_for(lambda s: bool(_replies(slack)), timeout=60), (tmp_path / "worker1.log").read_text()
             ask = _replies(slack)[0]
@@ -102,6 +119,12 @@ def test_verbose_log_reverts_after_the_worker_is_killed(
                 time.sleep(0.5)
             assert _key(testbed) is not None, (tmp_path / "worker1.log").read_text()[-3000:]
             scheduled_at = time.monotonic()
+            # `@aksdns health` in the thread while the key is on: the basis the Re-run will compare with.
+            mention = slackreq.mention_body("health --minutes 1", ts=slack.state.next_ts(), thread_ts=ask.thread_ts)
+            assert post(events, mention, sign(mention), "application/json")[0] == 200
+            assert slack.wait_for(lambda s: bool(_health_replies(slack)), timeout=90), \
+                (tmp_path / "worker1.log").read_text()[-3000:]
+            assert _key(testbed) is not None  # still on: the revert is due at 2 min
             os.killpg(worker1.pid, signal.SIGKILL)  # the worker dies with the revert still due
             worker1.wait(10)
 
@@ -128,7 +151,7 @@ def test_verbose_log_reverts_after_the_worker_is_killed(
             while _key(testbed) is not None and time.monotonic() < deadline:
                 time.sleep(1)
             assert _key(testbed) is None, (tmp_path / "worker2.log").read_text()[-3000:]
-            assert time.monotonic() - scheduled_at >= 50  # reverted when due, not at once
+            assert time.monotonic() - scheduled_at >= 110  # reverted when due, not at once
             # The revert's answer lands in the same thread (transcript() takes the stand-in's lock itself).
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and "logging removed" not in slack.transcript(ask.channel,
@@ -137,8 +160,18 @@ def test_verbose_log_reverts_after_the_worker_is_killed(
             thread = slack.transcript(ask.channel, ask.thread_ts)
             print(thread)
             assert "logging removed" in thread
+            # Re-run of that health: what changed since, from the thread's results store.
+            click = slackreq.button_body("aksdns_rerun", _health_rerun(slack), thread_ts=ask.thread_ts)
+            assert post(events, click, sign(click), FORM)[0] == 200
+            assert slack.wait_for(lambda s: len(_health_replies(slack)) >= 2, timeout=90), \
+                (tmp_path / "worker2.log").read_text()[-3000:]
+            second = _text(_health_replies(slack)[1])
+            print(second)
+            assert "Since the previous run" in second
+            assert f"coredns-custom {KEY}" in second  # the shared diff: the key's digest → —
+            assert f"coredns-custom key {KEY} removed" in second and "-log" in second  # health's own diff
     audit = AuditLog(redis_server.client()).read(limit=50)
     kinds = [(e.kind, e.verb, e.reason) for e in audit]
     assert any(k == "button" and v == "coredns-log" for k, v, _ in kinds), kinds
-    assert any(k == "coredns-log" and "on for 1 min" in r for k, _, r in kinds), kinds
+    assert any(k == "coredns-log" and "on for 2 min" in r for k, _, r in kinds), kinds
     assert any(k == "coredns-log" and "removed" in r for k, _, r in kinds), kinds
