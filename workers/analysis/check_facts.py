@@ -400,6 +400,10 @@ def _usage_tail(ev: CheckEvidence, usage: list[str], what: str) -> str:
         return f"; {what} {'; '.join(usage)} (kubectl top)"
     if ev.metrics_available is False:
         return f"; usage unknown: {ev.metrics_note or 'metrics.k8s.io unavailable'}"
+    if ev.metrics_available and ev.pod_health:
+        # metrics.k8s.io answers but lists no CoreDNS pod yet: metrics-server reports a pod after its
+        # first scrapes (about a minute after a pod or metrics-server starts). Say so rather than nothing.
+        return "; usage not in metrics.k8s.io yet (metrics-server lists a pod after its first scrapes)"
     return ""
 
 
