@@ -32,6 +32,7 @@ class Verb(StrEnum):
     USE = "use"
     CLUSTERS = "clusters"
     AUDIT = "audit"
+    COREDNS_LOG = "coredns-log"
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,21 @@ class CheckCommand(Command):
 
 @dataclass(frozen=True)
 class HealthCommand(Command):
+    """CoreDNS and node health, the guide's Part 2."""
+
     verb: ClassVar[Verb] = Verb.HEALTH
+    minutes: int = 15  # the window of CoreDNS logs read
+    pods: tuple[ObjectRef, ...] = ()  # client pods whose nodes are reviewed too
+
+
+@dataclass(frozen=True)
+class CorednsLogCommand(Command):
+    """Time-boxed verbose CoreDNS logging (the `log` plugin through coredns-custom)."""
+
+    verb: ClassVar[Verb] = Verb.COREDNS_LOG
+    state: str = "on"  # "on" | "off"
+    minutes: int = 10
+    confirmed: bool = False  # set by the Start button (or --yes on the command line)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from aksdns.commands import (
     CheckCommand,
     ClustersCommand,
     Command,
+    CorednsLogCommand,
     DigCommand,
     DnsServer,
     HandoffCommand,
@@ -50,6 +51,9 @@ MAX_CHECK_NAMES = 10
 MAX_NODES = 100
 MAX_CAPTURE_PODS = 10
 CAPTURE_MIN_S = 5
+MAX_HEALTH_MINUTES = 180
+MAX_HEALTH_PODS = 10
+MAX_VERBOSE_LOG_MINUTES = 60
 CAPTURE_MAX_S = 600
 WATCH_MAX_RUNS = 144  # --for / --every: a day of 10-minute runs, or two hours of one-minute runs
 # The Re-run basis of a command that names none of its own: its verdict and findings.
@@ -385,6 +389,32 @@ def _one(field_name: str) -> Callable[[Mapping[str, Any]], list[str]]:
         return [] if value is None else [str(value)]
 
     return write
+# ---------------------------------------------------------------------------- health, coredns-log
+
+
+def _finish_health(fields: Fields) -> Fields:
+    if len(fields.get("pods", ())) > MAX_HEALTH_PODS:
+        raise UsageError(f"at most {MAX_HEALTH_PODS} client pods")
+    return fields
+
+
+def _describe_health(c: HealthCommand) -> list[str]:
+    words = [f"logs of the last {c.minutes} min"]
+    return words + [f"client {p}" for p in c.pods[:3]]
+
+
+def _read_switch(positionals: list[str]) -> Fields:
+    if len(positionals) != 1 or positionals[0].lower() not in ("on", "off"):
+        raise UsageError("coredns-log takes `on` or `off`, e.g. `coredns-log on --minutes 10`", command="coredns-log")
+    return {"state": positionals[0].lower()}
+
+
+def _write_switch(data: Mapping[str, Any]) -> list[str]:
+    return [str(data.get("state", "on"))]
+
+
+def _describe_coredns_log(c: CorednsLogCommand) -> list[str]:
+    return [f"on for {c.minutes} min" if c.state == "on" else "off"]
 
 
 # ---------------------------------------------------------------------------- the registry
@@ -445,8 +475,36 @@ REGISTRY: dict[Verb, VerbSpec] = {
         VerbSpec(
             Verb.HEALTH,
             HealthCommand,
-            "CoreDNS and node health: restarts, usage, logs, over-commit",
+            "CoreDNS and node health: pods, usage, metrics, nodes, logs, configuration, LocalDNS",
             "❤️",
+            flags=(
+                Flag("--minutes", "minutes", Count(1, MAX_HEALTH_MINUTES), "minutes of CoreDNS logs to read"),
+                Flag("--pod", "pods", Text("NAMESPACE/NAME", _object_ref, _ref_word),
+                     "a client pod whose node is reviewed too", repeated=True),
+            ),
+            finish=_finish_health,
+            describe=_describe_health,
+            job="workers.jobs.health:execute",
+            rerun_basis="workers.analysis.health_basis:rerun_basis",
+        ),
+        VerbSpec(
+            Verb.COREDNS_LOG,
+            CorednsLogCommand,
+            "log every CoreDNS query for N minutes, then revert by itself (privileged; asks first)",
+            "📝",
+            positionals="on|off",
+            flags=(
+                Flag("--minutes", "minutes", Count(1, MAX_VERBOSE_LOG_MINUTES), "how long the log plugin stays on"),
+                Flag("--yes", "confirmed", Switch(), "skip the confirmation (command line)"),
+            ),
+            read_positionals=_read_switch,
+            positional_fields=("state",),
+            write_positionals=_write_switch,
+            describe=_describe_coredns_log,
+            privileged=True,
+            job="workers.jobs.coredns_log:execute",
+            # A change, not a diagnosis: no Re-run (a re-run of a confirmed `on` would skip the question).
+            rerun_basis=None,
         ),
         VerbSpec(
             Verb.CAPTURE,

@@ -7,6 +7,7 @@ answers in the thread it was written in.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import logging
 import time
@@ -49,6 +50,13 @@ class Interpretation:
     parsed: Command | None = None  # a command that parsed but was not accepted (not available yet)
 
 
+def _unconfirmed(command: Command | None) -> Command | None:
+    """Typed text never skips a confirmation (`--yes` is for the command line): Slack asks with a button."""
+    if command is not None and getattr(command, "confirmed", False):
+        return dataclasses.replace(command, confirmed=False)  # type: ignore[call-arg]
+    return command
+
+
 def interpret(text: str, *, prefix: str) -> Interpretation:
     """Text → command, or the help / usage-error / not-available answer (pure)."""
     try:
@@ -61,7 +69,7 @@ def interpret(text: str, *, prefix: str) -> Interpretation:
     if not spec_of(command).available:
         message = NotAvailableYet(command.verb.value).message
         return Interpretation(None, message, refused=message, parsed=command)
-    return Interpretation(command, None)
+    return Interpretation(_unconfirmed(command), None)
 
 
 class AksDnsApp:
@@ -106,6 +114,9 @@ class AksDnsApp:
         self.app.action("aksdns_handoff")(self._later(self.on_button))
         self.app.action("aksdns_watch_stop")(self._later(self.on_stop))
         self.app.use(self._time_ack)
+        # coredns-log's confirmation: Start runs the confirmed command (authorized again for the clicker).
+        self.app.action("aksdns_confirm")(self._later(self.on_button))
+        self.app.action("aksdns_cancel")(self._later(self.on_cancel))
         self.app.error(self.on_error)
         self.desk = (
             Desk(settings, dispatcher.queue.connection, dispatcher, client,
@@ -228,6 +239,20 @@ class AksDnsApp:
                 metrics.get().ack_seconds.labels(kind).observe(time.perf_counter() - started)
             except Exception:  # never let a metric cost an answer
                 log.debug("ack latency not observed", exc_info=True)
+
+    def on_cancel(self, body: dict[str, Any]) -> None:
+        """A Cancel button: nothing runs; the decision is audited and said in the thread."""
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "") or None
+        try:
+            command: Command | None = grammar.command_from_dict(json.loads(str((body.get("actions") or [{}])[0]
+                                                                               .get("value", ""))))
+        except (UsageError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            command = None
+        self._audit("button", user, channel, command, False, "cancelled by the user")
+        self._ephemeral(channel, user, thread_ts, "Cancelled: nothing was changed.")
 
     def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
         # Never a traceback to the user; the log has it.

@@ -34,7 +34,8 @@ from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 AUDIT_LINES = 40
-NOT_AGAIN = {"again", "handoff", "help", "use", "clusters", "audit", "watch"}  # `again` repeats diagnoses
+NOT_AGAIN = {"again", "handoff", "help", "use", "clusters", "audit", "watch",
+             "coredns-log"}  # `again` repeats diagnoses (coredns-log changes the cluster: it asks first)
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         threads.append(engineer.slash(f"dig {servers} kubernetes.default.svc.cluster.local www.example.com"))
         if not args.skip_check:
             threads.append(engineer.slash("check www.example.com --repeat 3"))
+        if not args.skip_health:
+            tb.metrics_ready()  # metrics-server has usage after its second scrape (~20 s after start)
+            threads.append(engineer.slash("health --minutes 10"))
         # Stop the capture, hand the file to the thread as a person would, ask for analyze.
         last = threads[-1]
         time.sleep(1.0)
@@ -267,6 +270,7 @@ def main(argv: list[str], env: Mapping[str, str]) -> int:
     parser = argparse.ArgumentParser(prog="aksdns demo", description=__doc__)
     parser.add_argument("--keep-testbed", action="store_true", help="leave the testbed running afterwards")
     parser.add_argument("--skip-check", action="store_true")
+    parser.add_argument("--skip-health", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
     parser.add_argument("--skip-apiserver", action="store_true")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Build the testbed's pinned binaries from Go modules into the version-keyed cache.
 
-Usage: ``python -m testbed.build [helm|coredns|kwok|etcd|kubernetes ...]`` (all, in that order, by
+Usage: ``python -m testbed.build [helm|coredns|kwok|etcd|kubernetes|metrics-server ...]`` (all, in that order, by
 default). A component whose binaries are already in the cache (or in ``$KUBEBUILDER_ASSETS``) is skipped,
 so a second run does nothing. Each component is built in a scratch directory and moved into place only
 when complete, so an interrupted build never looks finished.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from testbed import paths, versions
 
-ORDER = ("helm", "coredns", "kwok", "etcd", "kubernetes")
+ORDER = ("helm", "coredns", "kwok", "etcd", "kubernetes", "metrics-server")
 # Generous: the Kubernetes build takes 15-25 minutes on two cores, plus module downloads.
 BUILD_TIMEOUT_S = 75 * 60
 MOD_TIMEOUT_S = 20 * 60
@@ -33,6 +33,7 @@ COMPONENT_BINARIES: dict[str, tuple[str, ...]] = {
     "kwok": ("kwok",),
     "etcd": ("etcd",),
     "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    "metrics-server": ("metrics-server",),
 }
 COMPONENT_VERSION = {
     "helm": versions.HELM,
@@ -40,6 +41,7 @@ COMPONENT_VERSION = {
     "kwok": versions.KWOK,
     "etcd": versions.ETCD,
     "kubernetes": versions.KUBERNETES,
+    "metrics-server": versions.METRICS_SERVER,
 }
 
 
@@ -147,6 +149,12 @@ KWOK_SHARE_FILES = (
     "kustomize/stage/pod/fast/pod-complete.yaml",
     "kustomize/stage/pod/fast/pod-delete.yaml",
     "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml",
+    # metrics.k8s.io (testbed/metrics.py): emulated kubelet resource metrics and their usage objects
+    "kustomize/crd/bases/kwok.x-k8s.io_metrics.yaml",
+    "kustomize/crd/bases/kwok.x-k8s.io_resourceusages.yaml",
+    "kustomize/crd/bases/kwok.x-k8s.io_clusterresourceusages.yaml",
+    "kustomize/metrics/resource/metrics-resource.yaml",
+    "kustomize/metrics/usage/usage-from-annotation.yaml",
 )
 
 
@@ -191,6 +199,9 @@ def build_component(component: str, env: Mapping[str, str] | None = None) -> boo
         elif component == "kwok":
             _install_module("sigs.k8s.io/kwok/cmd/kwok", version,
                             f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={version}", staging, goenv)
+        elif component == "metrics-server":
+            _install_module("sigs.k8s.io/metrics-server/cmd/metrics-server", version,
+                            f"-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion={version}", staging, goenv)
         elif component == "etcd":
             _build_etcd(version, staging, goenv)
         else:

@@ -27,15 +27,16 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from testbed import faults_apiserver, layout, manifests, net, paths, pki, procs, versions
+from testbed import faults_apiserver, layout, localdns, manifests, metrics, net, paths, pki, procs, versions
 from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
 
 BUILD_HINT = "build them once with testbed/build.sh (about 20 min cold; cached in ~/.cache/aksdns)"
-STOP_ORDER = ("runner", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
+STOP_ORDER = ("runner", "metrics-server", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
               "kube-apiserver", "authn", "etcd")
 UP_TIMEOUT_S = 120.0
+BAD_CUSTOM_KEY = "testbed-bad.server"
 
 
 class TestbedError(RuntimeError):
@@ -216,6 +217,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
                   coredns_binary=_bin("coredns"), python=sys.executable, started_at=time.time())
     state.save()
     pki.make_control_plane_pki(state.pki)
+    metrics.make_pki(state.pki)
     p = state.pki
     server = state.api_url
     for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
@@ -274,6 +276,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         "--allow-privileged=true", "--profiling=false", "--event-ttl=1h",
         f"--authentication-token-webhook-config-file={authn_kubeconfig}",
         "--authentication-token-webhook-version=v1",
+        *metrics.apiserver_flags(p),
     ], pids, logs / "kube-apiserver.log", env=env)
     admin = state.admin(timeout=10)
     procs.wait_for("kube-apiserver /readyz", admin.healthy, left(), 0.25)
@@ -286,6 +289,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
 
     crd = yaml.safe_load((paths.kwok_share_dir() / "kwok.x-k8s.io_logs.yaml").read_text())
     apply_object(admin, crd)
+    for crd in metrics.crds():
+        apply_object(admin, crd)
 
     procs.start("kube-controller-manager", [
         _bin("kube-controller-manager"),
@@ -310,7 +315,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--cidr={layout.POD_CIDR}", f"--node-ip={state.nodes()[0].ip}",
         f"--node-port={state.kubelet_port}", f"--server-address=127.0.0.1:{state.kubelet_port}",
         f"--tls-cert-file={p / 'kwok-serving.crt'}", f"--tls-private-key-file={p / 'kwok-serving.key'}",
-        "--enable-crds=Logs", "--node-lease-duration-seconds=10",
+        f"--enable-crds=Logs,{metrics.KWOK_CRDS}", "--node-lease-duration-seconds=10",
     ], pids, logs / "kwok.log", env=env)
     procs.start("upstream", [
         "ip", "netns", "exec", layout.UPSTREAM_NETNS, sys.executable, "-m", "testbed.upstream",
@@ -322,6 +327,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
     for obj in manifests.kube_system() + manifests.worker_rbac():
         apply_object(admin, obj)
     faults_apiserver.install(admin, state)  # konnectivity-agent (the `apiserver` faults need it)
+    metrics.apply(admin, state)
+    metrics.start(state, env)
     tb = Testbed(state)
     tb.write_worker_kubeconfig()
     tb.wait_ready(left())
@@ -533,6 +540,10 @@ class Testbed:
         self.kube.merge_patch(f"/api/v1/namespaces/kube-system/pods/{pod}",
                               {"metadata": {"annotations": {layout.FAULT_ANNOTATION: value}}})
 
+    def _fault_of(self, pod: str) -> str:
+        obj = self.kube.get_or_none(f"/api/v1/namespaces/kube-system/pods/{pod}") or {}
+        return str(((obj.get("metadata") or {}).get("annotations") or {}).get(layout.FAULT_ANNOTATION, ""))
+
     def coredns_kill(self, pod: str | None = None, timeout_s: float = 30.0) -> str:
         """One CoreDNS pod dead: its process killed and its IP unreachable, the API still says Ready.
 
@@ -551,9 +562,99 @@ class Testbed:
         self._annotate(name, "crashloop")
         return name
 
+    def coredns_oom(self, pod: str | None = None) -> str:
+        """One CoreDNS process SIGKILLed as the OOM killer would; the pod shows an OOMKilled restart."""
+        name = self._pick_coredns(pod)
+        self._annotate(name, "oom")
+        return name
+
+    def coredns_loop(self, pod: str | None = None) -> str:
+        """One CoreDNS pod's resolv.conf names CoreDNS itself: the real loop plugin detects the
+        forwarding loop and exits; the pod crash-loops (Error, plugin/loop in its previous log)."""
+        name = self._pick_coredns(pod)
+        self._annotate(name, "loop")
+        return name
+
+    def coredns_custom_bad(self) -> str:
+        """A coredns-custom `.server` key redefining `.:53` (Azure/AKS#919): CoreDNS refuses the reload
+        ("already defined"), keeps its old configuration and logs why."""
+        self.kube.merge_patch("/api/v1/namespaces/kube-system/configmaps/coredns-custom",
+                              {"data": {BAD_CUSTOM_KEY: f".:53 {{\n    forward . {layout.UPSTREAM_IP}\n}}\n"}})
+        return BAD_CUSTOM_KEY
+
+    def coredns_custom_reset(self, timeout_s: float = 30.0) -> None:
+        data = (self.kube.get("/api/v1/namespaces/kube-system/configmaps/coredns-custom").get("data") or {})
+        self.kube.merge_patch("/api/v1/namespaces/kube-system/configmaps/coredns-custom",
+                              {"data": {BAD_CUSTOM_KEY: None, "aksdns-verbose-log.override": None}})
+        if BAD_CUSTOM_KEY in data:
+            # After a refused reload CoreDNS 1.14 fails every later reload too ("getting old listener file:
+            # use of closed network connection"): replace the pods, as one would with a rollout restart.
+            old = {p.name for p in self.coredns_pods()}
+            for name in old:
+                self.kube.delete(f"/api/v1/namespaces/kube-system/pods/{name}")
+            procs.wait_for("fresh CoreDNS pods answering", lambda: len(pods := self.coredns_pods()) >= 2
+                           and not old & {p.name for p in pods} and all(p.ready and _dns_answers(p.ip) for p in pods),
+                           timeout_s, 0.5)
+
+    def metrics_server_down(self) -> None:
+        """metrics-server stops: metrics.k8s.io answers 503 (the APIService is unavailable)."""
+        metrics.stop(self.state)
+
+    def metrics_server_reset(self) -> None:
+        if not metrics.running(self.state):
+            metrics.start(self.state, _child_env())
+
+    def metrics_ready(self, timeout_s: float = 90.0) -> None:
+        """Wait until `kubectl top pods` has every CoreDNS pod (metrics-server needs two scrapes)."""
+        def ready() -> bool:
+            out = self.kubectl("top", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "--no-headers")
+            names = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+            return out.returncode == 0 and {p.name for p in self.coredns_pods()} <= names
+
+        procs.wait_for("kubectl top pods to list every CoreDNS pod", ready, timeout_s, 1.0)
+
+    def hot_pod(self, pod: str | None = None, qps: float = 40.0, seconds: float = 90.0) -> str:
+        """One client sends `qps` queries a second to one CoreDNS pod for `seconds` (then stops)."""
+        name = self._pick_coredns(pod)
+        ip = next(p.ip for p in self.coredns_pods() if p.name == name)
+        procs.start("hotpod", [sys.executable, "-m", "testbed.hotpod", "--server", ip, "--qps", str(qps),
+                               "--seconds", str(seconds)], self.state.pids, self.state.logs / "hotpod.log",
+                    env=_child_env())
+        return name
+
+    def hot_pod_reset(self) -> None:
+        pid = procs.read_pid(self.state.pids / "hotpod.pid")
+        if pid is not None:
+            procs.stop_pid(pid, grace_s=1.0)
+        (self.state.pids / "hotpod.pid").unlink(missing_ok=True)
+
+    def localdns_on(self) -> None:
+        """AKS LocalDNS on every node (a real CoreDNS on 169.254.10.10/11 in each node namespace)."""
+        localdns.on(self.state)
+        for node in self.state.nodes():
+            procs.wait_for(f"LocalDNS answering on {node.name}", lambda n=node: localdns.answers(n), 20.0, 0.25)
+
+    def localdns_dead(self, node: str | None = None) -> str:
+        """LocalDNS on, then dead on one node (its process killed, the node still points at it)."""
+        self.localdns_on()
+        spec = next(n for n in self.state.nodes() if n.name == (node or self.nodes[-1]))
+        localdns.kill(self.state, spec)
+        return spec.name
+
+    def localdns_off(self) -> None:
+        localdns.off(self.state)
+
     def coredns_reset(self, timeout_s: float = 30.0) -> None:
+        restarted = [p.name for p in self.coredns_pods() if self._fault_of(p.name) in ("oom", "loop")]
         for p in self.coredns_pods():
             self._annotate(p.name, None)
+        # A restart stays in a pod's status for good: replace the pods those knobs restarted, as one
+        # would with `kubectl delete pod`, so the next test starts from fresh pods.
+        for name in restarted:
+            self.kube.delete(f"/api/v1/namespaces/kube-system/pods/{name}")
+        if restarted:
+            procs.wait_for("the replaced CoreDNS pods to appear", lambda: len(self.coredns_pods()) >= 2
+                           and not set(restarted) & {p.name for p in self.coredns_pods()}, timeout_s, 0.5)
         procs.wait_for("CoreDNS pods Ready and answering again",
                        lambda: all(p.ready and _dns_answers(p.ip) for p in self.coredns_pods()), timeout_s, 0.25)
 
@@ -630,6 +731,10 @@ class Testbed:
     def reset_faults(self) -> None:
         """Undo every knob; tests that turn one call this (or its own reset) in a finally."""
         self.upstream_reset()
+        self.hot_pod_reset()
+        self.localdns_off()
+        self.metrics_server_reset()
+        self.coredns_custom_reset()
         self.node_overcommit_reset()
         self.service_without_endpoints_reset()
         self.worker_allow()

@@ -118,6 +118,9 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
         "RoleBinding": "rolebindings", "CustomResourceDefinition": "customresourcedefinitions",
         "Logs": "logs", "Secret": "secrets",
+        # metrics.k8s.io (testbed/metrics.py): kwok's emulated kubelet metrics and metrics-server's APIService
+        "Metric": "metrics", "ResourceUsage": "resourceusages", "ClusterResourceUsage": "clusterresourceusages",
+        "Endpoints": "endpoints", "APIService": "apiservices",
     }[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:

@@ -58,7 +58,9 @@ def node(spec: layout.NodeSpec) -> JSON:
         "kind": "Node",
         "metadata": {
             "name": spec.name,
-            "annotations": {layout.KWOK_NODE_ANNOTATION: "fake"},
+            # metrics-server reads this node's kubelet resource metrics where kwok serves them.
+            "annotations": {layout.KWOK_NODE_ANNOTATION: "fake",
+                            "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{spec.name}/metrics/resource"},
             "labels": {
                 "kubernetes.io/hostname": spec.name,
                 "kubernetes.io/os": "linux",
@@ -137,6 +139,10 @@ def kube_system() -> list[JSON]:
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": _meta("coredns", "kube-system", {"addonmanager.kubernetes.io/mode": "Reconcile"}),
          "data": {"Corefile": AKS_COREFILE}},
+        # AKS's coredns-autoscaler (cluster-proportional-autoscaler) ladder: 2 replicas up to 7 nodes, at most 5.
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("coredns-autoscaler", "kube-system"),
+         "data": {"ladder": '{"coresToReplicas":[[1,2],[512,3],[1024,4],[2048,5]],'
+                            '"nodesToReplicas":[[1,2],[8,3],[16,4],[32,5]]}'}},
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": _meta("coredns-custom", "kube-system",
                            {"addonmanager.kubernetes.io/mode": "EnsureExists"}),
@@ -238,6 +244,9 @@ def worker_rbac() -> list[JSON]:
                 # `apiserver --as`: what another ServiceAccount may do (the chart grants the same).
                 {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
                  "verbs": ["create"]},
+                # coredns-log (the chart's rbac.verboseLog): only its own key, by JSON patch.
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["coredns-custom"],
+                 "verbs": ["patch"]},
             ],
         },
         worker_binding(),

@@ -43,6 +43,11 @@ def _write_netns_etc(netns: str, resolv_conf: str | None = None) -> None:
     (d / "resolv.conf").write_text(resolv_conf or resolv_conf_text())
 
 
+def write_resolv_conf(netns: str, text: str | None = None) -> None:
+    """A namespace's resolv.conf (None: the node default); processes started after this see it."""
+    _write_netns_etc(netns, text)
+
+
 def _add_namespace_on_bridge(netns: str, host_veth: str, ip: str, nodes: list[layout.NodeSpec]) -> None:
     """A host on the virtual network: eth0 on the host bridge, on-link to the VNet, each node's pod
     range via that node. Deliberately no default route, so nothing can leave the testbed."""

@@ -48,7 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from testbed import containers, layout, net, pki, procs
+from testbed import containers, layout, metrics, net, pki, procs
 from testbed.containers import TokenFile
 from testbed.kube import JSON, ApiError, Kube
 from testbed.state import State
@@ -175,6 +175,11 @@ class Instance:
     last_patch: float = 0.0
     status_ready: bool = True
     config_hash: str = ""
+    cpu_sample: tuple[float, float] | None = None  # (monotonic time, CPU seconds) of the last usage report
+    last_reason: str = "Error"  # how the next termination is reported (OOMKilled for the oom knob)
+    reported_reason: str = "Error"  # the last termination's reason as the pod status says it
+    finished_at: str = ""
+    log_rotate: bool = False  # the container ended: its log becomes the previous log at the next start
 
     @property
     def pid_file(self) -> Path:
@@ -217,6 +222,7 @@ class Runner:
         self.node_ready: dict[str, bool] = {}
         self.venv_bin = str(Path(state.python).parent)
         self.images = containers.ImageCache()
+        self.last_usage = 0.0
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -258,6 +264,28 @@ class Runner:
         for job in list(self.jobs.values()):
             self.poll_job(job)
         self.sync_vip()
+        if time.monotonic() - self.last_usage >= metrics.USAGE_PERIOD_S:
+            self.last_usage = time.monotonic()
+            self.report_usage()
+
+    def report_usage(self) -> None:
+        """Each CoreDNS process's real CPU rate and memory → its kwok ResourceUsage (metrics.k8s.io)."""
+        for inst in list(self.instances.values()):
+            if inst.proc is None or inst.proc.poll() is not None:
+                inst.cpu_sample = None
+                continue
+            cpu, rss = metrics.cpu_seconds(inst.proc.pid), metrics.rss_bytes(inst.proc.pid)
+            if cpu is None or rss is None:
+                continue
+            now = time.monotonic()
+            last, inst.cpu_sample = inst.cpu_sample, (now, cpu)
+            if last is None or now <= last[0]:
+                continue
+            rate_m = round(1000 * (cpu - last[1]) / (now - last[0]))
+            try:
+                metrics.put_usage(self.kube, metrics.usage_object(inst.namespace, inst.name, "coredns", rate_m, rss))
+            except ApiError as exc:
+                print(f"runner: usage of {inst.name}: {exc}", file=sys.stderr, flush=True)
 
     def shutdown(self) -> None:
         for uid in list(self.instances):
@@ -324,11 +352,14 @@ class Runner:
             return
         if inst.proc is not None and inst.proc.poll() is not None:
             # The process died by itself (a bad Corefile, say): restart with back-off, like kubelet.
-            inst.last_exit = inst.proc.returncode
+            code = inst.proc.returncode
+            inst.last_exit = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as kubelet
             inst.proc = None
             inst.restarts += 1
             inst.next_start = time.monotonic() + min(2.0 * 2 ** min(inst.restarts, 4), 30.0)
-            self.patch_crashloop(inst, exit_code=inst.last_exit)
+            inst.log_rotate = True
+            self.patch_crashloop(inst, exit_code=inst.last_exit, reason=inst.last_reason)
+            inst.last_reason = "Error"
         if inst.proc is None and time.monotonic() >= inst.next_start:
             self.start_coredns(inst)
             if not inst.status_ready:
@@ -360,16 +391,40 @@ class Runner:
                              cert=self.state.pki / "coredns.crt", key=self.state.pki / "coredns.key")
         self.write_config(inst)
         inst.log = CriLog(inst.dir / "coredns.log")
-        self.ensure_logs_cr(inst.namespace, inst.name, inst.uid, {"coredns": inst.log.path})
+        self.ensure_logs_cr(inst.namespace, inst.name, inst.uid, {"coredns": inst.log.path},
+                            previous={"coredns": inst.dir / "coredns.previous.log"})
 
     def start_coredns(self, inst: Instance) -> None:
         assert inst.log is not None
+        if inst.log_rotate:
+            # As kubelet: a new container gets a new log; the ended one's is what `logs --previous` reads.
+            inst.log.close(timeout=1)
+            previous = inst.log.path.with_name("coredns.previous.log")
+            inst.log.path.replace(previous)
+            inst.log = CriLog(inst.log.path)
+            inst.log_rotate = False
         cmd = ["ip", "netns", "exec", inst.netns, self.state.coredns_binary, "-conf",
                str(inst.dir / "Corefile")]
         inst.proc = spawn(cmd, inst.log, inst.pid_file, cwd=inst.dir)
 
     def apply_fault(self, inst: Instance, fault: str) -> None:
         previous, inst.fault = inst.fault, fault
+        if fault == "oom":
+            # The kernel's OOM killer sends SIGKILL: a real death; kubelet reports it OOMKilled, exit 137.
+            inst.last_reason = "OOMKilled"
+            if inst.proc is not None:
+                os.killpg(inst.proc.pid, signal.SIGKILL)
+            return
+        if fault == "loop":
+            # The pod's resolv.conf names CoreDNS itself: `forward . /etc/resolv.conf` loops and the loop
+            # plugin makes CoreDNS exit (coredns.io/plugins/loop#troubleshooting); kubelet restarts it.
+            net.write_resolv_conf(inst.netns, "nameserver 127.0.0.1\n")
+            stop_proc(inst.proc, inst.pid_file, grace_s=0.0)
+            inst.proc = None
+            inst.next_start = 0.0
+            return
+        if previous == "loop":
+            net.write_resolv_conf(inst.netns)
         if fault in ("dead", "crashloop"):
             # A crash, not a graceful stop: no lameduck period.
             stop_proc(inst.proc, inst.pid_file, grace_s=0.0)
@@ -404,11 +459,13 @@ class Runner:
             conds.append(cond)
         return conds
 
-    def patch_crashloop(self, inst: Instance, exit_code: int) -> None:
+    def patch_crashloop(self, inst: Instance, exit_code: int, reason: str = "Error") -> None:
         stamp = now_rfc3339()
         waiting = {"waiting": {"reason": "CrashLoopBackOff",
                                "message": f"back-off restarting failed container coredns in pod {inst.name}"}}
-        last = {"terminated": {"exitCode": exit_code, "reason": "Error", "startedAt": stamp, "finishedAt": stamp}}
+        last = {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": stamp, "finishedAt": stamp}}
+        inst.reported_reason = reason
+        inst.finished_at = stamp
         self._patch_status(inst.namespace, inst.name, {
             "conditions": self._conditions(False),
             "containerStatuses": [self._container_status(inst, waiting, False, last)],
@@ -420,7 +477,8 @@ class Runner:
         last = None
         if inst.restarts:
             code = inst.last_exit if inst.last_exit is not None else 1
-            last = {"terminated": {"exitCode": code, "reason": "Error", "finishedAt": now_rfc3339()}}
+            last = {"terminated": {"exitCode": code, "reason": inst.reported_reason,
+                                   "finishedAt": inst.finished_at or now_rfc3339()}}
         self._patch_status(inst.namespace, inst.name, {
             "conditions": self._conditions(True),
             "containerStatuses": [self._container_status(
@@ -684,14 +742,19 @@ class Runner:
         shutil.rmtree(job.dir, ignore_errors=True)
 
     # ---- kwok logs -------------------------------------------------------------------------------
-    def ensure_logs_cr(self, namespace: str, name: str, uid: str, files: dict[str, Path]) -> None:
+    def ensure_logs_cr(self, namespace: str, name: str, uid: str, files: dict[str, Path],
+                       previous: dict[str, Path] | None = None) -> None:
         """Point kwok's kubelet endpoint at the pod's log files; owned by the pod so it goes with it."""
         body: JSON = {
             "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
             "metadata": {"name": name, "namespace": namespace,
                          "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}]},
-            "spec": {"logs": [{"containers": [c], "logsFile": str(p), "follow": True} for c, p in files.items()]},
+            "spec": {"logs": [{"containers": [c], "logsFile": str(p), "follow": True,
+                               **({"previousLogsFile": str(previous[c])} if previous and c in previous else {})}
+                              for c, p in files.items()]},
         }
+        for p in (previous or {}).values():
+            p.touch()
         for p in files.values():
             p.parent.mkdir(parents=True, exist_ok=True)
             p.touch()

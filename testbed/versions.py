@@ -11,10 +11,14 @@ ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 COREDNS = "v1.14.7"
 HELM = "v3.21.4"
+# kwok serves emulated kubelet resource metrics at the path a node annotation names; metrics-server
+# honours that annotation since v0.8.0.
+METRICS_SERVER = "v0.8.0"
 
 # binary name -> (cache component, version). The four Kubernetes binaries share one build.
 BINARIES: dict[str, tuple[str, str]] = {
     "helm": ("helm", HELM),
+    "metrics-server": ("metrics-server", METRICS_SERVER),
     "coredns": ("coredns", COREDNS),
     "kwok": ("kwok", KWOK),
     "etcd": ("etcd", ETCD),

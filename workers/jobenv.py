@@ -53,3 +53,7 @@ class JobEnv:
     thread_history: Callable[[], list[Any]] = list  # the thread's recorded outcomes, oldest first (handoff)
     job_thread: str = ""  # the Slack thread this job answers in (its ts)
     watches: WatchContext | None = None  # a `watch` run's state and scheduler (None: CLI, no thread)
+    # Due work: queue a command to run in this thread after N seconds (RQ's scheduler; survives a worker
+    # restart). Returns the job id. None where no worker queue exists (in-process CLI runs).
+    schedule: Callable[[Any, float], str] | None = None
+    audit: Callable[[str, bool, str], None] = lambda _kind, _allowed, _reason: None  # worker-side audit entries

@@ -174,6 +174,25 @@ def _audit_refusal(settings: Settings, spec: JobSpec, exc: PolicyRefused) -> Non
     )
 
 
+def _schedule(settings: Settings, spec: JobSpec, command: Any, delay_s: float) -> str:
+    """Queue ``command`` as due work in the same thread, on behalf of the same user."""
+    child = JobSpec.new(command, cluster=spec.cluster, user=spec.user, thread=spec.thread)
+    JobQueue(_redis(settings), job_timeout_s=settings.job_timeout_s,
+             signing_key=settings.job_signing_key).schedule(child, delay_s)
+    return child.id
+
+
+def _audit_job(settings: Settings, spec: JobSpec, kind: str, allowed: bool, reason: str) -> None:
+    """What a job itself changed in the cluster (coredns-log), in the audit stream next to the bot's entries."""
+    thread = spec.thread
+    try:
+        AuditLog(_redis(settings), retention_s=settings.audit_days * DAY_S).append(AuditEvent(
+            kind=kind, user=spec.user, channel=thread.channel if thread else "", verb=spec.command.verb.value,
+            allowed=allowed, reason=reason, text=describe(spec.command), cluster=spec.cluster))
+    except redis.RedisError:
+        log.warning("audit entry lost: redis unreachable", extra={"job": spec.id, "kind": kind})
+
+
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     """RQ entry point: run one job and answer in its thread; returns the JSON result."""
     ctx = _ctx()
@@ -205,6 +224,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         thread_history=(lambda: store.incident_history(thread.channel, thread.thread_ts)) if thread else list,
         job_thread=thread.thread_ts if thread else "",
         watches=_watch_context(ctx.settings, spec),
+        schedule=lambda command, delay_s: _schedule(ctx.settings, spec, command, delay_s),
+        audit=lambda kind, allowed, reason: _audit_job(ctx.settings, spec, kind, allowed, reason),
     )
     if poster and thread:
         client = poster.client

@@ -630,3 +630,14 @@ def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:
         return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
 
     assert names(packaged) == names(source)
+
+
+def test_coredns_custom_patch_appears_only_behind_the_switch() -> None:
+    """`coredns-log` may patch coredns-custom, by name, only with rbac.verboseLog=true."""
+    def patches(docs: Sequence[Doc]) -> list[Doc]:
+        return [rule for d in docs if d["kind"] == "Role" for rule in d["rules"] if "patch" in rule["verbs"]
+                and "configmaps" in rule["resources"]]
+
+    assert patches(render()) == []
+    (rule,) = patches(render(sets={"rbac.verboseLog": "true"}))
+    assert rule["resourceNames"] == ["coredns-custom"] and rule["verbs"] == ["patch"]

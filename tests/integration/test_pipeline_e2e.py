@@ -295,7 +295,7 @@ def test_allowed_and_refused_commands_are_audited(
     from aksdns.results import AuditLog
 
     started = time.time()
-    for text in ("dig www.aksdns.test --repeat 3", "capture --coredns", "health", "dig bad..name"):
+    for text in ("dig www.aksdns.test --repeat 3", "capture --coredns", "ipam", "dig bad..name"):
         body = slash_body(text, user="U0AUDITED")
         assert post(bot, body, sign(body), FORM)[0] == 200
     audit = AuditLog(redis_server.client())
@@ -305,7 +305,7 @@ def test_allowed_and_refused_commands_are_audited(
     # capture needs a privileged user (and, until its job lands, is not available at all)
     assert not events["capture"].allowed
     assert "privileged" in events["capture"].reason or "not available" in events["capture"].reason
-    assert not events["health"].allowed and "not available" in events["health"].reason
+    assert not events["ipam"].allowed and "not available" in events["ipam"].reason
     assert not events["refused"].allowed and "empty label" in events["refused"].reason
 
 

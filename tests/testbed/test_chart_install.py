@@ -446,7 +446,8 @@ def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> se
     rules |= {("discovery.k8s.io", "endpointslices", v, ()) for v in READ}
     rules.add(("authorization.k8s.io", "subjectaccessreviews", "create", ()))  # apiserver --as NS/SA
     if namespace == KUBE_SYSTEM:
-        rules.add(("", "configmaps", "get", ("coredns", "coredns-custom")))
+        rules.add(("", "configmaps", "get", ("coredns", "coredns-autoscaler", "coredns-custom")))
+        rules.add(("apps", "deployments", "get", ("coredns",)))  # health: replicas against the ladder
     if namespace == release_ns:
         rules |= {("", "pods", "create", ()), ("", "pods", "delete", ())}
     if capture and namespace in {release_ns, KUBE_SYSTEM}:
@@ -499,3 +500,19 @@ def test_capture_ephemeral_containers_are_guarded(testbed: Any, capture_release:
     # Without capture the worker may not add ephemeral containers at all.
     denied = add_ephemeral(testbed, default_release, pod, probe_image(testbed, default_release))
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
+
+
+# `health` and `coredns-log` (docs/health.md): what they read, and the one write, off by default.
+HEALTH_CALLS: list[tuple[str, str, str | None, str | None]] = [
+    ("get", "configmaps", KUBE_SYSTEM, "coredns-autoscaler"), ("get", "deployments.apps", KUBE_SYSTEM, "coredns"),
+    ("list", "events", None, None), ("get", "pods/log", KUBE_SYSTEM, None), ("list", "pods", None, None),
+    ("list", "pods.metrics.k8s.io", KUBE_SYSTEM, None), ("list", "nodes.metrics.k8s.io", None, None),
+]
+
+
+def test_the_worker_may_make_every_call_health_makes(testbed: Any, default_release: Release) -> None:
+    for verb, resource, namespace, name in HEALTH_CALLS:
+        assert can_i(testbed, default_release, verb, resource, namespace, name), (verb, resource, name)
+    # coredns-log's patch of coredns-custom needs rbac.verboseLog=true; by default no CoreDNS write at all.
+    assert not can_i(testbed, default_release, "patch", "configmaps", KUBE_SYSTEM, "coredns-custom")
+    assert not can_i(testbed, default_release, "get", "deployments.apps", KUBE_SYSTEM, "other")

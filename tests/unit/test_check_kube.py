@@ -86,7 +86,7 @@ def test_overcommit_like_kubectl_describe_node() -> None:
         limits,
     )
     assert node.ready and node.pressure == ("MemoryPressure",)
-    assert node.cpu_limits_pct == 141 and node.overcommitted
+    assert node.cpu_limits_pct == 140 and node.overcommitted  # 140.56 %: kubectl truncates, as the guide shows
 
 
 def test_coredns_pod_restarts_and_oom() -> None:

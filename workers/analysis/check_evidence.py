@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo, is_cluster_name
+from workers.evidence.health import NodeHealth, PodHealth, from_plain, plain
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord
 
 
@@ -58,6 +58,12 @@ class CheckEvidence:
     worker_search: tuple[str, ...] = ()
     worker_ndots: int = 1
     elapsed_s: float = 0.0
+    # The performance facts, read as `health` reads them (restart reasons, limits, `kubectl top`,
+    # Allocated resources); empty in recordings made before check read them.
+    pod_health: tuple[PodHealth, ...] = ()
+    node_health: tuple[NodeHealth, ...] = ()
+    metrics_available: bool | None = None  # None: not read
+    metrics_note: str = ""
 
     # ------------------------------------------------------------------ selections
 
@@ -92,8 +98,8 @@ class CheckEvidence:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
+        data: dict[str, Any] = plain(dataclasses.asdict(self))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckEvidence:
@@ -152,14 +158,9 @@ class CheckEvidence:
             worker_search=tuple(d.get("worker_search", ())),
             worker_ndots=int(d.get("worker_ndots", 1)),
             elapsed_s=float(d.get("elapsed_s", 0.0)),
+            pod_health=from_plain(tuple[PodHealth, ...], d.get("pod_health", ())),
+            node_health=from_plain(tuple[NodeHealth, ...], d.get("node_health", ())),
+            metrics_available=d.get("metrics_available"),
+            metrics_note=str(d.get("metrics_note", "")),
         )
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, StrEnum):
-        return value.value
-    return value

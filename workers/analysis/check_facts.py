@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from workers.analysis.check_evidence import CheckEvidence
 from workers.analysis.figures import SLOW_MS, format_ms, pct, percentile, plural
+from workers.analysis.health_facts import cpu_limit_share, restart_title, throttling_risk
 from workers.evidence.cluster import CorednsPod
 from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
 from workers.report import Status, StatusLine, Table
@@ -48,6 +49,7 @@ class Tally:
     p50_ms: float
     p95_ms: float
     max_ms: float
+    other_rcodes: tuple[tuple[str, int], ...] = ()  # the "other" answers by rcode, most frequent first
 
     @property
     def failed(self) -> int:
@@ -78,6 +80,10 @@ def tally(records: Iterable[ProbeRecord]) -> Tally:
         nxdomain=nx,
         servfail=sf,
         other=len(rows) - ok - timeouts - nx - sf,
+        other_rcodes=tuple(
+            (code, n) for code, n in statuses.most_common()
+            if code not in ("NOERROR", "TIMEOUT", "NXDOMAIN", "SERVFAIL")
+        ),
         slow=sum(1 for r in rows if r.slow),
         p50_ms=percentile(latencies, 50, empty=0.0),
         p95_ms=percentile(latencies, 95, empty=0.0),
@@ -95,7 +101,9 @@ def error_kinds(t: Tally) -> str:
     if t.servfail:
         parts.append(f"SERVFAIL ×{t.servfail}")
     if t.other:
-        parts.append(f"other ×{t.other}")
+        # The guide's kind is "other DNS error"; the rcode says which (REFUSED from an upstream, FORMERR...).
+        codes = ", ".join(f"{code} ×{n}" for code, n in t.other_rcodes) or f"×{t.other}"
+        parts.append(f"other DNS error: {codes}")
     return ", ".join(parts)
 
 
@@ -229,9 +237,26 @@ def _severity(s: Status) -> int:
     return _SEVERITY[s]
 
 
+def localdns_line(ev: CheckEvidence) -> StatusLine | None:
+    """AKS LocalDNS (169.254.10.10 for the node, .11 for its pods), asked from each node that uses it."""
+    rows = ev.records(Layer.LOCALDNS)
+    if not rows:
+        return None
+    per_node: dict[str, list[ProbeRecord]] = defaultdict(list)
+    for r in rows:
+        per_node[r.target].append(r)
+    dead = sorted(n for n, recs in per_node.items() if not any(r.ok for r in recs))
+    status = Status.FAIL if dead else _layer_status(tally(rows))
+    detail = f"on {len(per_node)} nodes: {_answered(tally(rows))}"
+    if dead:
+        detail += f" · dead on {', '.join(dead)}"
+    return StatusLine(status, Layer.LOCALDNS.label, detail)
+
+
 def layer_lines(ev: CheckEvidence) -> list[StatusLine]:
-    """The compact summary: CoreDNS pods, CoreDNS Service, nodes, virtual network DNS."""
-    return [coredns_pods_line(ev), service_line(ev), nodes_line(ev), vnet_line(ev)]
+    """The compact summary: CoreDNS pods, CoreDNS Service, nodes (and LocalDNS), virtual network DNS."""
+    local = localdns_line(ev)
+    return [coredns_pods_line(ev), service_line(ev), nodes_line(ev), *([local] if local else []), vnet_line(ev)]
 
 
 def overall_status(lines: Iterable[StatusLine]) -> Status:
@@ -332,7 +357,7 @@ def _which(ev: CheckEvidence) -> str:
 def _custom(ev: CheckEvidence) -> str:
     parts = []
     vnet_custom = sorted(
-        {ns for p in ev.node_probes for ns in p.nameservers if ns != ev.azure_dns}
+        {ns for p in ev.node_probes for ns in p.nameservers if ns != ev.azure_dns and not ns.startswith("169.254.")}
     )
     if vnet_custom:
         parts.append(f"Custom DNS server on the virtual network: {', '.join(vnet_custom)}")
@@ -362,25 +387,49 @@ def _node_perf(ev: CheckEvidence) -> str:
             issues.append(f"limits CPU {n.cpu_limits_pct}% / memory {n.memory_limits_pct}% of allocatable")
         if issues:
             parts.append(f"{n.name}: {', '.join(issues)}")
+    # Usage and Allocated resources of the nodes hosting CoreDNS, as `kubectl top` / `describe node` print them.
+    usage = [f"{n.name} {n.usage.cpu_m}m CPU, {n.usage.memory_mi}Mi" for n in ev.node_health if n.usage is not None]
     if not parts:
-        return f"None seen on {len(ev.nodes)} nodes (Ready, no pressure, limits ≤ 100%); usage needs `health`"
-    return "; ".join(parts)
+        head = f"None seen on {len(ev.nodes)} nodes (Ready, no pressure, limits ≤ 100%)"
+        return head + _usage_tail(ev, usage, "CoreDNS hosts use")
+    return "; ".join(parts) + _usage_tail(ev, usage, "CoreDNS hosts use")
+
+
+def _usage_tail(ev: CheckEvidence, usage: list[str], what: str) -> str:
+    if usage:
+        return f"; {what} {'; '.join(usage)} (kubectl top)"
+    if ev.metrics_available is False:
+        return f"; usage unknown: {ev.metrics_note or 'metrics.k8s.io unavailable'}"
+    if ev.metrics_available and ev.pod_health:
+        # metrics.k8s.io answers but lists no CoreDNS pod yet: metrics-server reports a pod after its
+        # first scrapes (about a minute after a pod or metrics-server starts). Say so rather than nothing.
+        return "; usage not in metrics.k8s.io yet (metrics-server lists a pod after its first scrapes)"
+    return ""
 
 
 def _pod_perf(ev: CheckEvidence) -> str:
+    detail = {p.name: p for p in ev.pod_health}
     parts = []
     for p in ev.coredns_pods:
         issues = [] if p.ready else ["not Ready"]
+        h = detail.get(p.name)
         if p.recently_restarted:
-            last = f" (last: {p.last_reason}{_ago(p)})" if p.last_reason else ""
-            issues.append(plural(p.restarts, "restart") + last)
-        if p.oom_killed:
+            # Titled by the last termination's reason: OOMKilled is memory, Error a crash, not "pressure".
+            why = restart_title(h) if h is not None else (f"last: {p.last_reason}" if p.last_reason else "")
+            issues.append(plural(p.restarts, "restart") + (f" ({why}{_ago(p)})" if why else ""))
+        elif p.oom_killed:
             issues.append("OOMKilled (memory)")
+        if h is not None and throttling_risk(h):
+            share = cpu_limit_share(h) or 0
+            issues.append(f"CPU at {share:.0%} of its {h.resources.cpu_limit} limit (throttling risk)")
         if issues:
             parts.append(f"{p.name}: {', '.join(issues)}")
+    usage = [f"{h.name} {h.usage.cpu_m}m CPU / {h.resources.cpu_limit or 'no'} limit, {h.usage.memory_mi}Mi / "
+             f"{h.resources.memory_limit or 'no'} limit" for h in ev.pod_health if h.usage is not None]
     if not parts:
-        return f"None seen on {len(ev.coredns_pods)} pods (Ready, no restarts, no OOMKilled); usage needs `health`"
-    return "; ".join(parts)
+        head = f"None seen on {len(ev.coredns_pods)} pods (Ready, no restarts, no OOMKilled)"
+        return head + _usage_tail(ev, usage, "usage")
+    return "; ".join(parts) + _usage_tail(ev, usage, "usage")
 
 
 def _ago(p: CorednsPod) -> str:

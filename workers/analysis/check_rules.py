@@ -14,6 +14,7 @@ from workers import findings
 from workers.analysis.check_evidence import CheckEvidence
 from workers.analysis.check_facts import FAIL_SHARE, by_server, error_kinds, role_label, tally, upstream_records
 from workers.analysis.figures import format_ms, pct, plural
+from workers.analysis.health_facts import restart_title
 from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
 from workers.findings import HIGH, LOW, MEDIUM, Finding, Subject
 from workers.report import Hypothesis
@@ -31,6 +32,7 @@ DNS_DEBUG_DOC = "https://kubernetes.io/docs/tasks/administer-cluster/dns-debuggi
 POD_DNS_CONFIG_DOC = "https://kubernetes.io/docs/concepts/services-networking/dns-pod-service/#pod-dns-config"
 CONNTRACK_ISSUE = "https://github.com/kubernetes/kubernetes/issues/56903"
 NETWORK_POLICY_DOC = "https://learn.microsoft.com/azure/aks/use-network-policies"
+LOCALDNS_DOC = "https://learn.microsoft.com/azure/aks/localdns-custom"
 CONTAINER_INSIGHTS_DOC = "https://learn.microsoft.com/azure/azure-monitor/containers/monitor-kubernetes"
 
 KUBE_SYSTEM = "kube-system"
@@ -155,20 +157,32 @@ def rule_coredns_unhealthy(ev: CheckEvidence) -> Finding | None:
     if not troubled:
         return None
     oom = any(p.oom_killed for p in troubled)
+    crashed = any(p.last_reason == "Error" for p in troubled)
+    detail = {h.name: h for h in ev.pod_health}
     evidence = tuple(
         f"{p.name}: {'Ready' if p.ready else 'not Ready'}, {plural(p.restarts, 'restart')}"
-        + (f", last termination {p.last_reason}" if p.last_reason else "")
+        + (f", {restart_title(detail[p.name])}" if p.name in detail and p.last_reason
+           else (f", last termination {p.last_reason}" if p.last_reason else ""))
         for p in troubled
     )
+    # Titled by the reason: OOMKilled is a memory limit, Error is a crash (read its previous log).
+    if oom:
+        title = "CoreDNS pods were OOMKilled (memory limit too low)"
+    elif crashed:
+        title = "CoreDNS pods crash (last termination Error)"
+    elif any(p.restarts for p in troubled):
+        title = "CoreDNS pods restart"
+    else:
+        title = "CoreDNS pods are not Ready"
     return Finding.of(
         "coredns_unhealthy",
-        55 if oom else 40,
+        55 if oom or crashed else 40,
         Hypothesis(
-            title="CoreDNS pods are under resource pressure"
-            + (" (OOMKilled: memory limit)" if oom else " (restarts / readiness)"),
-            confidence=MEDIUM if oom else LOW,
+            title=title,
+            confidence=MEDIUM if oom or crashed else LOW,
             evidence=evidence,
             actions=(
+                "/aksdns health   # usage, logs, previous container logs, configuration",
                 "kubectl top pods -n kube-system -l k8s-app=kube-dns",
                 f"{KS} describe pods -l k8s-app=kube-dns | grep -A5 'Last State'",
                 f"{KS} logs -l k8s-app=kube-dns --previous --tail 50",
@@ -634,6 +648,36 @@ def rule_apiserver_link(ev: CheckEvidence) -> Finding | None:
     )
 
 
+def rule_localdns(ev: CheckEvidence) -> Finding | None:
+    """A node's LocalDNS answers nothing: that node and its pods cannot resolve (Azure/AKS#5930)."""
+    rows = ev.records(Layer.LOCALDNS)
+    nodes = sorted({r.target for r in rows})
+    dead = [n for n in nodes if not any(r.ok for r in rows if r.target == n)]
+    if not dead:
+        return None
+    evidence = [f"{n}: {_count([r for r in rows if r.target == n])} at 169.254.10.10 / .11" for n in dead]
+    alive = [n for n in nodes if n not in dead]
+    if alive:
+        evidence.append(f"LocalDNS answers on {', '.join(alive)}")
+    return Finding.of(
+        "localdns_dead",
+        92,
+        Hypothesis(
+            title=f"LocalDNS is dead on {', '.join(dead)}: nothing on that node resolves",
+            confidence=HIGH,
+            evidence=tuple(evidence),
+            actions=(
+                "/aksdns health   # LocalDNS state on every node",
+                "systemctl status localdns; journalctl -u localdns --since -30m   # on the node",
+                "systemctl restart localdns   # or reimage the node",
+                f"kubectl cordon {dead[0]}",
+            ),
+            links=(LOCALDNS_DOC,),
+        ),
+        subjects=[Subject("node", n) for n in dead],
+    )
+
+
 def rule_probe_pods(ev: CheckEvidence) -> Finding | None:
     """Node-level probe pods could not run: the node layer is unknown, say so."""
     failed = [p for p in ev.node_probes if not p.ok]
@@ -663,6 +707,7 @@ RULES: tuple[Rule, ...] = (
     rule_custom_forwarder,
     rule_vnet_dns,
     rule_node_upstream,
+    rule_localdns,
     rule_private_zone,
     rule_conntrack,
     rule_coredns_unhealthy,

@@ -53,6 +53,12 @@ class ServiceInfo:
     selector: dict[str, str] = field(default_factory=dict)
 
 
+def kubectl_pct(part: int, whole: int) -> int:
+    """The share `kubectl describe node` prints: int64(float64(part) / float64(whole) * 100), truncated
+    (157.9 % prints 157 %)."""
+    return int(float(part) / float(whole) * 100) if whole else 0
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     name: str
@@ -66,13 +72,11 @@ class NodeInfo:
 
     @property
     def cpu_limits_pct(self) -> int:
-        return round(100 * self.cpu_limits_m / self.cpu_allocatable_m) if self.cpu_allocatable_m else 0
+        return kubectl_pct(self.cpu_limits_m, self.cpu_allocatable_m)
 
     @property
     def memory_limits_pct(self) -> int:
-        return (
-            round(100 * self.memory_limits_b / self.memory_allocatable_b) if self.memory_allocatable_b else 0
-        )
+        return kubectl_pct(self.memory_limits_b, self.memory_allocatable_b)
 
     @property
     def overcommitted(self) -> bool:

@@ -14,13 +14,14 @@ OK_STATUSES = frozenset({"NOERROR"})
 
 
 class Layer(StrEnum):
-    """The guide's four layers, plus the pod-style search-list walk."""
+    """The guide's four layers, the pod-style search-list walk and AKS's LocalDNS."""
 
     COREDNS_POD = "coredns_pod"
     SERVICE = "service"
     NODE = "node"
     VNET_DNS = "vnet_dns"
     SEARCH = "search"
+    LOCALDNS = "localdns"  # AKS's node-local cache: 169.254.10.10 (nodes) and 169.254.10.11 (pods)
 
     @property
     def label(self) -> str:
@@ -30,6 +31,7 @@ class Layer(StrEnum):
             "node": "Nodes",
             "vnet_dns": "Virtual network DNS",
             "search": "Search-list walk",
+            "localdns": "LocalDNS",
         }[self.value]
 
 

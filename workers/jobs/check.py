@@ -37,6 +37,7 @@ from workers.evidence.dns import Query, QueryResult
 from workers.evidence.layers import Layer, NodeProbe, ProbeRecord, UpstreamRole
 from workers.findings import Finding
 from workers.jobenv import JobEnv
+from workers.jobs import health as health_job
 from workers.probes import kube, node_probe
 from workers.probes.dns import run_queries_sync
 from workers.probes.resolvconf import ResolvConf, parse_resolv_conf, read_resolv_conf, search_list_expansion
@@ -229,15 +230,18 @@ def gather(cmd: CheckCommand, env: JobEnv, clients: kube.Clients | None = None) 
     c = clients or kube.connect(env.kubeconfig)
     notes: list[str] = []
     env.progress("discovering CoreDNS pods, the kube-dns Service, nodes and ConfigMaps")
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="check-discovery") as pool:
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="check-discovery") as pool:
         f_pods = pool.submit(kube.list_coredns_pods, c)
         f_svc = pool.submit(kube.get_service, c)
         f_nodes = pool.submit(kube.list_nodes, c)
         f_custom = pool.submit(kube.read_custom_dns, c)
+        # The performance questions, answered from what `health` reads (usage, restart reasons, limits).
+        f_perf = pool.submit(health_job.performance, c)
         pods = f_pods.result()
         service = f_svc.result()
         nodes = _or_note(f_nodes, (), notes)
         custom = _or_note(f_custom, CustomDns(), notes)
+        pod_health, node_health, metrics_available, metrics_note = _or_note(f_perf, ((), (), None, ""), notes)
 
     names = probe_names(cmd, env.external_name)
     external = [n for n in names if not is_cluster_name(n)]
@@ -294,6 +298,10 @@ def gather(cmd: CheckCommand, env: JobEnv, clients: kube.Clients | None = None) 
         worker_search=conf.search,
         worker_ndots=conf.ndots,
         elapsed_s=round(time.monotonic() - started, 2),
+        pod_health=pod_health,
+        node_health=node_health,
+        metrics_available=metrics_available,
+        metrics_note=metrics_note,
     )
 
 
@@ -349,7 +357,7 @@ def probes_csv(ev: CheckEvidence) -> str:
 
 def rates(ev: CheckEvidence) -> dict[str, dict[str, int]]:
     out = {}
-    for layer in (Layer.COREDNS_POD, Layer.SERVICE, Layer.NODE, Layer.VNET_DNS):
+    for layer in (Layer.COREDNS_POD, Layer.SERVICE, Layer.NODE, Layer.LOCALDNS, Layer.VNET_DNS):
         t = tally(ev.records(layer))
         out[layer.label] = {"failed": t.failed, "total": t.total}
     return out

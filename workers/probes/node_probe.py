@@ -38,6 +38,10 @@ TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet keeps at most 4 KiB of a termination message
 START_BUDGET_S = 25.0  # scheduling + image pull + start on a real node; the testbed needs ~1 s
 OUTPUT_VERSION = 1
+# AKS LocalDNS: a node-local CoreDNS answering the node at .10 and its pods at .11.
+LOCALDNS_NODE, LOCALDNS_POD = "169.254.10.10", "169.254.10.11"
+LOCALDNS_ADDRESSES = (LOCALDNS_NODE, LOCALDNS_POD)
+LOCALDNS_PREFIX = "169.254.10."
 
 
 # ============================================================================ (a) in the pod
@@ -53,7 +57,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--termination-log", default=TERMINATION_LOG)
     p.add_argument("--node", default=None, help="node name (default: $NODE_NAME, then the host name)")
     p.add_argument("--port", type=int, default=53, help=argparse.SUPPRESS)  # tests: servers on loopback
+    p.add_argument("--upstream", default="", help="the VNet's DNS, asked too when the node resolves through LocalDNS")
+    p.add_argument("--localdns-only", action="store_true", help="ask only LocalDNS (when the node uses it)")
     return p
+
+
+def servers_to_ask(nameservers: Sequence[str], upstream: str, localdns_only: bool) -> list[str]:
+    """The node's nameservers; with LocalDNS both of its addresses (a layer of their own) and the VNet
+    DNS behind it, which the node's resolv.conf no longer names."""
+    uses_localdns = any(ns in LOCALDNS_ADDRESSES for ns in nameservers)
+    if not uses_localdns:
+        return [] if localdns_only else list(nameservers)
+    if localdns_only:
+        return list(LOCALDNS_ADDRESSES)
+    rest = [ns for ns in nameservers if ns not in LOCALDNS_ADDRESSES]
+    return list(dict.fromkeys([*LOCALDNS_ADDRESSES, *rest, *([upstream] if upstream else [])]))
 
 
 def encode_output(out: dict[str, Any]) -> str:
@@ -84,8 +102,9 @@ def probe_main(argv: list[str]) -> int:
     code = 0
     try:
         conf = read_resolv_conf(args.resolv_conf)
-        out.update(ns=list(conf.nameservers), search=list(conf.search), ndots=conf.ndots)
-        servers = [DnsServer(ns, args.port) for ns in conf.nameservers]
+        asked = servers_to_ask(conf.nameservers, args.upstream, args.localdns_only)
+        out.update(ns=asked, rc=list(conf.nameservers), search=list(conf.search), ndots=conf.ndots)
+        servers = [DnsServer(ns, args.port) for ns in asked]
         queries = [
             Query(server=s, name=n, rdtype=t, attempt=a)
             for s in servers
@@ -103,7 +122,7 @@ def probe_main(argv: list[str]) -> int:
             [index_s[r.server.host], index_n[r.name], r.rdtype, r.attempt, r.status, r.latency_ms]
             for r in results
         ]
-        if not servers:
+        if not conf.nameservers:
             out["error"] = f"no nameserver in {args.resolv_conf}"
     except OSError as exc:
         out["error"] = f"cannot read {args.resolv_conf}: {exc.strerror or exc}"
@@ -136,6 +155,7 @@ class ProbePlan:
     start_budget_s: float = START_BUDGET_S
     aksdns_job: str = ""  # the aksdns job that asked (an annotation on the pods)
     requested_by: str = ""
+    localdns_only: bool = False  # `health`: ask LocalDNS only (nothing when the node does not use it)
 
     @property
     def wait_s(self) -> float:
@@ -157,7 +177,9 @@ def pod_name(plan: ProbePlan, index: int) -> str:
 
 def probe_pod_manifest(plan: ProbePlan, node: str, index: int, now: float | None = None) -> dict[str, Any]:
     """One probe pod pinned to ``node``; pure, so its safety properties are unit-tested."""
-    args = ["node-dns", "--timeout", f"{plan.timeout_s:g}", "--repeat", str(plan.repeat)]
+    args = ["node-dns", "--timeout", f"{plan.timeout_s:g}", "--repeat", str(plan.repeat), "--upstream", plan.azure_dns]
+    if plan.localdns_only:
+        args.append("--localdns-only")
     for n in plan.names:
         args += ["--name", n]
     for t in plan.types:
@@ -218,9 +240,10 @@ def parse_probe_output(text: str, plan: ProbePlan, node: str) -> tuple[NodeProbe
     for row in out.get("r", []):
         si, ni, rdtype, attempt, status, latency = row
         server = servers[si]
+        local = server in LOCALDNS_ADDRESSES
         records.append(
             ProbeRecord(
-                layer=Layer.NODE,
+                layer=Layer.LOCALDNS if local else Layer.NODE,
                 target=node,
                 server=server,
                 name=names[ni],
@@ -228,7 +251,9 @@ def parse_probe_output(text: str, plan: ProbePlan, node: str) -> tuple[NodeProbe
                 attempt=int(attempt),
                 status=str(status),
                 latency_ms=None if status == "TIMEOUT" else float(latency),
-                role=(UpstreamRole.AZURE_DNS if server == plan.azure_dns else UpstreamRole.CUSTOM_VNET_DNS).value,
+                role="" if local else (
+                    UpstreamRole.AZURE_DNS if server == plan.azure_dns else UpstreamRole.CUSTOM_VNET_DNS
+                ).value,
             )
         )
     error = str(out.get("error") or "")
@@ -236,7 +261,7 @@ def parse_probe_output(text: str, plan: ProbePlan, node: str) -> tuple[NodeProbe
         node=node,
         ok=not error,
         error=error,
-        nameservers=tuple(servers),
+        nameservers=tuple(str(s) for s in out.get("rc", servers)),
         search=tuple(str(s) for s in out.get("search", [])),
         ndots=int(out.get("ndots", 1)),
         seconds=float(out.get("seconds", 0.0)),
