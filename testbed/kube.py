@@ -118,6 +118,7 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
         "RoleBinding": "rolebindings", "CustomResourceDefinition": "customresourcedefinitions",
         "Logs": "logs", "Secret": "secrets",
+        "DaemonSet": "daemonsets", "NetworkPolicy": "networkpolicies", "NodeNetworkConfig": "nodenetworkconfigs",
     }[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:

@@ -238,6 +238,9 @@ def worker_rbac() -> list[JSON]:
                 # `apiserver --as`: what another ServiceAccount may do (the chart grants the same).
                 {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
                  "verbs": ["create"]},
+                # ipam and service (the chart grants the NodeNetworkConfigs in kube-system only)
+                {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list"]},
+                {"apiGroups": ["acn.azure.com"], "resources": ["nodenetworkconfigs"], "verbs": ["get", "list"]},
             ],
         },
         worker_binding(),

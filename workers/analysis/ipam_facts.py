@@ -72,6 +72,13 @@ class NodeAccount:
         return batch * pct // 100
 
     @property
+    def full(self) -> bool:
+        """No address left to hand out: the node's range (kubenet) or its maxIPCount (Azure CNI)."""
+        if self.allocated is None or not self.capacity:
+            return False
+        return self.allocated >= self.capacity - (1 if self.plugin == KUBENET else 0)
+
+    @property
     def address_failures(self) -> tuple[SandboxEvent, ...]:
         return tuple(e for e in self.events if e.kind in ADDRESS_FAILURES)
 
@@ -79,7 +86,7 @@ class NodeAccount:
     def pods_failing(self) -> bool:
         """Pods on this node cannot get an address now."""
         stuck = any(p.waiting_s is not None and p.waiting_s >= STUCK_S for p in self.creating)
-        return bool(self.address_failures) or stuck
+        return bool(self.address_failures) or stuck or self.full
 
 
 def _stale(reading: StoreReading, pods: Sequence[PodIp]) -> tuple[int, int, int, float, tuple[str, ...]]:

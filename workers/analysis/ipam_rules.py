@@ -199,7 +199,7 @@ def exhausted(a: NodeAccount) -> bool:
         short = a.nnc.requested > a.nnc.assigned
         wants = any(e.kind == NOT_ENOUGH_IPS for e in a.events) or bool(a.creating)
         return a.nnc.subnet_full or (short and wants)
-    return a.plugin == KUBENET and a.capacity > 0 and a.allocated >= a.capacity - 1
+    return a.plugin == KUBENET and a.full
 
 
 def rule_exhausted(ev: IpamEvidence) -> Finding | None:

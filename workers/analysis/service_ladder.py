@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from workers.analysis.figures import format_ms, percentile, plural
 from workers.analysis.service_evidence import ServiceEvidence
@@ -182,7 +182,7 @@ def nearest_labels(selector: dict[str, str], pods: Sequence[PodBrief], limit: in
 
 def _p95(results: Sequence[ConnectResult]) -> str:
     values = [r.latency_ms for r in results if r.latency_ms is not None]
-    return format_ms(percentile(values, 95), fine=False) if values else "-"
+    return f", p95 {format_ms(percentile(values, 95), fine=False)}" if values else ""
 
 
 def _sources(results: Sequence[ConnectResult]) -> str:
@@ -412,7 +412,7 @@ def _network_policy(ev: ServiceEvidence, st: _State) -> Rung:
     involved = {p.name: p for pod in st.backends for p in isolating(ev.policies, pod)}
     if not involved:
         return Rung(NETWORK_POLICY, Status.OK,
-                    f"no NetworkPolicy isolates the pods ({plural(len(ev.policies), 'policy')} in {ev.namespace})")
+                    f"no NetworkPolicy isolates the pods ({len(ev.policies)} in {ev.namespace})")
     texts = tuple(policy_text(p) for p in involved.values())
     denied = denials(ev, st)
     if not denied:
@@ -444,7 +444,7 @@ def _backend(ev: ServiceEvidence, st: _State) -> Rung:
     if not tried:
         return Rung(BACKEND, Status.INFO, "nothing to connect to")
     ok = [r for r in tried if r.ok]
-    detail = f"{len(ok)}/{len(tried)} open from {_sources(tried)}, p95 {_p95(ok)}"
+    detail = f"{len(ok)}/{len(tried)} open from {_sources(tried)}{_p95(ok)}"
     bad = [r for r in tried if not r.ok]
     if not bad:
         return Rung(BACKEND, Status.OK, detail)
@@ -472,7 +472,7 @@ def _cluster_ip(ev: ServiceEvidence, st: _State) -> Rung:
     if not tried:
         return Rung(CLUSTER_IP, Status.INFO, "not tested")
     ok = [r for r in tried if r.ok]
-    detail = f"{len(ok)}/{len(tried)} open from {_sources(tried)}, p95 {_p95(ok)}"
+    detail = f"{len(ok)}/{len(tried)} open from {_sources(tried)}{_p95(ok)}"
     if len(ok) == len(tried):
         return Rung(CLUSTER_IP, Status.OK, detail)
     bad = [r for r in tried if not r.ok]
@@ -519,6 +519,8 @@ def ladder(ev: ServiceEvidence) -> list[Rung]:
     rungs = [first]
 
     def add(rung: Rung) -> Rung:
+        if rung.status is Status.FAIL and rung.consequence and st.failed and "follows from" not in rung.detail:
+            rung = replace(rung, detail=f"{rung.detail} (follows from {LABELS[st.failed[0]]})")
         rungs.append(rung)
         if rung.failed:
             st.failed.append(rung.key)

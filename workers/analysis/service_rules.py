@@ -179,7 +179,7 @@ def finding_for(ev: ServiceEvidence, rung: Rung) -> Finding | None:
     title = TITLES[rung.key] if fail else f"{rung.label}: {rung.detail}"
     return Finding.of(
         rung.key,
-        100 - 3 * index if fail else 40 - index,
+        99 - index if fail else 40 - index,  # every failure above every warning; earlier rungs first
         Hypothesis(
             title=f"{title} ({ev.namespace}/{ev.name})" if fail else title,
             confidence=(HIGH if rung.key in (EXISTS, SELECTOR, TARGET_PORT, NETWORK_POLICY, BACKEND) else MEDIUM)
