@@ -24,6 +24,8 @@ def test_demo_prints_the_threads_and_ends_with_a_handoff(testbed: Any) -> None:
     assert "DNS traffic analysis" in out and "dns-response-times.png" in out
     # apiserver: one node's way to the API server dropped by the demo, named as the guide's cause
     assert "API server · testbed" in out and "A network policy or firewall: TCP to the API server is dropped" in out
+    assert "`ipam` done" in out and "Pod IP addresses · testbed" in out
+    assert "`service` done" in out and "A NetworkPolicy drops the traffic to the Service's pods" in out
     # It ends with an incident handed over: the Re-run saw the pod come back, the handoff says so.
     incident = out.split("an incident, re-run and handed over", 1)[1]
     assert "Since the previous run" in incident and "no longer: One CoreDNS pod misbehaves" in incident
