@@ -30,16 +30,16 @@ DATA = Path(__file__).resolve().parents[1] / "unit" / "data" / "ipam"
 
 
 @pytest.fixture
-def env(testbed: Any) -> JobEnv:
-    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(testbed.write_worker_kubeconfig()))
+def env(netbed: Any) -> JobEnv:
+    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(netbed.write_worker_kubeconfig()))
 
 
 @pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
+def clean(netbed: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        faults_ipam.reset(testbed)
+        faults_ipam.reset(netbed)
 
 
 def run(env: JobEnv, **kw: Any) -> Report:
@@ -61,33 +61,33 @@ def verdict(report: Report, expect: str, name: str) -> dict[str, Any]:
     return dict(top)
 
 
-def probe_pods_left(testbed: Any) -> list[str]:
-    pods = testbed.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods",
+def probe_pods_left(netbed: Any) -> list[str]:
+    pods = netbed.kube.get(f"/api/v1/namespaces/{NAMESPACE}/pods",
                             labelSelector="app.kubernetes.io/managed-by=aksdns")["items"]
     return [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
-def test_healthy_nodes_have_as_many_addresses_as_running_pods(testbed: Any, env: JobEnv, clean: None) -> None:
+def test_healthy_nodes_have_as_many_addresses_as_running_pods(netbed: Any, env: JobEnv, clean: None) -> None:
     report = run(env)
     verdict(report, "all_healthy", "healthy")
     nodes = report.data["layers"]
-    assert [n["layer"] for n in nodes] == testbed.nodes and all(n["status"] == "ok" for n in nodes), nodes
+    assert [n["layer"] for n in nodes] == netbed.nodes and all(n["status"] == "ok" for n in nodes), nodes
     assert all(n["detail"].startswith("kubenet") for n in nodes)
     ev = report.data["evidence"]
-    assert len(ev["stores"]) == len(testbed.nodes) and all(s["network"] == "kubenet" for s in ev["stores"])
-    assert probe_pods_left(testbed) == []
+    assert len(ev["stores"]) == len(netbed.nodes) and all(s["network"] == "kubenet" for s in ev["stores"])
+    assert probe_pods_left(netbed) == []
 
 
-def test_stale_store_entries_are_a_plugin_leak(testbed: Any, env: JobEnv, clean: None) -> None:
-    node = faults_ipam.kubenet_stale(testbed)
+def test_stale_store_entries_are_a_plugin_leak(netbed: Any, env: JobEnv, clean: None) -> None:
+    node = faults_ipam.kubenet_stale(netbed)
     top = verdict(run(env), "plugin_leak", "kubenet_stale")
     assert top["subjects"] == [{"kind": "node", "name": node, "namespace": ""}]
     assert any("match no pod and are older than" in e for e in top["evidence"])
 
 
-def test_stale_entries_with_sandbox_failures_are_a_critical_leak(testbed: Any, env: JobEnv, clean: None) -> None:
-    node = faults_ipam.kubenet_stale(testbed)
-    faults_ipam.sandbox_failures(testbed, node)
+def test_stale_entries_with_sandbox_failures_are_a_critical_leak(netbed: Any, env: JobEnv, clean: None) -> None:
+    node = faults_ipam.kubenet_stale(netbed)
+    faults_ipam.sandbox_failures(netbed, node)
     report = run(env, node=node)
     top = verdict(report, "plugin_leak", "kubenet_stale_sandbox")
     assert top["severity"] == "critical" and report.status.value == "fail"
@@ -95,21 +95,21 @@ def test_stale_entries_with_sandbox_failures_are_a_critical_leak(testbed: Any, e
     assert [n["layer"] for n in report.data["layers"]] == [node]  # --node
 
 
-def test_sandbox_failures_alone(testbed: Any, env: JobEnv, clean: None) -> None:
-    faults_ipam.sandbox_failures(testbed)
+def test_sandbox_failures_alone(netbed: Any, env: JobEnv, clean: None) -> None:
+    faults_ipam.sandbox_failures(netbed)
     top = verdict(run(env), "sandbox_failures", "sandbox_only")
     assert any("stuck in ContainerCreating" in e for e in top["evidence"])
 
 
-def test_finished_pods_holding_addresses_are_churn(testbed: Any, env: JobEnv, clean: None) -> None:
-    node = faults_ipam.pod_churn(testbed)
+def test_finished_pods_holding_addresses_are_churn(netbed: Any, env: JobEnv, clean: None) -> None:
+    node = faults_ipam.pod_churn(netbed)
     report = run(env)
     top = verdict(report, "gc_churn", "pod_churn")
     assert node in top["title"] and "plugin_leak" not in rules(report)
 
 
-def test_azure_cni_subnet_exhausted(testbed: Any, env: JobEnv, clean: None) -> None:
-    node = faults_ipam.nnc_exhausted(testbed)
+def test_azure_cni_subnet_exhausted(netbed: Any, env: JobEnv, clean: None) -> None:
+    node = faults_ipam.nnc_exhausted(netbed)
     report = run(env)
     top = verdict(report, "exhausted", "nnc_exhausted")
     assert "aks-podsubnet" in top["title"] and node in top["title"]
@@ -117,20 +117,20 @@ def test_azure_cni_subnet_exhausted(testbed: Any, env: JobEnv, clean: None) -> N
     assert report.data["evidence"]["stores"] == []  # no store probe where a NodeNetworkConfig speaks
 
 
-def test_azure_cni_leaked_addresses(testbed: Any, env: JobEnv, clean: None) -> None:
-    node = faults_ipam.nnc_leaked(testbed)
+def test_azure_cni_leaked_addresses(netbed: Any, env: JobEnv, clean: None) -> None:
+    node = faults_ipam.nnc_leaked(netbed)
     top = verdict(run(env), "plugin_leak", "nnc_leaked")
     assert node in top["title"] and top["severity"] == "critical"
 
 
-def test_unknown_node_is_one_line(testbed: Any, env: JobEnv) -> None:
+def test_unknown_node_is_one_line(netbed: Any, env: JobEnv) -> None:
     with pytest.raises(ClusterError) as err:
         run(env, node="aks-nodepool1-00000000-vmss00000z")
     assert "no node `aks-nodepool1-00000000-vmss00000z`" in err.value.user_message
 
 
-def test_a_worker_that_may_not_read_events_gets_one_line_naming_it(testbed: Any, env: JobEnv, tmp_path: Path) -> None:
-    with limited_worker(testbed, drop={"events"}) as kubeconfig:
+def test_a_worker_that_may_not_read_events_gets_one_line_naming_it(netbed: Any, env: JobEnv, tmp_path: Path) -> None:
+    with limited_worker(netbed, drop={"events"}) as kubeconfig:
         report = run(JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(kubeconfig)))
     partial = next(h for h in report.data["hypotheses"] if h["rule"] == "partial_view")
     lines = [e for e in partial["evidence"] if "events" in e]

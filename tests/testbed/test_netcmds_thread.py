@@ -39,14 +39,14 @@ CHANNEL = "C0INCIDENT"
 
 
 @pytest.fixture
-def events(testbed: Any, redis_server: RedisServer, slack: SlackStandIn, tmp_path: Path) -> Iterator[str]:
+def events(netbed: Any, redis_server: RedisServer, slack: SlackStandIn, tmp_path: Path) -> Iterator[str]:
     env = aksdns_env(
         REDIS_URL=redis_server.url,
         SLACK_API_URL=slack.api_url,
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         AKSDNS_CLUSTER="testbed",
-        KUBECONFIG=str(testbed.write_worker_kubeconfig()),
+        KUBECONFIG=str(netbed.write_worker_kubeconfig()),
         AKSDNS_JOB_TIMEOUT="120",
     )
     port = free_port()
@@ -85,25 +85,25 @@ def ask_and_rerun(slack: SlackStandIn, events: str, text: str, command: dict[str
     return first, whole
 
 
-def test_ipam_thread(testbed: Any, events: str, slack: SlackStandIn) -> None:
+def test_ipam_thread(netbed: Any, events: str, slack: SlackStandIn) -> None:
     try:
-        node = faults_ipam.kubenet_stale(testbed)
-        faults_ipam.sandbox_failures(testbed, node)
+        node = faults_ipam.kubenet_stale(netbed)
+        faults_ipam.sandbox_failures(netbed, node)
         first, whole = ask_and_rerun(slack, events, f"ipam --node {node}", IpamCommand(node=node).to_dict(),
-                                     lambda: faults_ipam.reset(testbed), "aksdns-ipam-testbed")
+                                     lambda: faults_ipam.reset(netbed), "aksdns-ipam-testbed")
         assert f"Addresses leaked by the network plugin on {node}" in first
         assert "FailedCreatePodSandBox ×204" in first and "Contact Microsoft" in first
         assert "Since the previous run" in whole and "no longer: Addresses leaked" in whole
     finally:
-        faults_ipam.reset(testbed)
+        faults_ipam.reset(netbed)
 
 
-def test_service_thread(testbed: Any, events: str, slack: SlackStandIn) -> None:
+def test_service_thread(netbed: Any, events: str, slack: SlackStandIn) -> None:
     try:
-        ns, name = faults_service.deny_policy(testbed)
+        ns, name = faults_service.deny_policy(netbed)
 
         def fix() -> None:
-            testbed.kube.delete(f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/deny-web-ingress")
+            netbed.kube.delete(f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/deny-web-ingress")
 
         first, whole = ask_and_rerun(slack, events, f"service {ns}/{name}",
                                      ServiceCommand(ref=ObjectRef(ns, name)).to_dict(), fix,
@@ -112,4 +112,4 @@ def test_service_thread(testbed: Any, events: str, slack: SlackStandIn) -> None:
         assert "deny-web-ingress" in first and "timeout" in first
         assert "no longer: A NetworkPolicy drops" in whole and "All healthy" in whole
     finally:
-        faults_service.reset(testbed)
+        faults_service.reset(netbed)

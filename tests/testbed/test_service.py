@@ -29,16 +29,16 @@ DATA = Path(__file__).resolve().parents[1] / "unit" / "data" / "service"
 
 
 @pytest.fixture
-def env(testbed: Any, tmp_path: Path) -> JobEnv:
-    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(testbed.write_worker_kubeconfig()))
+def env(netbed: Any, tmp_path: Path) -> JobEnv:
+    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(netbed.write_worker_kubeconfig()))
 
 
 @pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
+def clean(netbed: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        faults_service.reset(testbed)
+        faults_service.reset(netbed)
 
 
 def run(env: JobEnv, ref: tuple[str, str], **kw: Any) -> Report:
@@ -65,8 +65,8 @@ def connects(report: Report, kind: str | None = None) -> list[dict[str, Any]]:
     return [c for c in report.data["evidence"]["connects"] if kind is None or c["target_kind"] == kind]
 
 
-def test_healthy_service_from_name_to_pods(testbed: Any, env: JobEnv, clean: None) -> None:
-    ref = faults_service.healthy(testbed)
+def test_healthy_service_from_name_to_pods(netbed: Any, env: JobEnv, clean: None) -> None:
+    ref = faults_service.healthy(netbed)
     report = run(env, ref)
     verdict(report, "all_healthy", "healthy")
     assert set(rungs(report).values()) == {"ok"}, report.data["layers"]
@@ -74,33 +74,33 @@ def test_healthy_service_from_name_to_pods(testbed: Any, env: JobEnv, clean: Non
     cluster_ip = report.data["evidence"]["service"]["cluster_ip"]
     assert dns and all(d["status"] == "NOERROR" and cluster_ip in d["answers"] for d in dns)
     sources = {c["source"] for c in connects(report)}
-    assert sources == {"worker", *testbed.nodes}
+    assert sources == {"worker", *netbed.nodes}
     assert all(c["status"] == "open" for c in connects(report))
 
 
-def test_wrong_selector_names_the_nearest_labels(testbed: Any, env: JobEnv, clean: None) -> None:
-    ref = faults_service.wrong_selector(testbed)
+def test_wrong_selector_names_the_nearest_labels(netbed: Any, env: JobEnv, clean: None) -> None:
+    ref = faults_service.wrong_selector(netbed)
     top = verdict(run(env, ref), "selector", "wrong_selector")
     assert any("app=web (wants app=webapp)" in e for e in top["evidence"])
 
 
-def test_target_port_mismatch(testbed: Any, env: JobEnv, clean: None) -> None:
-    ref = faults_service.target_port_mismatch(testbed)
+def test_target_port_mismatch(netbed: Any, env: JobEnv, clean: None) -> None:
+    ref = faults_service.target_port_mismatch(netbed)
     report = run(env, ref)
     top = verdict(report, "target_port", "target_port_mismatch")
     assert "8081" in top["title"] + " ".join(top["evidence"])
     assert {c["status"] for c in connects(report, "endpoint")} == {"refused"}
 
 
-def test_backend_not_listening(testbed: Any, env: JobEnv, clean: None) -> None:
-    ref = faults_service.not_listening(testbed)
+def test_backend_not_listening(netbed: Any, env: JobEnv, clean: None) -> None:
+    ref = faults_service.not_listening(netbed)
     report = run(env, ref, port=80)
     verdict(report, "backend", "not_listening")
     assert rungs(report)["targetPort → containerPort"] == "ok"
 
 
-def test_denying_network_policy_drops_for_real(testbed: Any, env: JobEnv, clean: None) -> None:
-    ref = faults_service.deny_policy(testbed)
+def test_denying_network_policy_drops_for_real(netbed: Any, env: JobEnv, clean: None) -> None:
+    ref = faults_service.deny_policy(netbed)
     report = run(env, ref)
     top = verdict(report, "network_policy", "deny_policy")
     assert any("no ingress rule, so it drops every incoming connection" in e for e in top["evidence"])
@@ -110,15 +110,15 @@ def test_denying_network_policy_drops_for_real(testbed: Any, env: JobEnv, clean:
         assert c["status"] == ("open" if own_node else "timeout"), c
 
 
-def test_missing_service(testbed: Any, env: JobEnv, clean: None) -> None:
-    faults_service.healthy(testbed)
+def test_missing_service(netbed: Any, env: JobEnv, clean: None) -> None:
+    faults_service.healthy(netbed)
     top = verdict(run(env, (faults_service.NAMESPACE, "wbe")), "exists", "missing")
     assert any("web" in e for e in top["evidence"])
 
 
-def test_a_worker_that_may_not_read_policies_gets_one_line_naming_it(testbed: Any, clean: None) -> None:
-    ref = faults_service.healthy(testbed)
-    with limited_worker(testbed, drop={"networkpolicies"}) as kubeconfig:
+def test_a_worker_that_may_not_read_policies_gets_one_line_naming_it(netbed: Any, clean: None) -> None:
+    ref = faults_service.healthy(netbed)
+    with limited_worker(netbed, drop={"networkpolicies"}) as kubeconfig:
         report = run(JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(kubeconfig)), ref)
     assert rungs(report)["NetworkPolicies"] == "info"
     partial = next(h for h in report.data["hypotheses"] if h["rule"] == "partial_view")
@@ -127,10 +127,10 @@ def test_a_worker_that_may_not_read_policies_gets_one_line_naming_it(testbed: An
                      f"{faults_service.NAMESPACE} (HTTP 403); check the chart's RBAC"]
 
 
-def test_a_worker_without_rights_gets_one_line(testbed: Any, env: JobEnv) -> None:
-    testbed.worker_deny()
+def test_a_worker_without_rights_gets_one_line(netbed: Any, env: JobEnv) -> None:
+    netbed.worker_deny()
     try:
         err = denied(lambda: run(env, ("default", "kubernetes")))
     finally:
-        testbed.worker_allow()
+        netbed.worker_allow()
     assert err.status == 403 and "may not get Service default/kubernetes" in err.user_message
