@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from testbed import cluster, procs
+from workers.jobenv import JobEnv
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +28,9 @@ def netbed(testbed: Any) -> Iterator[Any]:
         yield fresh
     finally:
         cluster.down()
+
+
+@pytest.fixture
+def worker_env(netbed: Any) -> JobEnv:
+    """What the worker pod would get: the aksdns namespace and the worker ServiceAccount's token."""
+    return JobEnv(cluster="testbed", namespace="aksdns", kubeconfig=str(netbed.write_worker_kubeconfig()))

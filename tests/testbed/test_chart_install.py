@@ -394,7 +394,7 @@ def ipam_probe_pod(namespace: str, node: str, image: str) -> Doc:
     """An `ipam` store probe pod exactly as the worker builds it (the read-only store hostPath)."""
     ipam_store = pytest.importorskip("workers.probes.ipam_store")
     node_pods = pytest.importorskip("workers.probes.node_pods")
-    plan = ipam_store.plan("guardtest01", namespace, image, ("aksdns", "probe"))
+    plan = ipam_store.plan(node_pods.PodJob("guardtest01", namespace, image, ("aksdns", "probe")))
     pod: Doc = node_pods.pod_manifest(plan, node, 0, [])
     return pod
 

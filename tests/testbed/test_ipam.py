@@ -30,11 +30,6 @@ DATA = Path(__file__).resolve().parents[1] / "unit" / "data" / "ipam"
 
 
 @pytest.fixture
-def env(netbed: Any) -> JobEnv:
-    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(netbed.write_worker_kubeconfig()))
-
-
-@pytest.fixture
 def clean(netbed: Any) -> Iterator[None]:
     try:
         yield
@@ -67,8 +62,8 @@ def probe_pods_left(netbed: Any) -> list[str]:
     return [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
-def test_healthy_nodes_have_as_many_addresses_as_running_pods(netbed: Any, env: JobEnv, clean: None) -> None:
-    report = run(env)
+def test_healthy_nodes_have_as_many_addresses_as_running_pods(netbed: Any, worker_env: JobEnv, clean: None) -> None:
+    report = run(worker_env)
     verdict(report, "all_healthy", "healthy")
     nodes = report.data["layers"]
     assert [n["layer"] for n in nodes] == netbed.nodes and all(n["status"] == "ok" for n in nodes), nodes
@@ -78,58 +73,58 @@ def test_healthy_nodes_have_as_many_addresses_as_running_pods(netbed: Any, env: 
     assert probe_pods_left(netbed) == []
 
 
-def test_stale_store_entries_are_a_plugin_leak(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_stale_store_entries_are_a_plugin_leak(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     node = faults_ipam.kubenet_stale(netbed)
-    top = verdict(run(env), "plugin_leak", "kubenet_stale")
+    top = verdict(run(worker_env), "plugin_leak", "kubenet_stale")
     assert top["subjects"] == [{"kind": "node", "name": node, "namespace": ""}]
     assert any("match no pod and are older than" in e for e in top["evidence"])
 
 
-def test_stale_entries_with_sandbox_failures_are_a_critical_leak(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_stale_entries_with_sandbox_failures_are_a_critical_leak(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     node = faults_ipam.kubenet_stale(netbed)
     faults_ipam.sandbox_failures(netbed, node)
-    report = run(env, node=node)
+    report = run(worker_env, node=node)
     top = verdict(report, "plugin_leak", "kubenet_stale_sandbox")
     assert top["severity"] == "critical" and report.status.value == "fail"
     assert any("FailedCreatePodSandBox ×204" in e and "No available addresses" in e for e in top["evidence"])
     assert [n["layer"] for n in report.data["layers"]] == [node]  # --node
 
 
-def test_sandbox_failures_alone(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_sandbox_failures_alone(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     faults_ipam.sandbox_failures(netbed)
-    top = verdict(run(env), "sandbox_failures", "sandbox_only")
+    top = verdict(run(worker_env), "sandbox_failures", "sandbox_only")
     assert any("stuck in ContainerCreating" in e for e in top["evidence"])
 
 
-def test_finished_pods_holding_addresses_are_churn(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_finished_pods_holding_addresses_are_churn(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     node = faults_ipam.pod_churn(netbed)
-    report = run(env)
+    report = run(worker_env)
     top = verdict(report, "gc_churn", "pod_churn")
     assert node in top["title"] and "plugin_leak" not in rules(report)
 
 
-def test_azure_cni_subnet_exhausted(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_azure_cni_subnet_exhausted(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     node = faults_ipam.nnc_exhausted(netbed)
-    report = run(env)
+    report = run(worker_env)
     top = verdict(report, "exhausted", "nnc_exhausted")
     assert "aks-podsubnet" in top["title"] and node in top["title"]
     assert all(n["detail"].startswith("Azure CNI") for n in report.data["layers"])
     assert report.data["evidence"]["stores"] == []  # no store probe where a NodeNetworkConfig speaks
 
 
-def test_azure_cni_leaked_addresses(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_azure_cni_leaked_addresses(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     node = faults_ipam.nnc_leaked(netbed)
-    top = verdict(run(env), "plugin_leak", "nnc_leaked")
+    top = verdict(run(worker_env), "plugin_leak", "nnc_leaked")
     assert node in top["title"] and top["severity"] == "critical"
 
 
-def test_unknown_node_is_one_line(netbed: Any, env: JobEnv) -> None:
+def test_unknown_node_is_one_line(netbed: Any, worker_env: JobEnv) -> None:
     with pytest.raises(ClusterError) as err:
-        run(env, node="aks-nodepool1-00000000-vmss00000z")
+        run(worker_env, node="aks-nodepool1-00000000-vmss00000z")
     assert "no node `aks-nodepool1-00000000-vmss00000z`" in err.value.user_message
 
 
-def test_a_worker_that_may_not_read_events_gets_one_line_naming_it(netbed: Any, env: JobEnv, tmp_path: Path) -> None:
+def test_a_worker_that_may_not_read_events_gets_one_line_naming_it(netbed: Any) -> None:
     with limited_worker(netbed, drop={"events"}) as kubeconfig:
         report = run(JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(kubeconfig)))
     partial = next(h for h in report.data["hypotheses"] if h["rule"] == "partial_view")

@@ -29,11 +29,6 @@ DATA = Path(__file__).resolve().parents[1] / "unit" / "data" / "service"
 
 
 @pytest.fixture
-def env(netbed: Any, tmp_path: Path) -> JobEnv:
-    return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(netbed.write_worker_kubeconfig()))
-
-
-@pytest.fixture
 def clean(netbed: Any) -> Iterator[None]:
     try:
         yield
@@ -65,9 +60,9 @@ def connects(report: Report, kind: str | None = None) -> list[dict[str, Any]]:
     return [c for c in report.data["evidence"]["connects"] if kind is None or c["target_kind"] == kind]
 
 
-def test_healthy_service_from_name_to_pods(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_healthy_service_from_name_to_pods(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     ref = faults_service.healthy(netbed)
-    report = run(env, ref)
+    report = run(worker_env, ref)
     verdict(report, "all_healthy", "healthy")
     assert set(rungs(report).values()) == {"ok"}, report.data["layers"]
     dns = report.data["evidence"]["dns"]
@@ -78,30 +73,30 @@ def test_healthy_service_from_name_to_pods(netbed: Any, env: JobEnv, clean: None
     assert all(c["status"] == "open" for c in connects(report))
 
 
-def test_wrong_selector_names_the_nearest_labels(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_wrong_selector_names_the_nearest_labels(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     ref = faults_service.wrong_selector(netbed)
-    top = verdict(run(env, ref), "selector", "wrong_selector")
+    top = verdict(run(worker_env, ref), "selector", "wrong_selector")
     assert any("app=web (wants app=webapp)" in e for e in top["evidence"])
 
 
-def test_target_port_mismatch(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_target_port_mismatch(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     ref = faults_service.target_port_mismatch(netbed)
-    report = run(env, ref)
+    report = run(worker_env, ref)
     top = verdict(report, "target_port", "target_port_mismatch")
     assert "8081" in top["title"] + " ".join(top["evidence"])
     assert {c["status"] for c in connects(report, "endpoint")} == {"refused"}
 
 
-def test_backend_not_listening(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_backend_not_listening(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     ref = faults_service.not_listening(netbed)
-    report = run(env, ref, port=80)
+    report = run(worker_env, ref, port=80)
     verdict(report, "backend", "not_listening")
     assert rungs(report)["targetPort → containerPort"] == "ok"
 
 
-def test_denying_network_policy_drops_for_real(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_denying_network_policy_drops_for_real(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     ref = faults_service.deny_policy(netbed)
-    report = run(env, ref)
+    report = run(worker_env, ref)
     top = verdict(report, "network_policy", "deny_policy")
     assert any("no ingress rule, so it drops every incoming connection" in e for e in top["evidence"])
     pods = {p["name"]: p["node"] for p in report.data["evidence"]["pods"]}
@@ -110,9 +105,9 @@ def test_denying_network_policy_drops_for_real(netbed: Any, env: JobEnv, clean: 
         assert c["status"] == ("open" if own_node else "timeout"), c
 
 
-def test_missing_service(netbed: Any, env: JobEnv, clean: None) -> None:
+def test_missing_service(netbed: Any, worker_env: JobEnv, clean: None) -> None:
     faults_service.healthy(netbed)
-    top = verdict(run(env, (faults_service.NAMESPACE, "wbe")), "exists", "missing")
+    top = verdict(run(worker_env, (faults_service.NAMESPACE, "wbe")), "exists", "missing")
     assert any("web" in e for e in top["evidence"])
 
 
@@ -127,10 +122,10 @@ def test_a_worker_that_may_not_read_policies_gets_one_line_naming_it(netbed: Any
                      f"{faults_service.NAMESPACE} (HTTP 403); check the chart's RBAC"]
 
 
-def test_a_worker_without_rights_gets_one_line(netbed: Any, env: JobEnv) -> None:
+def test_a_worker_without_rights_gets_one_line(netbed: Any, worker_env: JobEnv) -> None:
     netbed.worker_deny()
     try:
-        err = denied(lambda: run(env, ("default", "kubernetes")))
+        err = denied(lambda: run(worker_env, ("default", "kubernetes")))
     finally:
         netbed.worker_allow()
     assert err.status == 403 and "may not get Service default/kubernetes" in err.user_message

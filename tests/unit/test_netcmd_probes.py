@@ -85,7 +85,7 @@ def test_connect_probe_refuses_bad_targets(capsys: Any) -> None:
 
 
 def test_store_probe_pods_mount_only_the_store_read_only() -> None:
-    plan = ipam_store.plan("run1", "aksdns", "aksdns:1", ("aksdns", "probe"), "job", "U1")
+    plan = ipam_store.plan(node_pods.PodJob("run1", "aksdns", "aksdns:1", ("aksdns", "probe"), "job", "U1"))
     pod = node_pods.pod_manifest(plan, "node-a", 0, [])
     spec = pod["spec"]
     assert spec["hostNetwork"] and spec["nodeName"] == "node-a" and spec["automountServiceAccountToken"] is False
@@ -96,7 +96,8 @@ def test_store_probe_pods_mount_only_the_store_read_only() -> None:
     assert c["command"] == ["aksdns", "probe", "ipam-store"]
     assert pod["metadata"]["labels"]["aksdns.io/role"] == "ipam-probe"
     assert spec["activeDeadlineSeconds"] == plan.deadline_s <= 3600
-    connect = node_pods.pod_manifest(tcp_connect.plan("r", "aksdns", "i", ("aksdns", "probe")), "n", 1, ["--x"])
+    connect_plan = tcp_connect.plan(node_pods.PodJob("r", "aksdns", "i", ("aksdns", "probe")))
+    connect = node_pods.pod_manifest(connect_plan, "n", 1, ["--x"])
     assert "volumes" not in connect["spec"] and connect["metadata"]["labels"]["aksdns.io/role"] == "connect-probe"
 
 

@@ -69,6 +69,18 @@ def _failure_lines(a: NodeAccount) -> list[str]:
     return lines
 
 
+def _node_evidence(accts: Sequence[NodeAccount], detail: Callable[[NodeAccount], str]) -> list[str]:
+    """For each node: the guide's two counts, what this rule sees there, and the pods that fail."""
+    out: list[str] = []
+    for a in accts:
+        out.append(f"{a.node} ({a.plugin}): {counts_text(a)}")
+        line = detail(a)
+        if line:
+            out.append(line)
+        out += _failure_lines(a)
+    return out
+
+
 def _subjects(accts: Sequence[NodeAccount]) -> list[Subject]:
     return [Subject("node", a.node) for a in accts]
 
@@ -91,27 +103,24 @@ def leaked(a: NodeAccount) -> int:
     return unexplained if unexplained >= MIN_STALE else 0
 
 
+def _leak_detail(a: NodeAccount) -> str:
+    if a.plugin == KUBENET:
+        return (f"{plural(a.stale_old, 'address')} in {a.store} match no pod and are older than "
+                f"{age_text(STALE_AGE_S)} (oldest {age_text(a.oldest_stale_s)}): {', '.join(a.stale_sample)}")
+    if a.nnc is None:
+        return ""
+    return (f"NodeNetworkConfig {a.node}: requested {a.nnc.requested}, assigned {a.nnc.assigned}, "
+            f"batch {a.nnc.batch or '?'}: {leaked(a)} addresses beyond the running pods and the "
+            f"{a.spare_allowed} spare ones CNS keeps")
+
+
 def rule_plugin_leak(ev: IpamEvidence) -> Finding | None:
     """The guide's Cause 1: the plugin did not release the addresses of terminated pods."""
     hit = [a for a in accounts(ev) if leaked(a)]
     if not hit:
         return None
     worst = max(hit, key=leaked)
-    evidence = []
-    for a in hit:
-        evidence.append(f"{a.node} ({a.plugin}): {counts_text(a)}")
-        if a.plugin == KUBENET:
-            evidence.append(
-                f"{plural(a.stale_old, 'address')} in {a.store} match no pod and are older than "
-                f"{age_text(STALE_AGE_S)} (oldest {age_text(a.oldest_stale_s)}): {', '.join(a.stale_sample)}"
-            )
-        elif a.nnc is not None:
-            evidence.append(
-                f"NodeNetworkConfig {a.node}: requested {a.nnc.requested}, assigned {a.nnc.assigned}, "
-                f"batch {a.nnc.batch or '?'}: {leaked(a)} addresses beyond the running pods and the "
-                f"{a.spare_allowed} spare ones CNS keeps"
-            )
-        evidence += _failure_lines(a)
+    evidence = _node_evidence(hit, _leak_detail)
     score, confidence = _scored(hit, 85, 60)
     actions = [
         *guide_counts(worst),
@@ -149,21 +158,20 @@ def churned(a: NodeAccount) -> int:
     return min(beyond, a.terminated) if beyond >= MIN_STALE and a.terminated >= MIN_STALE else 0
 
 
+def _churn_detail(a: NodeAccount) -> str:
+    if a.plugin != KUBENET:
+        return ""
+    return (f"{churned(a)} addresses in {a.store} belong to pods that finished ({a.stale_held}) or were freed "
+            f"less than {age_text(STALE_AGE_S)} ago ({a.stale_recent})")
+
+
 def rule_gc_churn(ev: IpamEvidence) -> Finding | None:
     """The guide's Cause 2: pod creation is much faster than garbage collection of terminated pods."""
     hit = [a for a in accounts(ev) if churned(a)]
     if not hit:
         return None
     worst = max(hit, key=churned)
-    evidence = []
-    for a in hit:
-        evidence.append(f"{a.node} ({a.plugin}): {counts_text(a)}")
-        if a.plugin == KUBENET:
-            evidence.append(
-                f"{churned(a)} addresses in {a.store} belong to pods that finished ({a.stale_held}) or were freed "
-                f"less than {age_text(STALE_AGE_S)} ago ({a.stale_recent})"
-            )
-        evidence += _failure_lines(a)
+    evidence = _node_evidence(hit, _churn_detail)
     score, confidence = _scored(hit, 80, 55)
     return Finding.of(
         "gc_churn",
@@ -202,25 +210,22 @@ def exhausted(a: NodeAccount) -> bool:
     return a.plugin == KUBENET and a.full
 
 
+def _exhausted_detail(a: NodeAccount) -> str:
+    n = a.nnc
+    if n is None:
+        return f"range {a.pod_cidr}: {a.allocated} of {a.capacity} addresses in use"
+    return (f"NodeNetworkConfig {a.node}: requested {n.requested}, assigned {n.assigned} (batch {n.batch or '?'}); "
+            f"subnet {n.subnet or '?'} {n.subnet_cidr}".rstrip()
+            + (f"; network container status {', '.join(n.nc_statuses)}" if n.nc_statuses else ""))
+
+
 def rule_exhausted(ev: IpamEvidence) -> Finding | None:
     """The subnet (Azure CNI) or the node's pod range (kubenet) has no address left."""
     hit = [a for a in accounts(ev) if exhausted(a)]
     if not hit:
         return None
     worst = hit[0]
-    evidence = []
-    for a in hit:
-        evidence.append(f"{a.node} ({a.plugin}): {counts_text(a)}")
-        if a.nnc is not None:
-            n = a.nnc
-            evidence.append(
-                f"NodeNetworkConfig {a.node}: requested {n.requested}, assigned {n.assigned} (batch {n.batch or '?'}); "
-                f"subnet {n.subnet or '?'} {n.subnet_cidr}".rstrip()
-                + (f"; network container status {', '.join(n.nc_statuses)}" if n.nc_statuses else "")
-            )
-        else:
-            evidence.append(f"range {a.pod_cidr}: {a.allocated} of {a.capacity} addresses in use")
-        evidence += _failure_lines(a)
+    evidence = _node_evidence(hit, _exhausted_detail)
     score, confidence = _scored(hit, 90, 70)
     if worst.nnc is not None:
         subnet = worst.nnc.subnet or "<pod-subnet>"
@@ -264,10 +269,7 @@ def rule_sandbox_failures(ev: IpamEvidence) -> Finding | None:
     ]
     if not hit:
         return None
-    evidence = []
-    for a in hit:
-        evidence.append(f"{a.node} ({a.plugin}): {counts_text(a)}")
-        evidence += _failure_lines(a)
+    evidence = _node_evidence(hit, lambda _a: "")
     kinds = {e.kind for a in hit for e in a.address_failures}
     if NO_AVAILABLE_ADDRESSES in kinds and any(a.plugin != KUBENET for a in hit):
         evidence.append("the host-local message (No available addresses) on a node whose store was not read")

@@ -8,7 +8,7 @@ probe pod per kubenet node) → analyse (per-node accounts, rules) → report.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aksdns.commands import IpamCommand
@@ -21,17 +21,8 @@ from workers.evidence.ipam import NodeRange
 from workers.findings import Finding
 from workers.jobenv import JobEnv
 from workers.jobs import netreport
-from workers.probes import ipam_store, kube, kube_ipam, pods
-from workers.report import Markdown, Report, Section, Status
-
-
-def _optional(future: Future[Any], notes: list[str], default: Any = ()) -> Any:
-    """Events and NodeNetworkConfigs are part of the picture: a refusal is one line, not the end."""
-    try:
-        return future.result()
-    except ClusterError as err:
-        notes.append(err.user_message)
-        return default
+from workers.probes import ipam_store, kube, kube_ipam
+from workers.report import Report
 
 
 def _chosen(nodes: tuple[NodeRange, ...], wanted: str | None) -> tuple[NodeRange, ...]:
@@ -56,8 +47,8 @@ def gather(cmd: IpamCommand, env: JobEnv, clients: kube.Clients | None = None) -
         f_nncs = pool.submit(kube_ipam.list_nncs, c)
         nodes = _chosen(f_nodes.result(), cmd.node)
         pod_list = f_pods.result()
-        events = _optional(f_events, notes)
-        nncs = _optional(f_nncs, notes, None)
+        events = netreport.optional(f_events, notes, ())
+        nncs = netreport.optional(f_nncs, notes, None)
     crd = nncs is not None
     nncs = tuple(n for n in (nncs or ()) if any(n.node == x.name for x in nodes))
     with_nnc = {n.node for n in nncs}
@@ -68,9 +59,7 @@ def gather(cmd: IpamCommand, env: JobEnv, clients: kube.Clients | None = None) -
     stores: list[Any] = []
     if probe:
         env.progress(f"reading the IPAM store on {len(probe)} nodes (read-only probe pods)")
-        plan = ipam_store.plan(
-            pods.new_run_id(), env.namespace, env.probe_image, env.probe_command, env.job_id, env.requested_by
-        )
+        plan = ipam_store.plan(netreport.pod_job(env))
         try:
             stores, probe_notes = ipam_store.read_stores(c.core, plan, probe, env.progress)
             notes += probe_notes
@@ -104,31 +93,26 @@ def build_report(cmd: IpamCommand, ev: IpamEvidence, previous: dict[str, Any] | 
     findings = diagnose(ev)
     lines = node_lines(ev, _flagged(findings))
     facts = facts_table(ev)
-    status = netreport.status_of(findings)
     data: dict[str, Any] = {
         "command": cmd.to_dict(),
         "cluster": ev.cluster,
-        "status": status,
+        "status": netreport.status_of(findings),
         "layers": netreport.lines_data(lines),
         "facts": netreport.facts_data(facts),
         "hypotheses": [f.to_dict() for f in findings],
         "elapsed_s": ev.elapsed_s,
         "evidence": ev.to_dict(),
     }
-    sections: list[Section] = [*netreport.since_previous(previous, data), *lines, facts]
-    sections += [f.hypothesis for f in findings]
     foot = f"{len(ev.nodes)} nodes, {len(ev.pods)} pods, {len(ev.stores)} store probes in {ev.elapsed_s:.1f} s"
-    sections.append(Markdown(f"_{foot}_"))
-    stem = f"aksdns-ipam-{ev.cluster}"
-    return Report(
-        title=f"Pod IP addresses · {ev.cluster}" + (f" · {cmd.node}" if cmd.node else ""),
-        status=Status(status),
-        summary=findings[0].title,
-        sections=sections,
-        attachments=netreport.attachments(stem, data, CSV_COLUMNS, csv_rows(ev), "Allocations per node"),
-        buttons=[netreport.rerun_button(cmd)],
-        data=data,
-        findings=findings,
+    return netreport.report(
+        cmd,
+        f"Pod IP addresses · {ev.cluster}" + (f" · {cmd.node}" if cmd.node else ""),
+        findings,
+        data,
+        [*netreport.since_previous(previous, data), *lines, facts],
+        foot,
+        f"aksdns-ipam-{ev.cluster}",
+        (CSV_COLUMNS, csv_rows(ev), "Allocations per node"),
     )
 
 

@@ -1,5 +1,6 @@
-"""Report parts `ipam` and `service` share: the overall status from findings, the JSON and CSV
-attachments, the Re-run button and the "since the previous run" sections.
+"""What `ipam` and `service` share: optional reads, their probe pods' owner, and the report's frame —
+the overall status from findings, the JSON and CSV attachments, the Re-run button and the "since
+the previous run" sections.
 
 The Re-run comparison is check's (``workers.analysis.check_diff``): both commands put their
 per-node or per-rung lines under ``layers``, their facts under ``facts`` and their findings under
@@ -12,12 +13,31 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from aksdns.commands import Command
+from aksdns.errors import ClusterError
 from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.findings import Finding, Severity
-from workers.report import Attachment, Button, Section, StatusLine, Table
+from workers.jobenv import JobEnv
+from workers.probes import node_pods, pods
+from workers.report import Attachment, Button, Markdown, Report, Section, Status, StatusLine, Table
+
+
+def optional(future: Future[Any], notes: list[str], default: Any) -> Any:
+    """A read the report can do without: a refusal (403) becomes one line in ``notes``, not the end."""
+    try:
+        return future.result()
+    except ClusterError as err:
+        notes.append(err.user_message)
+        return default
+
+
+def pod_job(env: JobEnv) -> node_pods.PodJob:
+    """The owner of this job's probe pods: a fresh run id, the release namespace, the aksdns job and user."""
+    return node_pods.PodJob(pods.new_run_id(), env.namespace, env.probe_image, env.probe_command, env.job_id,
+                            env.requested_by)
 
 
 def status_of(findings: Sequence[Finding], healthy_rule: str = "all_healthy") -> str:
@@ -61,3 +81,20 @@ def rerun_button(cmd: Command) -> Button:
 def since_previous(previous: dict[str, Any] | None, data: dict[str, Any]) -> list[Section]:
     """What changed since the previous run of this command in the thread (nothing without one)."""
     return diff_sections(diff_runs(previous, data)) if previous else []
+
+
+def report(cmd: Command, title: str, findings: Sequence[Finding], data: dict[str, Any], sections: list[Section],
+           foot: str, stem: str, table: tuple[Sequence[str], Sequence[Sequence[Any]], str]) -> Report:
+    """The report: ``sections`` (status lines, tables), then the findings, a foot line, the JSON and a CSV
+    (``table``: columns, rows, what they are), the Re-run button; the summary is the top finding."""
+    columns, rows, what = table
+    return Report(
+        title=title,
+        status=Status(data["status"]),
+        summary=findings[0].title,
+        sections=[*sections, *(f.hypothesis for f in findings), Markdown(f"_{foot}_")],
+        attachments=attachments(stem, data, columns, rows, what),
+        buttons=[rerun_button(cmd)],
+        data=data,
+        findings=list(findings),
+    )

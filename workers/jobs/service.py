@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aksdns.commands import DnsServer, ServiceCommand
@@ -25,21 +25,13 @@ from workers.evidence.service import ConnectResult, PodBrief, ServiceSpec
 from workers.findings import Finding
 from workers.jobenv import JobEnv
 from workers.jobs import netreport
-from workers.probes import kube, kube_ipam, kube_service, pods, tcp_connect
+from workers.probes import kube, kube_ipam, kube_service, tcp_connect
 from workers.probes.dns import run_queries_sync
-from workers.report import Markdown, Report, Section, Status, StatusLine, Table
+from workers.report import Report, Section, StatusLine, Table
 
 CONNECT_TIMEOUT_S = 3.0
 DNS_TIMEOUT_S = 3.0
 MAX_SERVICE_NODES = 10  # probe pods per run; nodes hosting the Service's pods come first
-
-
-def _optional(future: Future[Any], notes: list[str], default: Any) -> Any:
-    try:
-        return future.result()
-    except ClusterError as err:
-        notes.append(err.user_message)
-        return default
 
 
 def pick_nodes(nodes: Sequence[NodeRange], pods_: Sequence[PodBrief]) -> tuple[list[str], list[str]]:
@@ -107,24 +99,23 @@ def gather(cmd: ServiceCommand, env: JobEnv, clients: kube.Clients | None = None
         f_coredns = pool.submit(kube.list_coredns_pods, c)
         f_me = pool.submit(kube_service.own_pod_labels, c, env.namespace, socket.gethostname())
         pod_list = f_pods.result()
-        slices = _optional(f_slices, notes, None)
-        endpoints = _optional(f_endpoints, notes, None)
+        slices = netreport.optional(f_slices, notes, None)
+        endpoints = netreport.optional(f_endpoints, notes, None)
         n_notes = len(notes)
-        policies = _optional(f_policies, notes, None)
+        policies = netreport.optional(f_policies, notes, None)
         policies_read = len(notes) == n_notes
-        namespaces = _optional(f_namespaces, notes, {})
+        namespaces = netreport.optional(f_namespaces, notes, {})
         n_notes = len(notes)
-        proxy = _optional(f_proxy, notes, ())
+        proxy = netreport.optional(f_proxy, notes, ())
         proxy_read = len(notes) == n_notes
-        nodes = _optional(f_nodes, notes, ())
-        kube_dns = _optional(f_dns, notes, None)
-        coredns = _optional(f_coredns, notes, ())
+        nodes = netreport.optional(f_nodes, notes, ())
+        kube_dns = netreport.optional(f_dns, notes, None)
+        coredns = netreport.optional(f_coredns, notes, ())
         my_labels = f_me.result()
     eps = slices if slices is not None and slices.objects else endpoints or slices
     targets = plan_targets(service, cmd.port, pod_list, eps)
     chosen, skipped = pick_nodes(nodes, pod_list)
-    plan = tcp_connect.plan(pods.new_run_id(), env.namespace, env.probe_image, env.probe_command,
-                            CONNECT_TIMEOUT_S, env.job_id, env.requested_by)
+    plan = tcp_connect.plan(netreport.pod_job(env), CONNECT_TIMEOUT_S)
     addresses = [t.address for t in targets]
     env.progress(f"asking CoreDNS, connecting to {len(targets)} targets from the worker and {len(chosen)} nodes")
     connects: list[ConnectResult] = []
@@ -225,11 +216,10 @@ def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, A
     rungs = ladder(ev)
     lines = rung_lines(rungs)
     facts = facts_table(ev)
-    status = netreport.status_of(findings)
     data: dict[str, Any] = {
         "command": cmd.to_dict(),
         "cluster": ev.cluster,
-        "status": status,
+        "status": netreport.status_of(findings),
         "verdict": next((r.key for r in rungs if r.failed), None),
         "layers": netreport.lines_data(lines),
         "facts": netreport.facts_data(facts),
@@ -241,21 +231,18 @@ def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, A
     table = connect_table(ev)
     if table is not None:
         sections.append(table)
-    sections += [f.hypothesis for f in findings]
     foot = f"{len(ev.connects)} connects, {len(ev.dns)} DNS queries in {ev.elapsed_s:.1f} s"
     if ev.skipped_nodes:
         foot += f" · nodes not probed: {', '.join(ev.skipped_nodes)}"
-    sections.append(Markdown(f"_{foot}_"))
-    stem = f"aksdns-service-{ev.namespace}-{ev.name}"
-    return Report(
-        title=f"Service {ev.namespace}/{ev.name}" + (f":{cmd.port}" if cmd.port else "") + f" · {ev.cluster}",
-        status=Status(status),
-        summary=findings[0].title,
-        sections=sections,
-        attachments=netreport.attachments(stem, data, CSV_COLUMNS, csv_rows(ev), "Every TCP connect"),
-        buttons=[netreport.rerun_button(cmd)],
-        data=data,
-        findings=findings,
+    return netreport.report(
+        cmd,
+        f"Service {ev.namespace}/{ev.name}" + (f":{cmd.port}" if cmd.port else "") + f" · {ev.cluster}",
+        findings,
+        data,
+        sections,
+        foot,
+        f"aksdns-service-{ev.namespace}-{ev.name}",
+        (CSV_COLUMNS, csv_rows(ev), "Every TCP connect"),
     )
 
 

@@ -102,20 +102,13 @@ def probe_main(argv: list[str]) -> int:
 # ============================================================================ (b) in the worker
 
 
-def plan(
-    run_id: str, namespace: str, image: str, command: tuple[str, ...], aksdns_job: str = "", requested_by: str = ""
-) -> node_pods.NodePodPlan:
+def plan(job: node_pods.PodJob) -> node_pods.NodePodPlan:
     """Probe pods with the node's store mounted read-only at the path the guide lists."""
     return node_pods.NodePodPlan(
-        run_id=run_id,
-        namespace=namespace,
-        image=image,
-        command=command,
+        job=job,
         kind=KIND,
         role=ROLE,
         program_s=PROGRAM_S,
-        aksdns_job=aksdns_job,
-        requested_by=requested_by,
         # type Directory: never created on a node that has no store (the pod guard insists on it).
         volumes=({"name": VOLUME, "hostPath": {"path": STORE_PATH, "type": "Directory"}},),
         mounts=({"name": VOLUME, "mountPath": STORE_PATH, "readOnly": True},),

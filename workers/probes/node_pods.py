@@ -31,18 +31,25 @@ START_BUDGET_S = 25.0  # scheduling + image pull + start on a real node; the tes
 
 
 @dataclass(frozen=True)
+class PodJob:
+    """Whose probe pods these are and what they run: one per job, shared by its probe kinds."""
+
+    run_id: str  # the pods' aksdns.io/job label
+    namespace: str  # the release namespace
+    image: str
+    command: tuple[str, ...]  # ("aksdns", "probe")
+    aksdns_job: str = ""  # the aksdns job that asked (an annotation on the pods)
+    requested_by: str = ""
+
+
+@dataclass(frozen=True)
 class NodePodPlan:
     """What each node's probe pod runs and how long the worker waits for it."""
 
-    run_id: str  # the pods' aksdns.io/job label
-    namespace: str
-    image: str
-    command: tuple[str, ...]  # ("aksdns", "probe")
+    job: PodJob
     kind: str  # the probe program (workers.probes.programs)
     role: str  # aksdns.io/role: what the pod guard keys on
     program_s: float  # how long the program itself may take
-    aksdns_job: str = ""
-    requested_by: str = ""
     start_budget_s: float = START_BUDGET_S
     volumes: tuple[Mapping[str, Any], ...] = ()
     mounts: tuple[Mapping[str, Any], ...] = ()
@@ -68,19 +75,20 @@ class NodeOutput:
 
 
 def pod_name(plan: NodePodPlan, index: int) -> str:
-    return f"aksdns-{plan.kind}-{plan.run_id}-{index}"
+    return f"aksdns-{plan.kind}-{plan.job.run_id}-{index}"
 
 
 def pod_manifest(
     plan: NodePodPlan, node: str, index: int, args: Sequence[str], now: float | None = None
 ) -> dict[str, Any]:
     """One probe pod pinned to ``node``; pure, so its safety properties are unit-tested."""
-    owner = pods.Owner(plan.run_id, plan.aksdns_job, plan.requested_by)
+    job = plan.job
+    owner = pods.Owner(job.run_id, job.aksdns_job, job.requested_by)
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": plan.image,
+        "image": job.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [*plan.command, plan.kind, *args],
+        "command": [*job.command, plan.kind, *args],
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -110,7 +118,7 @@ def pod_manifest(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": pods.pod_metadata(pod_name(plan, index), plan.namespace, plan.role, owner, plan.deadline_s, now),
+        "metadata": pods.pod_metadata(pod_name(plan, index), job.namespace, plan.role, owner, plan.deadline_s, now),
         "spec": spec,
     }
 
@@ -177,7 +185,7 @@ def run_on_nodes(
     notes: list[str] = []
     results: dict[str, NodeOutput] = {}
     bodies = [pod_manifest(plan, node, i, args_by_node[node]) for i, node in enumerate(nodes)]
-    with pods.pod_run(core, plan.namespace) as runner:
+    with pods.pod_run(core, plan.job.namespace) as runner:
         outcomes = runner.create(bodies)
         for node, outcome in zip(nodes, outcomes, strict=True):
             err = outcome.error
@@ -188,7 +196,7 @@ def run_on_nodes(
         started = [o for o in outcomes if o.created]
         if progress is not None and started:
             progress(f"{plan.kind} probe pods started on {len(started)} nodes")
-        runner.wait(outcomes, plan.run_id, plan.wait_s)
+        runner.wait(outcomes, plan.job.run_id, plan.wait_s)
         for node, outcome in zip(nodes, outcomes, strict=True):
             if not outcome.created:
                 continue

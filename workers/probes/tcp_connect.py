@@ -134,26 +134,8 @@ def probe_main(argv: list[str]) -> int:
 # ============================================================================ in the worker
 
 
-def plan(
-    run_id: str,
-    namespace: str,
-    image: str,
-    command: tuple[str, ...],
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    aksdns_job: str = "",
-    requested_by: str = "",
-) -> node_pods.NodePodPlan:
-    return node_pods.NodePodPlan(
-        run_id=run_id,
-        namespace=namespace,
-        image=image,
-        command=command,
-        kind=KIND,
-        role=ROLE,
-        program_s=timeout_s + 1.0,
-        aksdns_job=aksdns_job,
-        requested_by=requested_by,
-    )
+def plan(job: node_pods.PodJob, timeout_s: float = DEFAULT_TIMEOUT_S) -> node_pods.NodePodPlan:
+    return node_pods.NodePodPlan(job=job, kind=KIND, role=ROLE, program_s=timeout_s + 1.0)
 
 
 def outcomes_from(out: Mapping[str, Any]) -> list[Outcome]:
