@@ -112,9 +112,18 @@ def pod_churn(tb: Testbed, node: str | None = None, count: int = 12) -> str:
 
     procs.wait_for(f"{count} churn pods Succeeded", lambda: len(finished()) >= count, 90.0, 0.5)
     store = nodefs.store_dir(tb.run_dir, name)
-    for pod in finished():
-        # The sandbox of a finished pod not yet collected still holds its address.
-        nodefs.write_entry(store, pod["status"]["podIP"], nodefs.sandbox_id(pod["metadata"]["uid"]))
+    held = {pod["status"]["podIP"]: nodefs.sandbox_id(pod["metadata"]["uid"]) for pod in finished()}
+
+    def holding() -> bool:
+        # The sandbox of a finished pod not yet collected still holds its address. Written until it
+        # sticks: the dataplane drops the entries it made while these pods ran, maybe just after.
+        missing = {ip: sid for ip, sid in held.items()
+                   if not (store / ip).exists() or (store / ip).read_text().startswith(nodefs.OWN_PREFIX)}
+        for ip, sid in missing.items():
+            nodefs.write_entry(store, ip, sid)
+        return not missing
+
+    procs.wait_for("the finished pods' addresses held in the store", holding, 10.0, 0.6)
     return name
 
 
