@@ -77,28 +77,32 @@ def sync_store(run_dir: Path, node: str, running: Mapping[str, str]) -> None:
             write_entry(d, ip, OWN_PREFIX + uid)
 
 
-def binds(pod: Mapping[str, Any], container: Mapping[str, Any], run_dir: Path) -> list[str]:
-    """``SRC:DST:ro|rw`` for each hostPath volume the container mounts, SRC inside the node's root.
+def host_path(pod: Mapping[str, Any], volume: Mapping[str, Any], run_dir: Path) -> Path:
+    """Where a hostPath volume of ``pod`` lives: inside its node's directory.
 
-    Raises ValueError (the runner reports the pod as failed to start) for a hostPath of type
-    Directory that the node does not have, as the kubelet refuses to mount it.
+    Raises ValueError (the runner reports the pod as failed to start) for a path leaving the node's
+    root, or of type Directory that the node does not have (the kubelet refuses to mount it).
     """
-    spec = pod.get("spec") or {}
-    node = spec.get("nodeName", "")
-    volumes = {v.get("name"): v["hostPath"] for v in spec.get("volumes") or [] if v.get("hostPath")}
+    host = volume["hostPath"]
+    path = str(host.get("path", "")).lstrip("/")
+    if not path or ".." in Path(path).parts:
+        raise ValueError(f"hostPath {host.get('path')!r} is not allowed on the testbed")
+    source = node_root(run_dir, (pod.get("spec") or {}).get("nodeName", "")) / path
+    if not source.exists():
+        if host.get("type") == "Directory":
+            raise ValueError(f"hostPath type check failed: /{path} is not a directory")
+        source.mkdir(parents=True, exist_ok=True)
+    return source
+
+
+def binds(pod: Mapping[str, Any], container: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """``SRC:DST:ro|rw`` for each hostPath volume the container mounts (process mode, podexec --bind)."""
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or [] if v.get("hostPath")}
     out = []
     for mount in container.get("volumeMounts") or []:
-        host = volumes.get(mount.get("name"))
-        if host is None:
+        volume = volumes.get(mount.get("name"))
+        if volume is None:
             continue
-        path = str(host.get("path", "")).lstrip("/")
-        if not path or ".." in Path(path).parts:
-            raise ValueError(f"hostPath {host.get('path')!r} is not allowed on the testbed")
-        source = node_root(run_dir, node) / path
-        if not source.exists():
-            if host.get("type") == "Directory":
-                raise ValueError(f"hostPath type check failed: /{path} is not a directory")
-            source.mkdir(parents=True, exist_ok=True)
         mode = "ro" if mount.get("readOnly") else "rw"
-        out.append(f"{source}:{mount['mountPath']}:{mode}")
+        out.append(f"{host_path(pod, volume, run_dir)}:{mount['mountPath']}:{mode}")
     return out
