@@ -49,6 +49,7 @@ LABELS = {
     KUBE_PROXY: "kube-proxy",
 }
 MAX_PORTS = 5
+MAX_ENDPOINT_TARGETS = 24  # per run; a Service with more endpoints is sampled (and the thread says so)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,15 @@ def plan_targets(service: ServiceSpec, wanted: int | None, pods: Sequence[PodBri
         if not service.headless and service.type != "ExternalName":
             addr = f"{service.cluster_ip}:{sp.port}"
             out.setdefault(addr, Target(addr, "cluster_ip", sp))
-    return list(out.values())
+    endpoints = [t for t in out.values() if t.kind == "endpoint"]
+    return endpoints[:MAX_ENDPOINT_TARGETS] + [t for t in out.values() if t.kind == "cluster_ip"]
+
+
+def endpoint_count(service: ServiceSpec, wanted: int | None, pods: Sequence[PodBrief], eps: EndpointSet | None) -> int:
+    """How many endpoint targets there are before sampling."""
+    seen = {a.ip for a in (eps.addresses if eps is not None else ())}
+    seen |= {p.ip for p in backends(service, pods) if p.ip}
+    return len(seen) * max(1, len(tcp_ports(service, wanted)))
 
 
 def nearest_labels(selector: dict[str, str], pods: Sequence[PodBrief], limit: int = 3) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from aksdns.commands import DnsServer, ServiceCommand
 from aksdns.errors import ClusterError
 from workers.analysis.service_evidence import DnsProbe, ServiceEvidence, WorkerIdentity
-from workers.analysis.service_ladder import Rung, Target, endpoint_set, ladder, plan_targets
+from workers.analysis.service_ladder import Rung, Target, endpoint_count, endpoint_set, ladder, plan_targets
 from workers.analysis.service_rules import diagnose
 from workers.evidence.dns import Query
 from workers.evidence.ipam import NodeRange
@@ -114,6 +114,9 @@ def gather(cmd: ServiceCommand, env: JobEnv, clients: kube.Clients | None = None
         my_labels = f_me.result()
     eps = slices if slices is not None and slices.objects else endpoints or slices
     targets = plan_targets(service, cmd.port, pod_list, eps)
+    tested = sum(t.kind == "endpoint" for t in targets)
+    if endpoint_count(service, cmd.port, pod_list, eps) > tested:
+        notes.append(f"{endpoint_count(service, cmd.port, pod_list, eps)} endpoint targets; {tested} tested")
     chosen, skipped = pick_nodes(nodes, pod_list)
     plan = tcp_connect.plan(netreport.pod_job(env), CONNECT_TIMEOUT_S)
     addresses = [t.address for t in targets]
