@@ -17,15 +17,17 @@ def netbed(testbed: Any) -> Iterator[Any]:
 
     A testbed left running by a session of an older checkout has no dataplane (Services' ClusterIPs,
     NetworkPolicies, IPAM stores): this session holds the testbed lock, so it starts a current one and
-    stops it at the end (the next session starts its own)."""
+    stops it at the end (the next session starts its own). The session's `testbed` handle is pointed at
+    the new one, so the session's other tests use it too."""
     if procs.alive(testbed.state.pids, "dataplane"):
         yield testbed
         return
     print("testbed: the running testbed has no dataplane (an older checkout started it): restarting it")
     cluster.down()
     fresh = cluster.up()
+    testbed.__init__(fresh.state)  # the same handle, now on the new run (ports, credentials)
     try:
-        yield fresh
+        yield testbed
     finally:
         cluster.down()
 
