@@ -126,3 +126,30 @@ def test_api_objects_become_evidence() -> None:
                                          "networkContainers": [{"subnetName": "s", "subnetAddressSpace": "10.1.0.0/24",
                                                                 "status": "NCUpdateSubnetFullError"}]}})
     assert (nnc.requested, nnc.assigned, nnc.batch, nnc.subnet_full) == (32, 16, 16, True)
+
+
+def test_pods_and_events_become_ipam_evidence() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="web-1", namespace="default",
+                                     owner_references=[client.V1OwnerReference(api_version="apps/v1", kind="ReplicaSet",
+                                                                               name="web", uid="u")]),
+        spec=client.V1PodSpec(node_name="n1", containers=[client.V1Container(name="web")]),
+        status=client.V1PodStatus(phase="Pending", start_time=now - timedelta(minutes=8), container_statuses=[
+            client.V1ContainerStatus(name="web", image="i", image_id="", ready=False, restart_count=0,
+                                     state=client.V1ContainerState(
+                                         waiting=client.V1ContainerStateWaiting(reason="ContainerCreating")))]),
+    )
+    info = kube_ipam.pod_ip_from(pod, now=now.timestamp())
+    assert info.creating and not info.running and info.waiting_s == 480 and info.owner_kind == "ReplicaSet"
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name="web-1.1", namespace="default"),
+        involved_object=client.V1ObjectReference(kind="Pod", name="web-1", namespace="default"),
+        reason="FailedCreatePodSandBox", count=204, last_timestamp=now - timedelta(seconds=21),
+        message="Failed to create pod sandbox: ... Failed to allocate address: No available addresses",
+        source=client.V1EventSource(component="kubelet", host="n1"),
+    )
+    ev = kube_ipam.sandbox_event_from(event, now=now.timestamp())
+    assert (ev.node, ev.count, ev.last_age_s, ev.kind) == ("n1", 204, 21, "no_available_addresses")
