@@ -509,7 +509,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             flags=(Flag("--node", "node", NODE, "one node only"),),
             describe=lambda c: [c.node] if c.node else [],
             job="workers.jobs.ipam:execute",
-            rerun_basis="workers.analysis.check_diff:diff_basis",
+            rerun_basis="workers.analysis.netcmd_basis:ipam_basis",
         ),
         VerbSpec(
             Verb.SERVICE,
@@ -523,7 +523,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             write_positionals=_write_service,
             describe=_describe_service,
             job="workers.jobs.service:execute",
-            rerun_basis="workers.analysis.check_diff:diff_basis",
+            rerun_basis="workers.analysis.netcmd_basis:service_basis",
         ),
         VerbSpec(
             Verb.HANDOFF,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aksdns.commands import IpamCommand
+from workers.analysis import rerun_diff
 from workers.analysis.ipam_evidence import IpamEvidence
 from workers.analysis.ipam_facts import AZURE_CNI, KUBENET, UNKNOWN, accounts
 from workers.analysis.ipam_rules import diagnose
@@ -22,6 +23,7 @@ from workers.evidence.ipam import (
     StoreReading,
     sandbox_failure_kind,
 )
+from workers.jobs import rerun_basis
 from workers.jobs.ipam import build_report
 from workers.report import Status
 
@@ -181,13 +183,17 @@ def test_report_has_node_lines_facts_attachments_and_a_rerun_diff() -> None:
     assert {a.filename for a in before.attachments} == {"aksdns-ipam-t.json", "aksdns-ipam-t.csv"}
     csv = next(a for a in before.attachments if a.filename.endswith(".csv")).content.decode()
     assert csv.splitlines()[1].startswith(f"{NODE},kubenet,13,3,")
-    assert json.loads(before.buttons[0].value) == IpamCommand().to_dict()
-    from workers.analysis.check_diff import diff_basis
+    basis = rerun_basis(IpamCommand(), before)  # what the thread keeps (the verb registry's ipam_basis)
+    assert basis is not None and basis["figures"][f"{NODE} · allocated addresses"] == 13
+    assert basis["figures"][f"{NODE} · stale store entries"] == 10
 
     healed = kubenet(pods, entries([p.ip for p in pods]))
-    after = build_report(IpamCommand(), healed, previous=diff_basis(before.data))
-    text = after.sections[0].text  # type: ignore[union-attr]
+    after = build_report(IpamCommand(), healed)
+    d = rerun_diff.diff(rerun_diff.Basis.from_dict(basis),
+                        rerun_diff.Basis.from_dict(rerun_basis(IpamCommand(), after)))
+    text = rerun_diff.sections(d)[0].text  # type: ignore[attr-defined]
     assert "Since the previous run" in text and "no longer: Addresses leaked" in text
+    assert f"{NODE} · allocated addresses: 13 → 3" in rerun_diff.lines(d)
     assert IpamEvidence.from_dict(json.loads(json.dumps(sick.to_dict()))) == sick
 
 

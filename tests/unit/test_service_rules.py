@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aksdns.commands import ObjectRef, ServiceCommand
+from workers.analysis import rerun_diff
 from workers.analysis.service_evidence import DnsProbe, ServiceEvidence, WorkerIdentity
 from workers.analysis.service_ladder import ladder, plan_targets
 from workers.analysis.service_policy import Source, decide, policy_text, selects
@@ -29,6 +30,7 @@ from workers.evidence.service import (
     ServicePort,
     ServiceSpec,
 )
+from workers.jobs import rerun_basis
 from workers.jobs.service import build_report
 from workers.report import Status
 
@@ -158,6 +160,25 @@ def test_enforced_deny_policy_is_named_with_its_rule() -> None:
     found = diagnose(ev)
     assert [f.rule for f in found] == ["network_policy"]
     assert any("no ingress rule, so it drops every incoming connection" in e for e in found[0].hypothesis.evidence)
+
+
+def test_rerun_basis_compares_rungs_and_failed_connects() -> None:
+    """The thread keeps each rung's verdict and the failed connects per vantage point; a Re-run after the
+    policy is removed says which finding went, which rung turned ✅ and how the figures moved."""
+    cmd = ServiceCommand(ref=ObjectRef(NS, "web"))
+    targets = [f"{p.ip}:8080" for p in (pod(0), pod(1))]
+    dropped = {("worker", t): "timeout" for t in targets}
+    sick = build_report(cmd, evidence(policies=(deny_all(),), connects=connects(targets, dropped, cluster="timeout")))
+    before = rerun_basis(cmd, sick)
+    assert before is not None and before["figures"]["TCP from worker · failed connects"] == 3
+    assert before["states"]["NetworkPolicies"] == "fail"
+    after = rerun_basis(cmd, build_report(cmd, evidence()))
+    assert after is not None
+    assert "A NetworkPolicy drops the traffic to the Service's pods" in {r["hypothesis"] for r in after["ruled_out"]}
+    changes = rerun_diff.lines(rerun_diff.diff(rerun_diff.Basis.from_dict(before), rerun_diff.Basis.from_dict(after)))
+    assert "NetworkPolicies: ❌ → ✅" in changes
+    assert "TCP from worker · failed connects: 3 → 0" in changes
+    assert any(c.startswith("no longer: A NetworkPolicy drops") for c in changes)
 
 
 def test_a_policy_no_engine_enforces_is_a_warning_only() -> None:

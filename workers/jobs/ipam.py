@@ -89,7 +89,7 @@ def _flagged(findings: list[Finding]) -> set[str]:
     }
 
 
-def build_report(cmd: IpamCommand, ev: IpamEvidence, previous: dict[str, Any] | None = None) -> Report:
+def build_report(cmd: IpamCommand, ev: IpamEvidence) -> Report:
     findings = diagnose(ev)
     lines = node_lines(ev, _flagged(findings))
     facts = facts_table(ev)
@@ -105,11 +105,10 @@ def build_report(cmd: IpamCommand, ev: IpamEvidence, previous: dict[str, Any] | 
     }
     foot = f"{len(ev.nodes)} nodes, {len(ev.pods)} pods, {len(ev.stores)} store probes in {ev.elapsed_s:.1f} s"
     return netreport.report(
-        cmd,
         f"Pod IP addresses · {ev.cluster}" + (f" · {cmd.node}" if cmd.node else ""),
         findings,
         data,
-        [*netreport.since_previous(previous, data), *lines, facts],
+        [*lines, facts],
         foot,
         f"aksdns-ipam-{ev.cluster}",
         (CSV_COLUMNS, csv_rows(ev), "Allocations per node"),
@@ -118,4 +117,4 @@ def build_report(cmd: IpamCommand, ev: IpamEvidence, previous: dict[str, Any] | 
 
 def execute(cmd: IpamCommand, env: JobEnv) -> Report:
     """Run `ipam` against the cluster of ``env`` (kubeconfig or in-cluster)."""
-    return build_report(cmd, gather(cmd, env), env.previous)
+    return build_report(cmd, gather(cmd, env))

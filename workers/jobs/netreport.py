@@ -1,10 +1,10 @@
 """What `ipam` and `service` share: optional reads, their probe pods' owner, and the report's frame —
-the overall status from findings, the JSON and CSV attachments, the Re-run button and the "since
-the previous run" sections.
+the overall status from findings, the JSON and CSV attachments.
 
-The Re-run comparison is check's (``workers.analysis.check_diff``): both commands put their
-per-node or per-rung lines under ``layers``, their facts under ``facts`` and their findings under
-``hypotheses`` in ``report.data``, which is what that diff reads.
+Both put their per-node or per-rung lines under ``layers``, their facts under ``facts`` and their
+findings under ``hypotheses`` in ``report.data``; their Re-run bases (``workers.analysis.netcmd_basis``)
+read those, and the runner puts what changed at the head of the reply and adds the Re-run and Hand
+off buttons (``workers.jobs.run``, ``workers.thread_actions``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from aksdns.commands import Command
 from aksdns.errors import ClusterError
-from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.findings import Finding, Severity
 from workers.jobenv import JobEnv
 from workers.probes import node_pods, pods
-from workers.report import Attachment, Button, Markdown, Report, Section, Status, StatusLine, Table
+from workers.report import Attachment, Markdown, Report, Section, Status, StatusLine, Table
 
 
 def optional(future: Future[Any], notes: list[str], default: Any) -> Any:
@@ -74,19 +72,10 @@ def attachments(stem: str, data: dict[str, Any], columns: Sequence[str], rows: S
     ]
 
 
-def rerun_button(cmd: Command) -> Button:
-    return Button("aksdns_rerun", "Re-run", json.dumps(cmd.to_dict(), sort_keys=True), "primary")
-
-
-def since_previous(previous: dict[str, Any] | None, data: dict[str, Any]) -> list[Section]:
-    """What changed since the previous run of this command in the thread (nothing without one)."""
-    return diff_sections(diff_runs(previous, data)) if previous else []
-
-
-def report(cmd: Command, title: str, findings: Sequence[Finding], data: dict[str, Any], sections: list[Section],
+def report(title: str, findings: Sequence[Finding], data: dict[str, Any], sections: list[Section],
            foot: str, stem: str, table: tuple[Sequence[str], Sequence[Sequence[Any]], str]) -> Report:
     """The report: ``sections`` (status lines, tables), then the findings, a foot line, the JSON and a CSV
-    (``table``: columns, rows, what they are), the Re-run button; the summary is the top finding."""
+    (``table``: columns, rows, what they are); the summary is the top finding."""
     columns, rows, what = table
     return Report(
         title=title,
@@ -94,7 +83,6 @@ def report(cmd: Command, title: str, findings: Sequence[Finding], data: dict[str
         summary=findings[0].title,
         sections=[*sections, *(f.hypothesis for f in findings), Markdown(f"_{foot}_")],
         attachments=attachments(stem, data, columns, rows, what),
-        buttons=[rerun_button(cmd)],
         data=data,
         findings=list(findings),
     )

@@ -214,7 +214,7 @@ def csv_rows(ev: ServiceEvidence) -> list[tuple[str, ...]]:
     ]
 
 
-def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, Any] | None = None) -> Report:
+def build_report(cmd: ServiceCommand, ev: ServiceEvidence) -> Report:
     findings: list[Finding] = diagnose(ev)
     rungs = ladder(ev)
     lines = rung_lines(rungs)
@@ -230,7 +230,7 @@ def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, A
         "elapsed_s": ev.elapsed_s,
         "evidence": ev.to_dict(),
     }
-    sections: list[Section] = [*netreport.since_previous(previous, data), *lines]
+    sections: list[Section] = [*lines]
     table = connect_table(ev)
     if table is not None:
         sections.append(table)
@@ -238,7 +238,6 @@ def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, A
     if ev.skipped_nodes:
         foot += f" · nodes not probed: {', '.join(ev.skipped_nodes)}"
     return netreport.report(
-        cmd,
         f"Service {ev.namespace}/{ev.name}" + (f":{cmd.port}" if cmd.port else "") + f" · {ev.cluster}",
         findings,
         data,
@@ -251,4 +250,4 @@ def build_report(cmd: ServiceCommand, ev: ServiceEvidence, previous: dict[str, A
 
 def execute(cmd: ServiceCommand, env: JobEnv) -> Report:
     """Run `service` against the cluster of ``env`` (kubeconfig or in-cluster)."""
-    return build_report(cmd, gather(cmd, env), env.previous)
+    return build_report(cmd, gather(cmd, env))
