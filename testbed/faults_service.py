@@ -20,6 +20,11 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
 from testbed import dataplane, layout, procs
 from testbed.kube import JSON, apply_object
 
@@ -86,14 +91,30 @@ def _connects(ip: str, port: int) -> bool:
         return False
 
 
+def _resolves(server: str, name: str, address: str) -> bool:
+    try:
+        reply = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1.0)
+    except (dns.exception.DNSException, OSError):
+        return False
+    return any(rr.address == address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for rr in rrset)
+
+
 def service(tb: Testbed, *, selector: dict[str, str] | None = None, target_port: int | str = "http") -> tuple[str, str]:
-    """The Service ``web``: port 80 → ``target_port`` (default the named port http)."""
+    """The Service ``web``: port 80 → ``target_port`` (default the named port http).
+
+    Returns once every CoreDNS pod answers its name with its ClusterIP: CoreDNS caches answers for
+    30 s (as on AKS), so right after an earlier knob's ``web`` was deleted and this one created (a new
+    ClusterIP), it still answers the old address — a real, passing fault, but not the one asked for."""
     _namespace(tb)
     apply_object(tb.kube, {
         "apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
         "spec": {"selector": selector or {"app": NAME},
                  "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": target_port}]},
     })
+    cluster_ip = tb.kube.get(f"/api/v1/namespaces/{NAMESPACE}/services/{NAME}")["spec"]["clusterIP"]
+    fqdn = f"{NAME}.{NAMESPACE}.svc.{layout.CLUSTER_DOMAIN}"
+    procs.wait_for(f"CoreDNS to answer {fqdn} with {cluster_ip}",
+                   lambda: all(_resolves(ip, fqdn, cluster_ip) for ip in tb.coredns_pod_ips), 60.0, 0.5)
     return NAMESPACE, NAME
 
 

@@ -19,18 +19,7 @@ from aksdns.commands import IpamCommand, ObjectRef, ServiceCommand
 from console import slackreq
 from console.standin import SlackStandIn
 from testbed import faults_ipam, faults_service
-from tests.dnsservers import free_port
-from tests.services import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    RedisServer,
-    aksdns_env,
-    post,
-    run_aksdns,
-    sign,
-    slash_body,
-    wait_http,
-)
+from tests.services import RedisServer, post, run_aksdns, run_http_bot, sign, slash_body, stack_env
 
 pytestmark = pytest.mark.testbed
 
@@ -40,22 +29,10 @@ CHANNEL = "C0INCIDENT"
 
 @pytest.fixture
 def events(netbed: Any, redis_server: RedisServer, slack: SlackStandIn, tmp_path: Path) -> Iterator[str]:
-    env = aksdns_env(
-        REDIS_URL=redis_server.url,
-        SLACK_API_URL=slack.api_url,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        AKSDNS_CLUSTER="testbed",
-        KUBECONFIG=str(netbed.write_worker_kubeconfig()),
-        AKSDNS_JOB_TIMEOUT="120",
-    )
-    port = free_port()
-    bot_args = ["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with run_aksdns(bot_args, env, tmp_path / "bot.log"):
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/healthz")
-        with run_aksdns(["worker"], env, tmp_path / "worker.log"):
-            yield url + "/slack/events"
+    env = stack_env(redis_server.url, slack, "testbed", KUBECONFIG=str(netbed.write_worker_kubeconfig()),
+                    AKSDNS_JOB_TIMEOUT="120")
+    with run_http_bot(env, tmp_path / "bot.log") as (url, _bot), run_aksdns(["worker"], env, tmp_path / "worker.log"):
+        yield url
 
 
 def _replies(slack: SlackStandIn) -> list[Any]:

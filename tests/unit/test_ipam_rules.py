@@ -97,6 +97,17 @@ def test_leak_with_sandbox_failures_is_critical() -> None:
     assert "sandbox_failures" not in rules(ev)  # the leak explains them
 
 
+def test_a_long_sandbox_error_keeps_the_plugins_cause() -> None:
+    """Real pod names make the guide's message longer than a line: its cause, at the end, stays."""
+    long_msg = KUBENET_MSG.replace("web-1_default", "web-7d9c4b6f5-x2k8q_testbed-faults-of-a-long-namespace")
+    pods = running(NODE, 3)
+    event = SandboxEvent("default", "web-1", NODE, long_msg, count=204, last_age_s=21)
+    ev = kubenet(pods, entries([p.ip for p in pods]) + entries([f"10.244.0.{i}" for i in range(100, 110)], 86400),
+                 events=(event,))
+    line = next(e for e in diagnose(ev)[0].hypothesis.evidence if "FailedCreatePodSandBox ×204" in e)
+    assert line.endswith("No available addresses") and line.count(" … ") == 1 and len(long_msg) > 200
+
+
 def test_young_stale_entries_of_finished_pods_are_churn_not_a_leak() -> None:
     pods = running(NODE, 4)
     done = [PodIp("jobs", f"job-{i}", NODE, "Succeeded", f"10.244.0.{50 + i}", owner_kind="Job") for i in range(12)]

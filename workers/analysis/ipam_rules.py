@@ -42,6 +42,14 @@ MIN_STALE = 3  # fewer stale entries than this is a deletion or two in flight, n
 Rule = Callable[[IpamEvidence], Finding | None]
 
 
+def _shorten(message: str, limit: int = 200) -> str:
+    """A sandbox error's head and tail: the plugin's cause ("No available addresses", "not enough IPs
+    available ...") is at the end of a long chain of wrappers."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit // 3].rstrip()} … {message[-(limit - limit // 3 - 3):].lstrip()}"
+
+
 def guide_counts(a: NodeAccount) -> tuple[str, ...]:
     """The guide's commands that count the same two numbers on the node."""
     running = (
@@ -62,7 +70,7 @@ def _failure_lines(a: NodeAccount) -> list[str]:
     lines = []
     for e in a.address_failures[:3]:
         when = f" (last {age_text(e.last_age_s)} ago)" if e.last_age_s is not None else ""
-        lines.append(f"FailedCreatePodSandBox ×{e.count} on {e.namespace}/{e.pod}{when}: {e.message[:200]}")
+        lines.append(f"FailedCreatePodSandBox ×{e.count} on {e.namespace}/{e.pod}{when}: {_shorten(e.message)}")
     if a.creating:
         stuck = ", ".join(f"{p.namespace}/{p.name} ({age_text(p.waiting_s)})" for p in a.creating[:4])
         lines.append(f"stuck in ContainerCreating: {stuck}")

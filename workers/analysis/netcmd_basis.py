@@ -44,6 +44,12 @@ def _lines(data: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     return states, details
 
 
+def _basis(report: Report, figures: dict[str, float], states: dict[str, str], details: dict[str, str],
+           ruled_out: tuple[RuledOut, ...] = ()) -> dict[str, Any]:
+    return Basis(status=report.status.value, findings=marks(report.findings), figures=figures, states=states,
+                 details=details, ruled_out=ruled_out).to_dict()
+
+
 def ipam_basis(report: Report) -> dict[str, Any]:
     """Node verdicts, per-node counts as figures, the facts that are not counts."""
     data = report.data
@@ -58,13 +64,7 @@ def ipam_basis(report: Report) -> dict[str, Any]:
                 figures[f"{a.node} · allocated addresses"] = float(a.allocated)
             figures[f"{a.node} · running pods"] = float(a.running)
             figures[f"{a.node} · stale store entries"] = float(a.stale_held + a.stale_recent + a.stale_old)
-    return Basis(
-        status=report.status.value,
-        findings=marks(report.findings),
-        figures=figures,
-        states=states,
-        details=details,
-    ).to_dict()
+    return _basis(report, figures, states, details)
 
 
 def service_basis(report: Report) -> dict[str, Any]:
@@ -85,11 +85,4 @@ def service_basis(report: Report) -> dict[str, Any]:
         if fact["question"] == "Ready endpoint addresses":
             answer = str(fact["answer"])
             figures["Ready endpoint addresses"] = float(answer) if answer.isdigit() else 0.0
-    return Basis(
-        status=report.status.value,
-        findings=marks(report.findings),
-        figures=figures,
-        states=states,
-        details=details,
-        ruled_out=ruled_out,
-    ).to_dict()
+    return _basis(report, figures, states, details, ruled_out)
