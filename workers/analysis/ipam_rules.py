@@ -113,7 +113,8 @@ def leaked(a: NodeAccount) -> int:
 
 def _leak_detail(a: NodeAccount) -> str:
     if a.plugin == KUBENET:
-        return (f"{plural(a.stale_old, 'address')} in {a.store} match no pod and are older than "
+        entries = f"{a.stale_old} address" + ("" if a.stale_old == 1 else "es")
+        return (f"{entries} in {a.store} match no pod and are older than "
                 f"{age_text(STALE_AGE_S)} (oldest {age_text(a.oldest_stale_s)}): {', '.join(a.stale_sample)}")
     if a.nnc is None:
         return ""

@@ -440,7 +440,8 @@ def _network_policy(ev: ServiceEvidence, st: _State) -> Rung:
     evidence = (*texts, *(f"dropped as the policy says: {d}" for d in dropped[:6]),
                 *(f"the policy would drop it, yet it connected: {p}" for p in passed[:6]))
     if dropped:
-        return Rung(NETWORK_POLICY, Status.FAIL, f"{names} drop connections to the pods ({len(dropped)} seen)",
+        verb = "drops" if len(involved) == 1 else "drop"
+        return Rung(NETWORK_POLICY, Status.FAIL, f"{names} {verb} connections to the pods ({len(dropped)} seen)",
                     evidence)
     if passed:
         return Rung(NETWORK_POLICY, Status.WARN,
