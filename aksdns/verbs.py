@@ -562,15 +562,17 @@ REGISTRY: dict[Verb, VerbSpec] = {
         VerbSpec(
             Verb.IPAM,
             IpamCommand,
-            "pod IP exhaustion (kubenet IPAM store, Azure CNI)",
+            "pods that cannot get an IP address: allocated vs running per node (kubenet store, Azure CNI)",
             "🧮",
             flags=(Flag("--node", "node", NODE, "one node only"),),
             describe=lambda c: [c.node] if c.node else [],
+            job="workers.jobs.ipam:execute",
+            rerun_basis="workers.analysis.netcmd_basis:ipam_basis",
         ),
         VerbSpec(
             Verb.SERVICE,
             ServiceCommand,
-            "why a Service is not reachable",
+            "why a Service is not reachable: the first failing rung from its name to its pods",
             "🔌",
             positionals="NAMESPACE/NAME",
             flags=(Flag("--port", "port", Text("P", lambda t: validate.port(t, "--port")), "one port only"),),
@@ -578,6 +580,8 @@ REGISTRY: dict[Verb, VerbSpec] = {
             positional_fields=("ref",),
             write_positionals=_write_service,
             describe=_describe_service,
+            job="workers.jobs.service:execute",
+            rerun_basis="workers.analysis.netcmd_basis:service_basis",
         ),
         VerbSpec(
             Verb.HANDOFF,

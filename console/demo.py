@@ -228,6 +228,17 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 threads.append(engineer.slash("apiserver"))
             finally:
                 tb.apiserver_faults.reset()
+        # Pod addresses per node (a healthy cluster), then a Service from its name to its pods: an app with
+        # two backends that really listen, and a NetworkPolicy (testbed fault knob) that drops what reaches them.
+        if not args.skip_ipam:
+            threads.append(engineer.slash("ipam"))
+        if not args.skip_service:
+            from testbed import faults_service
+
+            stack.callback(faults_service.reset, tb)
+            namespace, name = faults_service.deny_policy(tb)
+            print(f"\n(testbed: Service {namespace}/{name} deployed; a NetworkPolicy now drops traffic to its pods)")
+            threads.append(engineer.slash(f"service {namespace}/{name}"))
 
         incident = None if args.skip_check else _incident(tb, engineer, slack)
         for parent in threads:
@@ -271,6 +282,8 @@ def main(argv: list[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--keep-testbed", action="store_true", help="leave the testbed running afterwards")
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--skip-health", action="store_true")
+    parser.add_argument("--skip-ipam", action="store_true")
+    parser.add_argument("--skip-service", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
     parser.add_argument("--skip-apiserver", action="store_true")
     args = parser.parse_args(argv)

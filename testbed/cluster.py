@@ -27,13 +27,13 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from testbed import faults_apiserver, layout, localdns, manifests, metrics, net, paths, pki, procs, versions
+from testbed import dataplane, faults_apiserver, layout, localdns, manifests, metrics, net, paths, pki, procs, versions
 from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
 
 BUILD_HINT = "build them once with testbed/build.sh (about 20 min cold; cached in ~/.cache/aksdns)"
-STOP_ORDER = ("runner", "metrics-server", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
+STOP_ORDER = ("dataplane", "runner", "metrics-server", "kwok", "kube-scheduler", "kube-controller-manager", "upstream",
               "kube-apiserver", "authn", "etcd")
 UP_TIMEOUT_S = 120.0
 BAD_CUSTOM_KEY = "testbed-bad.server"
@@ -316,6 +316,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         f"--node-port={state.kubelet_port}", f"--server-address=127.0.0.1:{state.kubelet_port}",
         f"--tls-cert-file={p / 'kwok-serving.crt'}", f"--tls-private-key-file={p / 'kwok-serving.key'}",
         f"--enable-crds=Logs,{metrics.KWOK_CRDS}", "--node-lease-duration-seconds=10",
+        # Pods a fault knob holds in ContainerCreating (its status is the knob's, not kwok's).
+        f"--disregard-status-with-annotation-selector={layout.KWOK_HOLD_ANNOTATION}=hold",
     ], pids, logs / "kwok.log", env=env)
     procs.start("upstream", [
         "ip", "netns", "exec", layout.UPSTREAM_NETNS, sys.executable, "-m", "testbed.upstream",
@@ -323,8 +325,10 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
     ], pids, logs / "upstream.log", env=env)
     procs.start("runner", [sys.executable, "-m", "testbed.runner", "--run-dir", str(state.run)],
                 pids, logs / "runner.log", env=env)
+    procs.start("dataplane", [sys.executable, "-m", "testbed.dataplane", "--run-dir", str(state.run)],
+                pids, logs / "dataplane.log", env=env)
 
-    for obj in manifests.kube_system() + manifests.worker_rbac():
+    for obj in [*manifests.kube_system(), dataplane.kube_proxy_daemonset(), *manifests.worker_rbac()]:
         apply_object(admin, obj)
     faults_apiserver.install(admin, state)  # konnectivity-agent (the `apiserver` faults need it)
     metrics.apply(admin, state)
@@ -372,6 +376,7 @@ def _down_locked(run_dir: Path) -> None:
     _kill_strays(run_dir)
     net.destroy_all()
     faults_apiserver.cleanup_host()
+    dataplane.cleanup()
     if run_dir.exists():
         # Keep the last run's logs for a post-mortem (a failed `up` cleans up after itself).
         last = run_dir.parent / "last-run-logs"
@@ -730,11 +735,15 @@ class Testbed:
 
     def reset_faults(self) -> None:
         """Undo every knob; tests that turn one call this (or its own reset) in a finally."""
+        from testbed import faults_ipam, faults_service  # knobs kept in modules of their own
+
         self.upstream_reset()
         self.hot_pod_reset()
         self.localdns_off()
         self.metrics_server_reset()
         self.coredns_custom_reset()
+        faults_ipam.reset(self)
+        faults_service.reset(self)
         self.node_overcommit_reset()
         self.service_without_endpoints_reset()
         self.worker_allow()

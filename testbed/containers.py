@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import layout
+from testbed import layout, nodefs
 
 JSON = dict[str, Any]
 PODMAN = "podman"
@@ -398,6 +398,13 @@ def prepare_volumes(pod: JSON, files: Path, lookup: Callable[[str, str, str], Ma
                     for item in ref.get("items") or [{"key": k, "path": k} for k in data]:
                         _write(path / item["path"], data.get(item["key"], ""), int(item.get("mode", mode)))
             path.chmod(0o755)
+        elif "hostPath" in vol:
+            # The node's own directory (testbed.nodefs), as in process mode: e.g. ipam's read-only store.
+            try:
+                out[vol["name"]] = nodefs.host_path(pod, vol, files.parent.parent)
+            except ValueError as exc:
+                raise ContainerConfigError(str(exc)) from None
+            continue
         else:
             kind = next((k for k in vol if k != "name"), "?")
             raise ContainerConfigError(f"volume type {kind} is not supported by the testbed's container mode")

@@ -121,6 +121,7 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         # metrics.k8s.io (testbed/metrics.py): kwok's emulated kubelet metrics and metrics-server's APIService
         "Metric": "metrics", "ResourceUsage": "resourceusages", "ClusterResourceUsage": "clusterresourceusages",
         "Endpoints": "endpoints", "APIService": "apiservices",
+        "DaemonSet": "daemonsets", "NetworkPolicy": "networkpolicies", "NodeNetworkConfig": "nodenetworkconfigs",
     }[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:

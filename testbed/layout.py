@@ -43,6 +43,7 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 RUN_ANNOTATION = "testbed.aksdns.dev/run"        # "true": the runner executes this pod's containers
 FAULT_ANNOTATION = "testbed.aksdns.dev/fault"    # on a CoreDNS pod: "dead" or "crashloop"
 FAULTS_NAMESPACE = "testbed-faults"
+KWOK_HOLD_ANNOTATION = "testbed.aksdns.dev/kwok"  # "hold": kwok leaves the pod's status alone
 # Pods whose first container's command starts with one of these are executed for real.
 RUNNABLE_COMMANDS = frozenset({"aksdns"})
 

@@ -247,6 +247,9 @@ def worker_rbac() -> list[JSON]:
                 # coredns-log (the chart's rbac.verboseLog): only its own key, by JSON patch.
                 {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["coredns-custom"],
                  "verbs": ["patch"]},
+                # ipam and service (the chart grants the NodeNetworkConfigs in kube-system only)
+                {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list"]},
+                {"apiGroups": ["acn.azure.com"], "resources": ["nodenetworkconfigs"], "verbs": ["get", "list"]},
             ],
         },
         worker_binding(),

@@ -29,11 +29,23 @@ def _bind_termination_log(source: Path, target: Path) -> None:
                    capture_output=True)
 
 
+def _bind_host_path(spec: str) -> None:
+    """``SRC:DST:ro|rw``: a node's hostPath bound over the container's mountPath, private to this
+    command (``ip netns exec`` gave it its own mount namespace). The mount point is created on the
+    host if missing, like /dev/termination-log above."""
+    source, target, mode = spec.rsplit(":", 2)
+    Path(target).mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", source, target], check=True, timeout=10, capture_output=True)
+    if mode == "ro":
+        subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True, timeout=10, capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m testbed.podexec")
     parser.add_argument("--termination-log", type=Path, required=True)
     parser.add_argument("--message-path", type=Path, default=Path("/dev/termination-log"))
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--bind", action="append", default=[], help="SRC:DST:ro|rw (a hostPath volume)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -41,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         print("podexec: no command", file=sys.stderr)
         return 127
     _bind_termination_log(args.termination_log, args.message_path)
+    try:
+        for spec in args.bind:
+            _bind_host_path(spec)
+    except (OSError, subprocess.SubprocessError) as exc:
+        msg = f"mount of a hostPath volume failed: {exc}"
+        print(msg, file=sys.stderr)
+        args.termination_log.write_text(msg)
+        return 128
     if args.workdir is not None and args.workdir.is_dir():
         os.chdir(args.workdir)
     try:

@@ -16,7 +16,8 @@ cannot fake:
   runner's PATH with the Python environment's bin directory first). Output goes to a CRI-format log
   file that kwok serves for `kubectl logs`; on exit the pod status gets the real exit code and
   termination message, phase Succeeded or Failed. A run is killed after the pod's
-  activeDeadlineSeconds (default RUN_TIMEOUT_S).
+  activeDeadlineSeconds (default RUN_TIMEOUT_S). hostPath volumes come from the node's directory
+  (``testbed.nodefs``), bound over the mountPath in the command's own mount namespace.
 * Pods whose every container image is in this machine's container storage (the aksdns image that
   `scripts/image` builds): the same, but each container runs from that image through podman, inside the
   pod's network namespace, with the pod's command, env, user, capabilities and read-only root (container
@@ -48,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from testbed import containers, layout, metrics, net, pki, procs
+from testbed import containers, layout, metrics, net, nodefs, pki, procs
 from testbed.containers import TokenFile
 from testbed.kube import JSON, ApiError, Kube
 from testbed.state import State
@@ -596,6 +597,7 @@ class Runner:
                    "--message-path", c.get("terminationMessagePath") or "/dev/termination-log"]
             if c.get("workingDir"):
                 cmd += ["--workdir", c["workingDir"]]
+            cmd += [f"--bind={b}" for b in nodefs.binds(pod, c, self.state.run)]  # hostPath volumes
             cmd += ["--", *argv]
             job.containers[c["name"]] = spawn(cmd, log, self.state.pids / f"job-{uid[:8]}-{c['name']}.pid",
                                               env=self._env(pod, c))

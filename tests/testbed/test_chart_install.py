@@ -212,9 +212,9 @@ def can_i(testbed: Any, release: Release, verb: str, resource: str, namespace: s
     return allowed
 
 
-def documented_calls() -> list[tuple[str, str, str]]:
-    """(verb, resource, namespace) rows of docs/check.md's "Kubernetes API calls" table."""
-    text = (REPO / "docs" / "check.md").read_text()
+def documented_calls(doc: str = "check.md") -> list[tuple[str, str, str]]:
+    """(verb, resource, namespace) rows of a command doc's "Kubernetes API calls" table."""
+    text = (REPO / "docs" / doc).read_text()
     section = text.split("## Kubernetes API calls", 1)[1].split("\n## ", 1)[0]
     calls = []
     for line in section.splitlines():
@@ -223,12 +223,13 @@ def documented_calls() -> list[tuple[str, str, str]]:
             continue
         resource = re.sub(r"\s*\(([^)]+)\)", r".\1", cells[1])  # endpointslices (discovery.k8s.io)
         calls.append((cells[0], resource, cells[2]))
-    assert calls, "docs/check.md lists no API calls"
+    assert calls, f"docs/{doc} lists no API calls"
     return calls
 
 
-def test_the_worker_may_make_every_documented_call(testbed: Any, default_release: Release) -> None:
-    for verb, resource, where in documented_calls():
+@pytest.mark.parametrize("doc", ["check.md", "ipam.md", "service.md"])
+def test_the_worker_may_make_every_documented_call(testbed: Any, default_release: Release, doc: str) -> None:
+    for verb, resource, where in documented_calls(doc):
         namespace = {"kube-system": KUBE_SYSTEM, "release namespace": default_release.namespace}.get(where)
         if resource == "configmaps":
             for name in ("coredns", "coredns-custom"):
@@ -389,6 +390,48 @@ def test_pod_guard_refuses_what_probe_pods_never_need(testbed: Any, default_rele
         assert proc.returncode != 0 and "ValidatingAdmissionPolicy" in proc.stderr, (what, proc.stderr)
 
 
+def ipam_probe_pod(namespace: str, node: str, image: str) -> Doc:
+    """An `ipam` store probe pod exactly as the worker builds it (the read-only store hostPath)."""
+    ipam_store = pytest.importorskip("workers.probes.ipam_store")
+    node_pods = pytest.importorskip("workers.probes.node_pods")
+    plan = ipam_store.plan(node_pods.PodJob("guardtest01", namespace, image, ("aksdns", "probe")))
+    pod: Doc = node_pods.pod_manifest(plan, node, 0, [])
+    return pod
+
+
+def test_pod_guard_allows_the_ipam_store_probe_and_nothing_wider(testbed: Any, default_release: Release) -> None:
+    """The one hostPath the guard allows: /var/lib/cni/networks, read-only, type Directory, role ipam-probe."""
+    pod = ipam_probe_pod(default_release.namespace, testbed.nodes[0], probe_image(testbed, default_release))
+    ok = create_as_worker(testbed, default_release, pod)
+    assert ok.returncode == 0, ok.stderr
+    spec, meta = pod["spec"], pod["metadata"]
+    c = spec["containers"][0]
+    store = spec["volumes"][0]
+    bad = {
+        "another role": {**pod, "metadata": {**meta, "labels": {**meta["labels"], "aksdns.io/role": "node-dns-probe"}}},
+        "no role": {**pod, "metadata": {**meta, "labels": {k: v for k, v in meta["labels"].items()
+                                                             if k != "aksdns.io/role"}}},
+        "writable mount": {**pod, "spec": {**spec, "containers": [
+            {**c, "volumeMounts": [{**c["volumeMounts"][0], "readOnly": False}]}]}},
+        "mount without readOnly": {**pod, "spec": {**spec, "containers": [
+            {**c, "volumeMounts": [{k: v for k, v in c["volumeMounts"][0].items() if k != "readOnly"}]}]}},
+        "the root": {**pod, "spec": {**spec, "volumes": [{**store, "hostPath": {"path": "/", "type": "Directory"}}]}},
+        "a parent": {**pod, "spec": {**spec, "volumes": [
+            {**store, "hostPath": {"path": "/var/lib/cni", "type": "Directory"}}]}},
+        "a way out": {**pod, "spec": {**spec, "volumes": [
+            {**store, "hostPath": {"path": "/var/lib/cni/networks/../../..", "type": "Directory"}}]}},
+        "created if missing": {**pod, "spec": {**spec, "volumes": [
+            {**store, "hostPath": {"path": "/var/lib/cni/networks", "type": "DirectoryOrCreate"}}]}},
+        "a second host path": {**pod, "spec": {**spec, "volumes": [
+            store, {"name": "etc", "hostPath": {"path": "/etc", "type": "Directory"}}]}},
+    }
+    for what, body in bad.items():
+        proc = create_as_worker(testbed, default_release, body)
+        # Kubernetes itself refuses '..' in a hostPath before admission (the guard would refuse it too).
+        by = ["ValidatingAdmissionPolicy", *(["must not contain '..'"] if what == "a way out" else [])]
+        assert proc.returncode != 0 and any(b in proc.stderr for b in by), (what, proc.stderr)
+
+
 def test_pod_guard_lets_capture_pods_add_exactly_net_raw_and_net_admin(testbed: Any,
                                                                       capture_release: Release) -> None:
     pod = probe_pod(capture_release.namespace, testbed.nodes[0], probe_image(testbed, capture_release))
@@ -445,9 +488,12 @@ def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> se
     rules |= {("metrics.k8s.io", r, v, ()) for r in ("pods", "nodes") for v in ("get", "list")}
     rules |= {("discovery.k8s.io", "endpointslices", v, ()) for v in READ}
     rules.add(("authorization.k8s.io", "subjectaccessreviews", "create", ()))  # apiserver --as NS/SA
+    rules |= {("", "namespaces", v, ()) for v in ("get", "list")}  # service: namespaceSelector labels
+    rules |= {("networking.k8s.io", "networkpolicies", v, ()) for v in ("get", "list")}  # service
     if namespace == KUBE_SYSTEM:
         rules.add(("", "configmaps", "get", ("coredns", "coredns-autoscaler", "coredns-custom")))
         rules.add(("apps", "deployments", "get", ("coredns",)))  # health: replicas against the ladder
+        rules |= {("acn.azure.com", "nodenetworkconfigs", v, ()) for v in ("get", "list")}  # ipam
     if namespace == release_ns:
         rules |= {("", "pods", "create", ()), ("", "pods", "delete", ())}
     if capture and namespace in {release_ns, KUBE_SYSTEM}:

@@ -8,13 +8,14 @@ remedies are the guide's, with exact kubectl/az commands to paste.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from workers import findings
 from workers.analysis.check_evidence import CheckEvidence
 from workers.analysis.check_facts import FAIL_SHARE, by_server, error_kinds, role_label, tally, upstream_records
 from workers.analysis.figures import format_ms, pct, plural
 from workers.analysis.health_facts import restart_title
+from workers.evidence.cluster import CorednsPod
 from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
 from workers.findings import HIGH, LOW, MEDIUM, Finding, Subject
 from workers.report import Hypothesis
@@ -41,6 +42,15 @@ KS = f"kubectl -n {KUBE_SYSTEM}"
 
 
 Rule = Callable[[CheckEvidence], Finding | None]
+
+# Where check's evidence points at a neighbour of DNS trouble, the command that diagnoses it.
+SERVICE_LADDER = f"/aksdns service {KUBE_SYSTEM}/kube-dns   # the ladder from the Service's name to the CoreDNS pods"
+
+
+def ipam_pointer(pods: Iterable[CorednsPod]) -> tuple[str, ...]:
+    """CoreDNS pods that have no IP address (ContainerCreating): `ipam` on their node."""
+    nodes = sorted({p.node for p in pods if not p.ip and p.node})
+    return tuple(f"/aksdns ipam --node {n}   # CoreDNS pods there have no IP address" for n in nodes)
 
 
 def _share(records: list[ProbeRecord]) -> float:
@@ -90,6 +100,7 @@ def rule_coredns_down(ev: CheckEvidence) -> Finding | None:
                 f"{KS} logs -l k8s-app=kube-dns --tail 100",
                 f"{KS} get deployment coredns",
                 f"{KS} rollout restart deployment coredns",
+                *ipam_pointer(pods),
             ),
             links=(GUIDE, DNS_DEBUG_DOC),
         ),
@@ -144,6 +155,7 @@ def rule_one_coredns_pod(ev: CheckEvidence) -> Finding | None:
                 "kubectl top pods -n kube-system -l k8s-app=kube-dns",
                 f"kubectl describe node {bad_pods[0].node}",
                 f"{KS} delete pod {name}   # the coredns Deployment starts a fresh one",
+                *ipam_pointer(bad_pods),
             ),
             links=(GUIDE, DNS_DEBUG_DOC),
         ),
@@ -224,6 +236,7 @@ def rule_service_ip(ev: CheckEvidence) -> Finding | None:
             f"{KS} get endpointslices -l kubernetes.io/service-name=kube-dns",
             f"{KS} get svc kube-dns -o jsonpath='{{.spec.selector}}'",
             f"{KS} get pods -l k8s-app=kube-dns --show-labels",
+            SERVICE_LADDER,
         )
     else:
         title = "The CoreDNS Service IP fails while every CoreDNS pod answers (kube-proxy or network policy)"
@@ -232,6 +245,7 @@ def rule_service_ip(ev: CheckEvidence) -> Finding | None:
             f"{KS} get pods -l component=kube-proxy -o wide",
             f"{KS} logs -l component=kube-proxy --tail 100",
             "kubectl get networkpolicy -A",
+            SERVICE_LADDER,
         )
     return Finding.of(
         "service_ip",
