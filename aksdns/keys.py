@@ -38,3 +38,8 @@ def thread_history_key(channel: str, thread_ts: str) -> str:
 def rerun_basis_key(cluster: str, channel: str, thread_ts: str, verb: str) -> str:
     """What the last run of a command in a thread left for the next Re-run to compare against."""
     return f"{PREFIX}:last:{cluster}:{channel}:{thread_ts}:{verb}"
+
+
+def capture_stop_key(job_id: str) -> str:
+    """Set by the bot when someone presses a capture's Stop button; the worker ends that capture."""
+    return f"{PREFIX}:capture:stop:{job_id}"

@@ -27,7 +27,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from testbed import layout, manifests, net, paths, pki, procs, versions
+from testbed import containerexec, layout, manifests, net, paths, pki, procs, versions
 from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
@@ -286,6 +286,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
 
     crd = yaml.safe_load((paths.kwok_share_dir() / "kwok.x-k8s.io_logs.yaml").read_text())
     apply_object(admin, crd)
+    apply_object(admin, containerexec.EXEC_CRD)  # exec lands inside containers (testbed/containerexec.py)
 
     procs.start("kube-controller-manager", [
         _bin("kube-controller-manager"),
@@ -302,16 +303,18 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         _bin("kube-scheduler"), f"--kubeconfig={state.run / 'kube-scheduler.kubeconfig'}",
         "--leader-elect=false", "--secure-port=0",
     ], pids, logs / "kube-scheduler.log", env=env)
-    procs.wait_for("the kwok Logs CRD to be served",
-                   lambda: admin.get("/apis/kwok.x-k8s.io/v1alpha1") is not None, left(), 0.25)
+    procs.wait_for("the kwok Logs and Exec CRDs to be served",
+                   lambda: {"logs", "execs"} <= {r["name"] for r in admin.get("/apis/kwok.x-k8s.io/v1alpha1")
+                                                 .get("resources", [])}, left(), 0.25)
     procs.start("kwok", [
         _bin("kwok"), f"--kubeconfig={state.run / 'kwok.kubeconfig'}", f"--config={_kwok_config(state)}",
         f"--manage-nodes-with-annotation-selector={layout.KWOK_NODE_ANNOTATION}=fake",
         f"--cidr={layout.POD_CIDR}", f"--node-ip={state.nodes()[0].ip}",
         f"--node-port={state.kubelet_port}", f"--server-address=127.0.0.1:{state.kubelet_port}",
         f"--tls-cert-file={p / 'kwok-serving.crt'}", f"--tls-private-key-file={p / 'kwok-serving.key'}",
-        "--enable-crds=Logs", "--node-lease-duration-seconds=10",
-    ], pids, logs / "kwok.log", env=env)
+        "--enable-crds=Logs,Exec", "--node-lease-duration-seconds=10",
+    ], pids, logs / "kwok.log", env={**env, "PATH": f"{containerexec.write_shims(state.run, sys.executable)}"
+                                                    f"{os.pathsep}{env.get('PATH', '')}"})
     procs.start("upstream", [
         "ip", "netns", "exec", layout.UPSTREAM_NETNS, sys.executable, "-m", "testbed.upstream",
         "--address", layout.UPSTREAM_IP, "--state", str(state.upstream_state),
@@ -618,8 +621,33 @@ class Testbed:
     def worker_allow(self) -> None:
         apply_object(self.kube, manifests.worker_binding())
 
+    # ---- ephemeral containers and DNS clients (testbed/containerexec.py, testbed/traffic.py) ------
+    def ephemeral_refuse(self) -> None:
+        """Ephemeral containers refused, as a cluster policy would (a ValidatingAdmissionPolicy)."""
+        for obj in containerexec.refuse_policy():
+            apply_object(self.kube, obj)
+        # The API server compiles a new policy within a second or so; wait until it bites.
+        procs.wait_for("the ephemeral-container policy to be enforced", self._ephemeral_refused, 20.0, 0.25)
+
+    def _ephemeral_refused(self) -> bool:
+        from testbed import traffic
+
+        return traffic.ephemeral_refused(self.kube)
+
+    def ephemeral_refuse_reset(self) -> None:
+        api = "/apis/admissionregistration.k8s.io/v1"
+        self.kube.delete(f"{api}/validatingadmissionpolicybindings/{containerexec.REFUSE_POLICY}")
+        self.kube.delete(f"{api}/validatingadmissionpolicies/{containerexec.REFUSE_POLICY}")
+
+    def dns_client(self, name: str = "dns-client", namespace: str = "default", node: str | None = None) -> Any:
+        """A really-run client pod (dnsPolicy ClusterFirst) that sends DNS queries on demand."""
+        from testbed import traffic
+
+        return traffic.ClientPod.create(self, name, namespace, node or self.nodes[0])
+
     def reset_faults(self) -> None:
         """Undo every knob; tests that turn one call this (or its own reset) in a finally."""
+        self.ephemeral_refuse_reset()
         self.upstream_reset()
         self.node_overcommit_reset()
         self.service_without_endpoints_reset()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 PROGRAMS: dict[str, str] = {
     "node-dns": "workers.probes.node_probe:probe_main",  # the node's upstream DNS servers (check)
+    "capture-agent": "workers.probes.capture_agent:agent_main",  # a capture container's main process (capture)
 }
 
 
