@@ -117,7 +117,8 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         "ConfigMap": "configmaps", "Service": "services", "Pod": "pods", "Deployment": "deployments",
         "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
         "RoleBinding": "rolebindings", "CustomResourceDefinition": "customresourcedefinitions",
-        "Logs": "logs", "Secret": "secrets",
+        "Logs": "logs", "Secret": "secrets", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
     }[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:

@@ -64,6 +64,7 @@ class LiveTracker:
 
     names: Mapping[str, str]  # IP -> "namespace/pod" (CoreDNS pods, client pods)
     sink: Callable[[Row], None]
+    coredns_ips: frozenset[str] = frozenset()  # what these ask is an upstream
     slow_ms: float = 100.0
     unanswered_after_s: float = 5.0
     summary: LiveSummary = field(default_factory=LiveSummary)
@@ -107,8 +108,10 @@ class LiveTracker:
     def _close(self, q: DnsMessage, target: str, answer: DnsMessage | None) -> None:
         latency = None if answer is None else (answer.ts_ns - q.ts_ns) / 1e6
         rcode = "" if answer is None else rcode_name(answer.rcode)
-        row = Row(q.ts_ns, target, self.who(q.src), self.who(q.dst), q.qname, type_name(q.qtype), q.id, rcode,
-                  latency)
+        server = self.who(q.dst)
+        if q.src in self.coredns_ips and q.dst not in self.names:
+            server = f"upstream {q.dst}"
+        row = Row(q.ts_ns, target, self.who(q.src), server, q.qname, type_name(q.qtype), q.id, rcode, latency)
         s = self.summary
         if answer is None:
             s.unanswered += 1

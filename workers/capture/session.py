@@ -184,6 +184,8 @@ class TargetRun:
             for chunk in stream.chunks():
                 if not self.listening.is_set():
                     self._check_listening(stream)
+                if not chunk:
+                    continue
                 if self.on_records is not None:
                     records = self.live_parser.feed(chunk)
                     self.result.packets += len(records)

@@ -74,7 +74,7 @@ def execute(cmd: CaptureCommand, env: JobEnv) -> Report:
         namespace=env.namespace, filter=cmd.filter, snaplen=env.capture_snaplen,
         cap_bytes=env.capture_max_bytes, live=cmd.live)
     directory = spool.make(env.workdir, env.capture_retention_s)
-    live = _Live(directory, _names(clients, view), run_id) if cmd.live else None
+    live = _Live(directory, _names(clients, view), frozenset(view.coredns_pods), run_id) if cmd.live else None
     env.progress(f"starting capture containers on {', '.join(capture_targets(cmd))}…")
     started = time.monotonic()
     with pods.pod_run(clients.core, env.namespace) as runner:
@@ -199,13 +199,14 @@ def _names(c: kube.Clients, view: ClusterView) -> dict[str, str]:
 class _Live:
     """``--live``: every target's records decoded into rows, written to one CSV as they come."""
 
-    def __init__(self, directory: Path, names: dict[str, str], run_id: str) -> None:
+    def __init__(self, directory: Path, names: dict[str, str], coredns_ips: frozenset[str], run_id: str) -> None:
         self.path = directory / f"trace-dns-{run_id}.csv"
         self._file = self.path.open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._file)
         self._csv.writerow(COLUMNS)
         self._lock = threading.Lock()
         self.names = names
+        self.coredns_ips = coredns_ips
         self.trackers: dict[str, LiveTracker] = {}
 
     def _sink(self, row: Row) -> None:
@@ -216,7 +217,7 @@ class _Live:
         label = run.target.label
         tracker = self.trackers.get(label)
         if tracker is None:
-            tracker = self.trackers[label] = LiveTracker(self.names, self._sink)
+            tracker = self.trackers[label] = LiveTracker(self.names, self._sink, self.coredns_ips)
         info = run.live_parser.info
         if info is None:
             return

@@ -141,9 +141,10 @@ def _routes(text: str) -> list[tuple[str, int, int]]:
         cols = line.split()
         if len(cols) < 8:
             continue
+        # The kernel prints each address's bytes in network order as a host-order (little-endian) word.
         dest = struct.unpack("<I", bytes.fromhex(cols[1]))[0]
         mask = struct.unpack("<I", bytes.fromhex(cols[7]))[0]
-        out.append((cols[0], socket.ntohl(dest), socket.ntohl(mask)))
+        out.append((cols[0], dest, mask))
     return out
 
 

@@ -22,14 +22,18 @@ endpointslices (kube-dns), update pods/ephemeralcontainers (target namespaces), 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
 from aksdns.errors import ClusterError
 from workers.evidence.capture import ClusterView, Role, Target, TargetProblem
 from workers.probes import pods
-from workers.probes.kube import KUBE_SYSTEM, Clients, call, get_service, is_not_found
+from workers.probes.kube import KUBE_SYSTEM, REQUEST_TIMEOUT, Clients, call, get_service, is_not_found
 
 ROLE = "capture"
 CONTAINER = "capture"
@@ -224,25 +228,37 @@ def add_ephemeral(c: Clients, target: Target, container: dict[str, Any]) -> None
         body = c.api.sanitize_for_serialization(pod)  # type: ignore[no-untyped-call]
         body["spec"]["ephemeralContainers"] = [*(body["spec"].get("ephemeralContainers") or []), container]
         try:
-            call(f"add an ephemeral container to {target.label}",
-                 c.core.replace_namespaced_pod_ephemeralcontainers, target.name, target.namespace, body)
+            c.core.replace_namespaced_pod_ephemeralcontainers(target.name, target.namespace, body,
+                                                              _request_timeout=REQUEST_TIMEOUT)
             return
-        except ClusterError as err:
-            if err.status == 409:
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            if status == 409:
                 continue  # the pod changed since we read it: look again
-            if err.status in (403, 404, 405, 422):
-                raise EphemeralRefused(_refusal(err), status=err.status) from None
-            raise
+            if status in (403, 404, 405, 422):
+                raise EphemeralRefused(_refusal(status, _message(exc)), status=status) from None
+            raise ClusterError(f"cannot add an ephemeral container to {target.label}: HTTP {status}",
+                               status=status) from None
+        except (HTTPError, OSError, TimeoutError) as exc:
+            raise ClusterError(f"Kubernetes API unreachable while adding a capture container to {target.label}: "
+                               f"{type(exc).__name__}") from None
     raise TargetBusy(f"{target.label} keeps changing; try again")
 
 
-def _refusal(err: ClusterError) -> str:
-    text = err.user_message
-    if err.status == 403:
-        return "ephemeral containers are refused (RBAC or an admission policy)"
-    if err.status in (404, 405):
+def _message(exc: ApiException) -> str:
+    """The API server's own one-line reason (an admission policy's message, say)."""
+    try:
+        text = str(json.loads(exc.body or "{}").get("message", ""))
+    except (ValueError, AttributeError):
+        text = ""
+    text = text.splitlines()[0] if text else ""
+    return text.split("denied request: ", 1)[-1][:200]
+
+
+def _refusal(status: int, reason: str) -> str:
+    if status in (404, 405):
         return "this API server does not offer ephemeral containers"
-    return "ephemeral containers are refused: " + text.split(": ", 1)[-1][:160]
+    return "ephemeral containers are refused" + (f" ({reason[:200]})" if reason else "")
 
 
 def wait_ephemeral(c: Clients, target: Target, name: str, wait_s: float) -> str:

@@ -51,7 +51,8 @@ class ExecStream:
     closed: threading.Event = field(default_factory=threading.Event)
 
     def chunks(self, stop: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
-        """Stdout data until the program ends, the connection drops or ``stop()`` says so."""
+        """Stdout data until the program ends, the connection drops or ``stop()`` says so; an empty
+        chunk when only stderr grew (the caller may look at it)."""
         self.sock.settimeout(POLL_S)
         while not self.closed.is_set():
             if stop():
@@ -75,6 +76,7 @@ class ExecStream:
                 room = STDERR_KEEP - len(self.stderr)
                 if room > 0:
                     self.stderr += body[:room]
+                    yield b""
             elif channel == ERROR:
                 self.result = _status(bytes(body))
             elif channel == CLOSE:
