@@ -111,7 +111,7 @@ def session(wait_s: float = SESSION_WAIT_S) -> Iterator[Testbed]:
     lock = acquire_session(wait_s)
     started = False
     try:
-        tb = attach()
+        tb = attach(same_code=True)  # a testbed other code started is replaced (up() stops it first)
         if tb is None:
             tb = up()
             started = True
@@ -213,7 +213,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     state = State(run_dir=str(run_dir), api_port=procs.free_port(), etcd_port=procs.free_port(),
                   kubelet_port=procs.free_port(), node_names=[n.name for n in layout.node_specs(node_count)],
-                  coredns_binary=_bin("coredns"), python=sys.executable, started_at=time.time())
+                  coredns_binary=_bin("coredns"), python=sys.executable, started_at=time.time(),
+                  extra={"code": code_digest()})
     state.save()
     pki.make_control_plane_pki(state.pki)
     p = state.pki
@@ -375,10 +376,22 @@ def _down_locked(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def attach(run_dir: Path | None = None) -> Testbed | None:
-    """The running testbed, if its API server answers."""
+def code_digest() -> str:
+    """What the testbed's own code is: a testbed started from other code (another checkout) is not reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def attach(run_dir: Path | None = None, *, same_code: bool = False) -> Testbed | None:
+    """The running testbed, if its API server answers (with ``same_code``: only if this code started it)."""
     state = State.load(run_dir or paths.run_dir())
     if state is None or not procs.alive(state.pids, "kube-apiserver") or not state.admin().healthy():
+        return None
+    if same_code and state.extra.get("code") != code_digest():
         return None
     return Testbed(state)
 

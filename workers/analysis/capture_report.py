@@ -266,7 +266,8 @@ def payload(o: CaptureOutcome, found: list[Finding]) -> dict[str, Any]:
         "targets": [{"target": r.target.label, "role": r.target.role.value,
                      "mechanism": r.mechanism.value if r.mechanism else None, "interface": r.interface,
                      "packets": r.packets, "bytes": r.bytes, "error": r.error, "fallback": r.fallback_reason,
-                     "kernel_dropped": r.kernel_dropped, "ring_dropped_packets": r.ring_dropped_packets}
+                     "kernel_dropped": r.kernel_dropped, "ring_dropped_packets": r.ring_dropped_packets,
+                     "notes": list(r.notes)}
                     for r in o.results],
         "problems": [{"target": p.label, "reason": p.reason} for p in o.problems],
         "per_hop": None if v is None else {

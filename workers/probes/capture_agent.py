@@ -28,6 +28,8 @@ from pathlib import Path
 
 TERMINATION_LOG = "/dev/termination-log"
 STOP_GRACE_S = 3.0
+WATCH_S = 1.0
+ORPHAN_S = 5.0  # no tcpdump this long after one ran: the worker is gone
 PROC = Path("/proc")
 
 
@@ -75,6 +77,17 @@ def end_container_processes(grace_s: float = STOP_GRACE_S) -> int:
     return len(pids)
 
 
+def _tcpdumps() -> int:
+    count = 0
+    for pid in _others():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "tcpdump":
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
 def hold(run: str, deadline_s: float, termination_log: str) -> int:
     stop = threading.Event()
     reason = {"why": "deadline"}
@@ -87,7 +100,23 @@ def hold(run: str, deadline_s: float, termination_log: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     started = time.time()
     print(json.dumps({"agent": "ready", "run": run, "deadline_s": deadline_s, "pid": os.getpid()}), flush=True)
-    stop.wait(deadline_s)
+    end = time.monotonic() + deadline_s
+    seen = False
+    idle_since: float | None = None
+    while not stop.wait(min(WATCH_S, max(0.0, end - time.monotonic()))):
+        if time.monotonic() >= end:
+            break
+        if os.getpid() != 1:
+            continue  # only PID 1 knows that every process it sees is this container's
+        if _tcpdumps():
+            seen, idle_since = True, None
+        elif seen:
+            # tcpdump ended without a stop: its worker's stream closed (a worker that died): end now,
+            # not at the deadline.
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= ORPHAN_S:
+                reason["why"] = "its capture stream closed"
+                break
     ended = end_container_processes()
     out = {"agent": "done", "run": run, "ended": reason["why"], "seconds": round(time.time() - started, 1),
            "ended_processes": ended}
@@ -110,7 +139,8 @@ def _holders(run: str) -> list[int]:
         except OSError:
             continue
         words = [w.decode(errors="replace") for w in argv]
-        if "capture-agent" in words and "hold" in words and run in words:
+        named = any(w == "capture-agent" or w.endswith("capture_agent") for w in words)
+        if named and "hold" in words and run in words:
             try:
                 if words[words.index("--run") + 1] == run:
                     found.append(int(entry.name))

@@ -40,8 +40,8 @@ CONTAINER = "capture"
 EPHEMERAL_PREFIX = "aksdns-capture-"
 TARGET_LABEL = "aksdns.io/capture-target"
 TARGET_ANNOTATION = "aksdns.io/capture-target"
-START_GRACE_S = 30  # scheduling, image pull and exec set-up before the capture's own duration counts
-STOP_GRACE_S = 15  # after the duration: stopping, tcpdump's last packets
+START_GRACE_S = 20  # scheduling, image pull and exec set-up before the capture's own duration counts
+STOP_GRACE_S = 10  # after the duration: stopping, tcpdump's last packets
 # What capture containers run with: the chart's capture securityContext (values.yaml capture.securityContext).
 SECURITY_CONTEXT: dict[str, Any] = {
     "runAsUser": 10001,
