@@ -143,7 +143,8 @@ def _capture_env(job_env: Any, options: argparse.Namespace) -> None:
 
     def post(report: Any) -> None:
         text = render_text(report)
-        sys.stdout.write(text)
+        if options.format == "text":  # JSON output stays one document: the capture's report
+            sys.stdout.write(text)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "analysis.txt").write_text(text)
