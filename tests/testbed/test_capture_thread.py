@@ -23,7 +23,8 @@ CHANNEL = "C0INCIDENT"
 
 
 @pytest.fixture
-def pipeline(testbed: Any, redis_server: RedisServer, slack: SlackStandIn, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def pipeline(testbed: Any, redis_server: RedisServer, slack: SlackStandIn,
+             tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER="tbcap",
                      KUBECONFIG=str(testbed.write_worker_kubeconfig()), AKSDNS_PRIVILEGED_USERS="U0ONCALL",
