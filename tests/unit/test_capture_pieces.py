@@ -48,6 +48,13 @@ def test_capture_containers_get_exactly_net_raw_and_net_admin_and_a_deadline() -
     assert cp.capture_pod_name(TARGET) == cp.capture_pod(AGENT, TARGET, "aksdns")["metadata"]["name"]
 
 
+def test_the_worker_runs_capture_containers_with_the_charts_capture_security_context() -> None:
+    import yaml
+
+    values = yaml.safe_load((Path(__file__).resolve().parents[2] / "charts/aksdns/values.yaml").read_text())
+    assert values["capture"]["securityContext"] == cp.SECURITY_CONTEXT
+
+
 def _pod(containers: list[dict], statuses: list[dict]) -> SimpleNamespace:
     def ns(d: dict) -> SimpleNamespace:
         return SimpleNamespace(**{k: ns(v) if isinstance(v, dict) else v for k, v in d.items()})
