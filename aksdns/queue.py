@@ -105,7 +105,8 @@ class JobQueue:
         """Queue the job; ``dedup`` is the key the worker deletes when the job ends."""
         queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
         # A capture runs for its duration before its work starts: its time-out grows with it.
-        timeout = max(self.job_timeout_s, getattr(spec.command, "duration_s", 0) + JOB_TIMEOUT_MARGIN_S)
+        duration = getattr(spec.command, "duration_s", None)
+        timeout = self.job_timeout_s if duration is None else max(self.job_timeout_s, duration + JOB_TIMEOUT_MARGIN_S)
         payload = spec.to_dict()
         payload["dedup_key"] = dedup
         try:
