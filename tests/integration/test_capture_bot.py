@@ -18,18 +18,7 @@ from aksdns.keys import capture_stop_key, queue_name
 from bot import capture_flow
 from console import slackreq
 from console.standin import SlackStandIn
-from tests.dnsservers import free_port
-from tests.services import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    RedisServer,
-    aksdns_env,
-    post,
-    run_aksdns,
-    sign,
-    slash_body,
-    wait_http,
-)
+from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, aksdns_env, post, running_bot, sign, slash_body
 
 FORM = "application/x-www-form-urlencoded"
 CHANNEL = "C0INCIDENT"
@@ -43,13 +32,10 @@ def cluster(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def bot(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER=cluster, AKSDNS_PRIVILEGED_USERS=ONCALL)
-    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
-                    tmp_path / "bot.log"):
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/slack/events"
+    with running_bot(env, tmp_path / "bot.log") as events:
+        yield events
 
 
 def slash(events: str, text: str, user: str) -> bytes:

@@ -14,8 +14,7 @@ import pytest
 
 from console.capture_demo import capture_in_slack
 from console.standin import SlackStandIn
-from tests.dnsservers import free_port
-from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, aksdns_env, run_aksdns, wait_http
+from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, aksdns_env, run_aksdns, running_bot
 from tests.testbed.capture_kit import nothing_left
 
 pytestmark = pytest.mark.testbed
@@ -29,12 +28,8 @@ def pipeline(testbed: Any, redis_server: RedisServer, slack: SlackStandIn,
                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER="tbcap",
                      KUBECONFIG=str(testbed.write_worker_kubeconfig()), AKSDNS_PRIVILEGED_USERS="U0ONCALL",
                      AKSDNS_NAMESPACE="aksdns", AKSDNS_PROBE_IMAGE="aksdns:test")
-    port = free_port()
-    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env,
-                    tmp_path / "bot.log"):
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        with run_aksdns(["worker"], env, tmp_path / "worker.log"):
-            yield f"http://127.0.0.1:{port}/slack/events", tmp_path / "worker.log"
+    with running_bot(env, tmp_path / "bot.log") as events, run_aksdns(["worker"], env, tmp_path / "worker.log"):
+        yield events, tmp_path / "worker.log"
 
 
 def test_capture_typed_in_slack_lands_in_its_thread(testbed: Any, pipeline: tuple[str, Path],

@@ -105,9 +105,17 @@ def _median(v: HopView, hop: str) -> float | None:
     return result
 
 
-def upstream_slow(o: CaptureOutcome) -> Finding | None:
+def _slow_hop(o: CaptureOutcome, hop: str) -> HopView | None:
+    """The per-hop view when ``hop`` is where the time goes (its median at least the slow threshold)."""
     v = o.hops
-    if v is None or v.slowest_hop != HOPS[2] or (_median(v, HOPS[2]) or 0) < o.slow_ms:
+    if v is None or v.slowest_hop != hop or (_median(v, hop) or 0) < o.slow_ms:
+        return None
+    return v
+
+
+def upstream_slow(o: CaptureOutcome) -> Finding | None:
+    v = _slow_hop(o, HOPS[2])
+    if v is None:
         return None
     ups = sorted({r.upstream for r in v.rows if r.upstream})
     return Finding.of("capture.upstream_slow", 70, Hypothesis(
@@ -122,30 +130,26 @@ def upstream_slow(o: CaptureOutcome) -> Finding | None:
     ), subjects=[Subject("server", u) for u in ups])
 
 
-def coredns_slow(o: CaptureOutcome) -> Finding | None:
-    v = o.hops
-    if v is None or v.slowest_hop != HOPS[1] or (_median(v, HOPS[1]) or 0) < o.slow_ms:
-        return None
-    return Finding.of("capture.coredns_slow", 60, Hypothesis(
-        "CoreDNS itself is slow (not the network, not the upstream)", MEDIUM,
-        (f"median {ms(_median(v, HOPS[1]))} ms between CoreDNS receiving a query and answering it, "
-         "beyond the upstream's own time",),
-        ("Run `/aksdns health` for CoreDNS restarts, CPU throttling and its logs",
-         "kubectl -n kube-system top pods -l k8s-app=kube-dns"),
-        (GUIDE,)))
+# hop -> (rule, title, what the median measures, actions)
+_OTHER_HOPS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    HOPS[1]: ("capture.coredns_slow", "CoreDNS itself is slow (not the network, not the upstream)",
+              "between CoreDNS receiving a query and answering it, beyond the upstream's own time",
+              ("Run `/aksdns health` for CoreDNS restarts, CPU throttling and its logs",
+               "kubectl -n kube-system top pods -l k8s-app=kube-dns")),
+    HOPS[0]: ("capture.network_slow", "Time is lost between the client pods and CoreDNS",
+              "on the way to CoreDNS and back (the Service's DNAT, conntrack, the nodes)",
+              ("Look for conntrack insertion failures on the client's node: conntrack -S",
+               "Run `/aksdns analyze` on the capture for the conntrack-race signature (A/AAAA pairs)")),
+}
 
 
-def network_slow(o: CaptureOutcome) -> Finding | None:
-    v = o.hops
-    if v is None or v.slowest_hop != HOPS[0] or (_median(v, HOPS[0]) or 0) < o.slow_ms:
-        return None
-    return Finding.of("capture.network_slow", 60, Hypothesis(
-        "Time is lost between the client pods and CoreDNS", MEDIUM,
-        (f"median {ms(_median(v, HOPS[0]))} ms on the way to CoreDNS and back (the Service's DNAT, conntrack, "
-         "the nodes)",),
-        ("Look for conntrack insertion failures on the client's node: conntrack -S",
-         "Run `/aksdns analyze` on the capture for the conntrack-race signature (A/AAAA pairs)"),
-        (GUIDE,)))
+def other_hop_slow(o: CaptureOutcome) -> Finding | None:
+    for hop, (rule, title, what, actions) in _OTHER_HOPS.items():
+        v = _slow_hop(o, hop)
+        if v is not None:
+            return Finding.of(rule, 60, Hypothesis(title, MEDIUM, (f"median {ms(_median(v, hop))} ms {what}",),
+                                                   actions, (GUIDE,)))
+    return None
 
 
 def silent_endpoint(o: CaptureOutcome) -> Finding | None:
@@ -190,7 +194,7 @@ def stale_destinations(o: CaptureOutcome) -> Finding | None:
         (GUIDE,)))
 
 
-RULES = (silent_endpoint, upstream_slow, coredns_slow, network_slow, lost_queries, stale_destinations)
+RULES = (silent_endpoint, upstream_slow, other_hop_slow, lost_queries, stale_destinations)
 
 
 def _none(o: CaptureOutcome) -> Finding:
