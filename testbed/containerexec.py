@@ -189,6 +189,7 @@ class Ephemeral:
     termination: Path
     started_at: str
     deadline: float
+    podman: bool = False
 
 
 @dataclass
@@ -204,6 +205,10 @@ class Ephemerals:
     env_of: Callable[[JSON, JSON], dict[str, str]]
     now: Callable[[], str]
     max_run_s: float = 3600.0
+    # Container mode (testbed/containers.py): an ephemeral container whose image container storage holds
+    # runs from that image with podman, with its securityContext, in the pod's network namespace.
+    image_config: Callable[[str], Any] | None = None  # image -> its configuration, or None when not here
+    lookup: Callable[[str, str, str], Any] | None = None  # ConfigMap/Secret data for env (runner._lookup)
     running: dict[tuple[str, str], Ephemeral] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
     exec_ready: dict[str, list[str]] = field(default_factory=dict)  # pods whose Exec object is current
@@ -255,16 +260,29 @@ class Ephemerals:
         log = self.new_log(log_path)
         self._add_logs(meta["namespace"], meta["name"], name, log_path)
         termination = pod_dir / f"{name}.termination-log"
-        argv = list(spec.get("command") or []) + list(spec.get("args") or []) or ["/bin/false"]
-        cmd = ["ip", "netns", "exec", netns, *in_container([
-            self.python, "-m", "testbed.podexec", "--termination-log", str(termination),
-            "--message-path", spec.get("terminationMessagePath") or "/dev/termination-log", "--", *argv])]
+        termination.touch()
         pid_file = self.run_dir / "pids" / f"ephemeral-{uid[:8]}-{name}.pid"
-        proc = self.spawn(cmd, log, pid_file, env=self.env_of(pod, spec))
-        register(self.run_dir, uid, name, netns=netns, leader=proc.pid)
+        image = self.image_config(spec.get("image", "")) if self.image_config is not None else None
+        if image is not None:
+            from testbed import containers, net
+
+            run = containers.PodRun(uid=uid, namespace=meta["namespace"], name=meta["name"],
+                                    node=pod["spec"].get("nodeName", ""), netns=netns,
+                                    resolv_conf=net.NETNS_ETC / netns / "resolv.conf", files=pod_dir,
+                                    deadline_s=int(self.max_run_s))
+            env = containers.container_env(pod, spec, self.lookup or (lambda *_a: None))
+            proc = self.spawn(containers.run_argv(pod, spec, run, env, image), log, pid_file)
+            register(self.run_dir, uid, name, netns=netns, podman=containers.container_name(uid, name))
+        else:
+            argv = list(spec.get("command") or []) + list(spec.get("args") or []) or ["/bin/false"]
+            cmd = ["ip", "netns", "exec", netns, *in_container([
+                self.python, "-m", "testbed.podexec", "--termination-log", str(termination),
+                "--message-path", spec.get("terminationMessagePath") or "/dev/termination-log", "--", *argv])]
+            proc = self.spawn(cmd, log, pid_file, env=self.env_of(pod, spec))
+            register(self.run_dir, uid, name, netns=netns, leader=proc.pid)
         started = self.now()
         self.running[(uid, name)] = Ephemeral(uid, name, proc, log, pid_file, termination, started,
-                                              time.monotonic() + self.max_run_s)
+                                              time.monotonic() + self.max_run_s, podman=image is not None)
         self._patch(pod, name, {"running": {"startedAt": started}})
 
     def poll(self, pods: dict[str, JSON]) -> None:
@@ -293,6 +311,10 @@ class Ephemerals:
     def _end(self, key: tuple[str, str], report: JSON | None) -> None:
         eph = self.running.pop(key)
         self.stop(eph.proc, eph.pid_file, grace_s=2.0)
+        if eph.podman:
+            from testbed import containers
+
+            containers.remove(eph.uid, [eph.name])
         eph.log.close(timeout=2)
         unregister(self.run_dir, eph.uid, eph.name)
         if report is None:

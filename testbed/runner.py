@@ -219,7 +219,8 @@ class Runner:
         self.images = containers.ImageCache()
         # Exec into containers and ephemeral containers (testbed/containerexec.py).
         self.ephemerals = containerexec.Ephemerals(state.run, state.python, self.kube, spawn, stop_proc, CriLog,
-                                                   self._env, now_rfc3339)
+                                                   self._env, now_rfc3339, image_config=self.images.config,
+                                                   lookup=self._lookup)
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> None:
