@@ -35,6 +35,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     delivered: dict[str, Path] = field(default_factory=dict)
     max_bytes: int = 100 * 1024 * 1024
+    image: str = "aksdns:test"  # not in container storage: capture containers run as processes
 
     def env(self) -> JobEnv:
         def progress(text: str) -> None:
@@ -49,7 +50,7 @@ class Run:
             return filename
 
         return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(self.testbed.worker_kubeconfig),
-                      probe_image="aksdns:test", workdir=self.workdir, progress=progress, deliver_file=deliver,
+                      probe_image=self.image, workdir=self.workdir, progress=progress, deliver_file=deliver,
                       post_report=self.reports.append, stop_requested=self.stop.is_set, job_id="test-job",
                       requested_by="U0TEST", capture_max_bytes=self.max_bytes)
 

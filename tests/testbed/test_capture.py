@@ -263,3 +263,32 @@ run.execute("capture --pod default/{CLIENT} --node {node} --duration 20s")
     assert spool.sweep(tmp_path, now=time.time() + 2 * 3600) == 1
     assert not list((tmp_path / "aksdns-killed-job").glob("capture"))
     nothing_left(testbed)
+
+
+def test_capture_containers_of_the_real_image_capture_with_exactly_their_two_capabilities(
+        testbed: Any, client: Any, run: Run) -> None:
+    """With the image built (scripts/image), capture containers run from it under podman as the testbed's
+    container mode runs the chart's pods: the unprivileged user, NET_RAW and NET_ADMIN only, no_new_privs.
+    tcpdump exec'd into them captures; the ephemeral container and the fallback capture pod both."""
+    from testbed import image
+
+    why = image.unavailable()
+    if why:
+        pytest.skip(why)
+    run.image = image.image_ref()
+    wait = run.in_background(f"capture --pod default/{CLIENT} --duration 5s")
+    assert run.capturing.wait(90), run.progress
+    sent = client.query(names("image", 3), rate=10)
+    report = wait()
+    assert report.data["targets"][0]["mechanism"] == "ephemeral" and report.data["targets"][0]["packets"] >= 6
+    assert {int(r[0], 16) for r in tshark_fields(run.pcapng(), "dns.id")} >= {s.id for s in sent}
+    nothing_left(testbed)
+    testbed.ephemeral_refuse()
+    run.capturing.clear()
+    run.delivered.clear()
+    wait = run.in_background(f"capture --pod default/{CLIENT} --duration 5s")
+    assert run.capturing.wait(90), run.progress
+    sent = client.query(names("image-pod", 3), rate=10)
+    report = wait()
+    assert report.data["targets"][0]["mechanism"] == "node-veth" and report.data["targets"][0]["packets"] >= 6
+    nothing_left(testbed)
