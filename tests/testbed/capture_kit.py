@@ -98,7 +98,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0, every:
 
 
 def tshark_fields(path: Path, *fields: str, display_filter: str = "dns") -> list[list[str]]:
-    args = [TSHARK, "-n", "-r", str(path), "-Y", display_filter, "-T", "fields", "-E", "separator=|"]
+    args = [TSHARK, "-n", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    if display_filter:
+        args += ["-Y", display_filter]
     for f in fields:
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)

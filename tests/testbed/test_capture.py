@@ -7,6 +7,7 @@ Every test ends by checking that nothing was left behind. Durations are short (5
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def test_queries_appear_per_interface_and_analyze_equals_tshark(testbed: Any, cl
     assert interfaces == {f"default/{CLIENT}", *(f"kube-system/{n}" for n in coredns)}, interfaces
     for s in sent:
         mine = [r for r in rows if int(r[3], 16) == s.id and r[4] == s.name.rstrip(".")]
-        at_client = {r[0] for r in mine if r[1] == client.ip and r[5] == "False"}
+        at_client = {r[0] for r in mine if r[1] == client.ip and r[5] in ("0", "False")}
         at_coredns = {r[0] for r in mine if r[1] == client.ip and r[0].startswith("kube-system/")}
         assert at_client == {f"default/{CLIENT}"} and len(at_coredns) == 1, (s, mine)
     # `analyze` on the very file the thread gets equals tshark's dns,tree on it.
@@ -236,7 +237,6 @@ from testbed import cluster
 tb = cluster.attach()
 run = Run(tb, Path({str(tmp_path / 'aksdns-killed-job')!r}), Path({str(tmp_path / 'o')!r}))
 run.workdir.mkdir()
-run.env  # noqa
 import threading
 def watch():
     run.capturing.wait(120)
@@ -244,8 +244,9 @@ def watch():
 threading.Thread(target=watch, daemon=True).start()
 run.execute("capture --pod default/{CLIENT} --node {node} --duration 20s")
 """)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=repo,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "CAPTURING"
     assert running_capture_containers(testbed) and capture_pods(testbed) and capture_processes()
