@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 from dataclasses import dataclass
 
 ETHERNET = 1
@@ -163,5 +164,6 @@ def decode(ts_ns: int, linktype: int, frame: bytes) -> DnsMessage | None:
                 qtype = _H.unpack_from(dns, pos)[0]
         except ValueError:
             qname = ""
-    return DnsMessage(ts_ns, src, sport, dst, dport, tcp, ident, bool(flags & 0x8000), flags & 0x000F,
-                      qname, qtype, bool(flags & 0x0200))
+    # Interned: a capture repeats a few addresses and names, and the per-hop pass holds many messages.
+    return DnsMessage(ts_ns, sys.intern(src), sport, sys.intern(dst), dport, tcp, ident, bool(flags & 0x8000),
+                      flags & 0x000F, sys.intern(qname), qtype, bool(flags & 0x0200))
