@@ -87,9 +87,8 @@ def capture_in_slack(events_url: str, secret: str, slack: SlackStandIn, channel:
             if traffic is not None:
                 worker = threading.Thread(target=traffic, daemon=True)
                 worker.start()
-        if run.analysis_at is None and any(m.thread_ts == root.ts and m.text.startswith(("✅ analyze", "⚠️ analyze",
-                                                                                          "❌ analyze"))
-                                           for m in slack.state.messages):
+        if run.analysis_at is None and any(m.thread_ts == root.ts and m.blocks and ".pcapng" in m.text
+                                           and "analy" in m.text for m in slack.state.messages):
             run.analysis_at = now
         if any(mark in status.text for mark in DONE_MARKS):
             run.done_at = now

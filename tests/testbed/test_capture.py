@@ -83,7 +83,7 @@ def test_queries_appear_per_interface_and_analyze_equals_tshark(testbed: Any, cl
     tree = subprocess.run([TSHARK, "-q", "-n", "-r", str(pcapng), "-z", "dns,tree"], capture_output=True,
                           text=True, timeout=60).stdout
     assert analyze.render(analyze.analyze_files([pcapng]), "tshark") == tree
-    assert run.reports and run.reports[0].title == f"analyze {pcapng.name}"
+    assert run.reports and pcapng.name in run.reports[0].title  # `analyze`'s own report of that file
     data = report.data
     assert {t["mechanism"] for t in data["targets"]} == {"ephemeral"}
     assert data["per_hop"]["hops"]["upstream"]["queries"] == len(sent)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from aksdns.commands import CaptureCommand
+from aksdns.commands import AnalyzeCommand, CaptureCommand
 from aksdns.errors import AksDnsError, ClusterError
 from aksdns.verbs import capture_targets
 from workers.analysis import capture_report
@@ -173,16 +174,16 @@ def _per_hop(runs: list[TargetRun], view: ClusterView) -> tuple[HopView | None, 
 
 
 def _post_analysis(env: JobEnv, merged: Path) -> None:
-    """`analyze` on the merged file, posted in the thread as its own message."""
-    from workers.jobs import analyze
+    """`analyze` on the merged file — its own job, as the CLI runs it on a path — posted in the thread."""
+    from workers import jobs
 
+    command = AnalyzeCommand(files=(str(merged),))
     try:
-        result = analyze.analyze_files([merged])
+        report = jobs.execute(command, replace(env, source="cli", progress=lambda _text: None))
     except AksDnsError as exc:
-        env.post_report(Report(title=f"analyze {merged.name}", status=Status.WARN,
-                               summary=f"the merged capture could not be analysed: {exc.message}"))
-        return
-    env.post_report(analyze.build_report(result, title=f"analyze {merged.name}"))
+        report = Report(title=f"analyze {merged.name}", status=Status.WARN,
+                        summary=f"the merged capture could not be analysed: {exc.message}")
+    env.post_report(report)
 
 
 def _names(c: kube.Clients, view: ClusterView) -> dict[str, str]:
