@@ -92,9 +92,7 @@ COPY --from=builder /opt/aksdns /opt/aksdns
 ENV PATH=/opt/aksdns/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/tmp \
-    MPLCONFIGDIR=/tmp/matplotlib \
-    MPLBACKEND=Agg
+    HOME=/tmp
 WORKDIR /tmp
 # Numeric so that runAsNonRoot can verify it. Capture pods run as this user
 # too, with exactly NET_RAW + NET_ADMIN added (see README.md, "Capture pods").

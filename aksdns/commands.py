@@ -27,6 +27,11 @@ class Verb(StrEnum):
     IPAM = "ipam"
     SERVICE = "service"
     HANDOFF = "handoff"
+    WATCH = "watch"
+    AGAIN = "again"
+    USE = "use"
+    CLUSTERS = "clusters"
+    AUDIT = "audit"
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,11 @@ class AnalyzeCommand(Command):
 
 @dataclass(frozen=True)
 class ApiserverCommand(Command):
+    """Reach the API server stage by stage from the worker and every node; name the guide's cause."""
+
     verb: ClassVar[Verb] = Verb.APISERVER
+    service_account: ObjectRef | None = None  # --as: what this ServiceAccount may and may not do
+    client_ip: str | None = None  # --client: is this address inside the authorized IP ranges?
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,51 @@ class ServiceCommand(Command):
 
 @dataclass(frozen=True)
 class HandoffCommand(Command):
+    """The thread's incident record for the next engineer, from its history alone."""
+
     verb: ClassVar[Verb] = Verb.HANDOFF
+
+
+@dataclass(frozen=True)
+class WatchCommand(Command):
+    """Repeat a read-only command every ``every_s`` for ``for_s``; post only what changed."""
+
+    verb: ClassVar[Verb] = Verb.WATCH
+    target: str = ""  # the repeated command's words, as the grammar writes them back
+    every_s: int = 300
+    for_s: int = 3600
+
+
+@dataclass(frozen=True)
+class AgainCommand(Command):
+    """Run the thread's last command (or its last ``what``) again."""
+
+    verb: ClassVar[Verb] = Verb.AGAIN
+    what: str | None = None
+
+
+@dataclass(frozen=True)
+class UseCommand(Command):
+    """Set (or show) this channel's default cluster."""
+
+    verb: ClassVar[Verb] = Verb.USE
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class ClustersCommand(Command):
+    """The clusters with a live worker: version, queue depth, jobs running."""
+
+    verb: ClassVar[Verb] = Verb.CLUSTERS
+
+
+@dataclass(frozen=True)
+class AuditCommand(Command):
+    """Read the audit stream (privileged)."""
+
+    verb: ClassVar[Verb] = Verb.AUDIT
+    user: str | None = None
+    since: str = "24h"
 
 
 def _jsonable(value: Any) -> Any:

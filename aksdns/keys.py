@@ -7,6 +7,9 @@ the chart's KEDA trigger reads); everything else aksdns stores is named here.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
 
 from aksdns.commands import Command
 
@@ -35,9 +38,60 @@ def thread_history_key(channel: str, thread_ts: str) -> str:
     return f"{PREFIX}:thread:{channel}:{thread_ts}"
 
 
-def rerun_basis_key(cluster: str, channel: str, thread_ts: str, verb: str) -> str:
-    """What the last run of a command in a thread left for the next Re-run to compare against."""
-    return f"{PREFIX}:last:{cluster}:{channel}:{thread_ts}:{verb}"
+def ran_key(job_id: str) -> str:
+    """A job id a worker started: the same signed job put back in the queue is not run twice."""
+    return f"{PREFIX}:ran:{job_id}"
+
+
+def request_signature_key(signature: str) -> str:
+    """A Slack request signature seen in HTTP mode: the same signed bytes again are a replay."""
+    return f"{PREFIX}:slacksig:{signature}"
+
+
+def outbox_key(cluster: str) -> str:
+    """A cluster's thread messages Slack did not take yet: a sorted set of job ids by next attempt;
+    each job's messages under ``<key>:<job id>:ops`` and its thread and status under ``<key>:<job id>``."""
+    return f"{PREFIX}:outbox:{cluster}"
+
+
+def rerun_basis_key(cluster: str, channel: str, thread_ts: str, identity: str) -> str:
+    """What the last run of a command (``rerun_identity``) in a thread left for the next run to compare against."""
+    return f"{PREFIX}:last:{cluster}:{channel}:{thread_ts}:{identity}"
+
+
+def rerun_identity(command: Mapping[str, Any]) -> str:
+    """A command (``Command.to_dict()``) as "the same command": its verb and arguments, not its cluster."""
+    args = {k: v for k, v in dict(command.get("args") or {}).items() if k != "cluster"}
+    text = json.dumps({"verb": command.get("verb"), "args": args}, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{command.get('verb')}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def watch_key(watch_id: str) -> str:
+    """One `watch`'s state: where it answers, until when, its runs, its last basis, who stopped it."""
+    return f"{PREFIX}:watch:{watch_id}"
+
+
+WORKERS_ZSET = f"{PREFIX}:workers"  # worker name → its last heartbeat (epoch seconds)
+
+
+def worker_key(name: str) -> str:
+    """A worker's heartbeat: its cluster, version, host, current job; expires when it stops beating."""
+    return f"{PREFIX}:worker:{name}"
+
+
+def channel_cluster_key(channel: str) -> str:
+    """The cluster a channel's commands go to without --cluster (`use`)."""
+    return f"{PREFIX}:use:{channel}"
+
+
+def rate_key(scope: str, who: str) -> str:
+    """Recent commands of a user or a channel (a sorted set of times) for the rate limits."""
+    return f"{PREFIX}:rate:{scope}:{who}"
+
+
+def channel_threads_key(channel: str) -> str:
+    """A channel's threads with recorded jobs, scored by their last job's end (`/aksdns handoff` outside a thread)."""
+    return f"{PREFIX}:threads:{channel}"
 
 
 def capture_stop_key(job_id: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from aksdns.keys import AUDIT_STREAM, rerun_basis_key, thread_history_key
+from aksdns.keys import AUDIT_STREAM, channel_threads_key, rerun_basis_key, rerun_identity, thread_history_key
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class Outcome:
     findings: tuple[dict[str, Any], ...] = ()  # the top findings (workers.findings.Finding.to_dict, trimmed)
     attachments: tuple[str, ...] = ()  # file names posted in the thread
     figures: dict[str, float] = field(default_factory=dict)  # numbers a Re-run compares
+    changes: tuple[str, ...] = ()  # what changed since the previous run of this command here, one line each
+    ruled_out: tuple[dict[str, str], ...] = ()  # {hypothesis, evidence} this run's evidence speaks against
+    requested_as: str = ""  # "", "rerun" (button or `again`), "watch" (a run of a watch), ...
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
@@ -61,6 +64,8 @@ class Outcome:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["findings"] = tuple(data.get("findings", ()))
         known["attachments"] = tuple(data.get("attachments", ()))
+        known["changes"] = tuple(str(c) for c in data.get("changes", ()))
+        known["ruled_out"] = tuple(dict(r) for r in data.get("ruled_out", ()) if isinstance(r, dict))
         return cls(**known)
 
 
@@ -79,25 +84,35 @@ class ResultsStore:
         self.connection = connection
         self.retention_s = int(retention_s)
 
-    def record(self, outcome: Outcome, *, basis: dict[str, Any] | None = None) -> None:
-        """Append a job's outcome to its thread's history; keep its Re-run basis when it has one."""
+    def record(self, outcome: Outcome, *, basis: dict[str, Any] | None = None) -> bool:
+        """Append a job's outcome to its thread's history; keep its Re-run basis when it has one.
+
+        False when Redis did not take it (the caller may wait for Redis and try again).
+        """
         key = thread_history_key(outcome.channel, outcome.thread_ts)
         try:
             pipe = self.connection.pipeline(transaction=False)
             pipe.rpush(key, outcome.to_json())
             pipe.ltrim(key, -MAX_OUTCOMES_PER_THREAD, -1)
             pipe.expire(key, self.retention_s)
+            threads = channel_threads_key(outcome.channel)
+            pipe.zadd(threads, {outcome.thread_ts: outcome.finished_at})
+            pipe.zremrangebyscore(threads, 0, outcome.finished_at - self.retention_s)
+            pipe.expire(threads, self.retention_s)
             raw = json.dumps(basis, default=str) if basis is not None else None
             if raw is not None and len(raw) <= MAX_BASIS_BYTES:
+                identity = rerun_identity(outcome.command)
                 pipe.set(
-                    rerun_basis_key(outcome.cluster, outcome.channel, outcome.thread_ts, outcome.verb),
+                    rerun_basis_key(outcome.cluster, outcome.channel, outcome.thread_ts, identity),
                     raw,
                     ex=self.retention_s,
                 )
             pipe.execute()
+            return True
         except (redis.RedisError, TypeError, ValueError) as exc:
             log.warning("could not record the job in its thread's history",
                         extra={"job": outcome.job_id, "error": type(exc).__name__})
+            return False
 
     def history(self, channel: str, thread_ts: str) -> list[Outcome]:
         """Every recorded outcome of a thread, oldest first (unreadable entries are skipped)."""
@@ -110,10 +125,31 @@ class ResultsStore:
                 log.warning("skipped an unreadable history entry", extra={"thread": thread_ts})
         return out
 
-    def previous_basis(self, cluster: str, channel: str, thread_ts: str, verb: str) -> dict[str, Any] | None:
-        """The Re-run basis the last run of ``verb`` in this thread left (None: first run, or gone)."""
+    def incident_history(self, channel: str, thread_ts: str) -> list[Outcome]:
+        """This thread's history; for a thread without any (a new `/aksdns handoff` message), the
+        history of the channel's most recently active thread."""
+        own = self.history(channel, thread_ts)
+        if own:
+            return own
         try:
-            raw = self.connection.get(rerun_basis_key(cluster, channel, thread_ts, verb))
+            latest = self.connection.zrevrange(channel_threads_key(channel), 0, 1)
+        except redis.RedisError:
+            return []
+        for ts in (_text(t) for t in latest):
+            if ts != thread_ts:
+                return self.history(channel, ts)
+        return []
+
+    def previous_basis(
+        self, cluster: str, channel: str, thread_ts: str, command: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The Re-run basis the last run of this command (``Command.to_dict()``) in this thread left.
+
+        None: its first run here, or gone. "This command" is the verb with the same arguments: a
+        `dig` of another name is another command, with nothing to compare.
+        """
+        try:
+            raw = self.connection.get(rerun_basis_key(cluster, channel, thread_ts, rerun_identity(command)))
             loaded = json.loads(raw) if raw else None
         except (redis.RedisError, ValueError):
             return None

@@ -86,9 +86,15 @@ def port(text: str, what: str = "port") -> int:
     return integer(text, what, 1, 65535)
 
 
+_ASCII_INTEGER_RE = re.compile(r"[0-9]{1,9}")
+
+
 def integer(text: str, what: str, low: int, high: int) -> int:
-    """A decimal integer within [low, high]."""
-    if not text.isdigit() or len(text) > 9:
+    """A decimal integer within [low, high], in ASCII digits only.
+
+    ``str.isdigit`` is also true of superscripts such as `²`, which ``int`` refuses.
+    """
+    if not _ASCII_INTEGER_RE.fullmatch(text):
         raise UsageError(f"{what} must be a whole number, not `{clip(text)}`")
     value = int(text)
     if not low <= value <= high:
@@ -98,26 +104,26 @@ def integer(text: str, what: str, low: int, high: int) -> int:
 
 def seconds(text: str, what: str, low: float, high: float) -> float:
     """A number of seconds (decimal allowed) within [low, high]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{what} must be a number of seconds, not `{clip(text)}`") from None
-    if not low <= value <= high:  # also refuses nan and inf
-        raise UsageError(f"{what} must be between {low:g} and {high:g} seconds, not {text}")
+    if not _ASCII_DECIMAL_RE.fullmatch(text):  # float() would also take `٣`, ` 5\n` and `1_0`
+        raise UsageError(f"{what} must be a number of seconds, not `{clip(text)}`")
+    value = float(text)
+    if not low <= value <= high:
+        raise UsageError(f"{what} must be between {low:g} and {high:g} seconds, not {clip(text)}")
     return value
 
 
-_DURATION_RE = re.compile(r"^(\d{1,5})(s|m)?$")
+_ASCII_DECIMAL_RE = re.compile(r"-?(?:[0-9]{1,6}(?:\.[0-9]{0,6})?|\.[0-9]{1,6})")
+_DURATION_RE = re.compile(r"([0-9]{1,5})(s|m)?")
 
 
 def duration(text: str, what: str, low_s: int, high_s: int) -> int:
     """A duration like `90`, `90s` or `2m`, in whole seconds within [low_s, high_s]."""
-    match = _DURATION_RE.match(text)
+    match = _DURATION_RE.fullmatch(text)
     if not match:
         raise UsageError(f"{what} must look like 90s or 2m, not `{clip(text)}`")
     value = int(match.group(1)) * (60 if match.group(2) == "m" else 1)
     if not low_s <= value <= high_s:
-        raise UsageError(f"{what} must be between {low_s}s and {high_s // 60}m, not {text}")
+        raise UsageError(f"{what} must be between {low_s}s and {high_s // 60}m, not {clip(text)}")
     return value
 
 
@@ -160,6 +166,18 @@ def file_name(text: str) -> str:
 
 
 def clip(text: str, limit: int = 40) -> str:
-    """Echo user input back short and without backticks that would break formatting."""
-    text = text.replace("`", "'")
+    """Echo user input back short, on one line, without backticks that would break formatting.
+
+    Control and other unprintable characters are shown escaped (`\\n`, `\\x1b`): echoed raw,
+    a newline would split the answer and a carriage return or an escape sequence would
+    rewrite what a terminal shows.
+    """
+    text = printable(text.replace("`", "'"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped as Python would write it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

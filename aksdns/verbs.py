@@ -17,12 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aksdns import capture_filter, validate
+from aksdns import capture_filter, spans, validate
 from aksdns.commands import (
+    AgainCommand,
     AnalyzeCommand,
     ApiserverCommand,
+    AuditCommand,
     CaptureCommand,
     CheckCommand,
+    ClustersCommand,
     Command,
     DigCommand,
     DnsServer,
@@ -32,7 +35,9 @@ from aksdns.commands import (
     IpamCommand,
     ObjectRef,
     ServiceCommand,
+    UseCommand,
     Verb,
+    WatchCommand,
 )
 from aksdns.errors import UsageError
 from aksdns.flags import Choice, Count, Duration, Flag, Seconds, Switch, Text
@@ -46,6 +51,9 @@ MAX_NODES = 100
 MAX_CAPTURE_PODS = 10
 CAPTURE_MIN_S = 5
 CAPTURE_MAX_S = 600
+WATCH_MAX_RUNS = 144  # --for / --every: a day of 10-minute runs, or two hours of one-minute runs
+# The Re-run basis of a command that names none of its own: its verdict and findings.
+FINDINGS_BASIS = "workers.analysis.rerun_diff:findings_basis"
 
 # Record types a troubleshooter asks for; zone transfers and meta types are left out.
 DIG_TYPES = frozenset(
@@ -97,7 +105,10 @@ class VerbSpec:
     privileged: bool = False  # needs AKSDNS_PRIVILEGED_USERS / _GROUPS
     confirm: bool = False  # the bot asks for a Start click (re-authorized) before queueing it
     job: str | None = None  # "module:function" the worker runs; None: not available yet
-    rerun_basis: str | None = None  # "module:function": what a thread keeps for the next Re-run
+    # "module:function" (report -> dict): what a thread keeps to tell the next run of this command
+    # what changed (workers.analysis.rerun_diff); None: the command is not re-run (help, handoff).
+    rerun_basis: str | None = FINDINGS_BASIS
+    bot: str | None = None  # "module:function" the bot answers with itself (no cluster, no queue)
 
     @property
     def name(self) -> str:
@@ -105,7 +116,7 @@ class VerbSpec:
 
     @property
     def available(self) -> bool:
-        return self.job is not None
+        return self.job is not None or self.bot is not None
 
     @property
     def usage(self) -> str:
@@ -274,6 +285,14 @@ def _describe_capture(c: CaptureCommand) -> list[str]:
         ["(live)"] if c.live else [])
 
 
+# ---------------------------------------------------------------------------- apiserver
+
+
+def _describe_apiserver(c: ApiserverCommand) -> list[str]:
+    words = [f"as {c.service_account}"] if c.service_account else []
+    return words + ([f"client {c.client_ip}"] if c.client_ip else [])
+
+
 # ---------------------------------------------------------------------------- analyze, ipam, service
 
 
@@ -303,6 +322,78 @@ def _describe_service(c: ServiceCommand) -> list[str]:
     return [str(c.ref) + (f":{c.port}" if c.port else "")]
 
 
+# ---------------------------------------------------------------------------- watch, again, use, audit
+
+
+def _read_watch(positionals: list[str]) -> Fields:
+    """The watched command: its words (quoted when it has flags of its own), parsed by the grammar."""
+    from aksdns import grammar  # the grammar reads this registry: import it when a watch is parsed
+
+    words = " ".join(positionals).split()
+    if not words:
+        raise UsageError('watch needs a command, e.g. `watch check --every 5 --for 2` (quote one with flags: '
+                         '`watch "check --repeat 3" --every 5`)', command="watch")
+    inner = grammar.parse_tokens(words)
+    spec = spec_of(inner)
+    if spec.privileged:
+        raise UsageError(f"only read-only commands can be watched; `{spec.name}` is privileged", command="watch")
+    if spec.verb in {Verb.HELP, Verb.WATCH, Verb.HANDOFF} or spec.job is None:
+        raise UsageError(f"`{spec.name}` cannot be watched; watch a diagnosis such as `check` or `dig`",
+                         command="watch")
+    bare = grammar.command_words({**inner.to_dict(), "args": {**inner.to_dict()["args"], "cluster": None}})
+    return {"target": " ".join(bare), "target_cluster": inner.cluster}
+
+
+def _write_watch(data: Mapping[str, Any]) -> list[str]:
+    target = data.get("target")
+    if not isinstance(target, str) or not target:
+        raise UsageError("a watch's target must be a command")
+    return [target]
+
+
+def _finish_watch(fields: Fields) -> Fields:
+    inner_cluster = fields.pop("target_cluster", None)
+    if inner_cluster and fields.get("cluster") and inner_cluster != fields["cluster"]:
+        raise UsageError("give the cluster once: `watch check --cluster C`", command="watch")
+    fields["cluster"] = fields.get("cluster") or inner_cluster
+    every = fields.get("every_s", WatchCommand.every_s)
+    length = fields.get("for_s", WatchCommand.for_s)
+    if every > length:
+        raise UsageError("--every is longer than --for: nothing would repeat", command="watch")
+    if length // every > WATCH_MAX_RUNS:
+        raise UsageError(f"that is {length // every} runs; at most {WATCH_MAX_RUNS} per watch", command="watch")
+    return fields
+
+
+def _describe_watch(c: WatchCommand) -> list[str]:
+    return [c.target, f"every {spans.span_text(c.every_s)}", f"for {spans.span_text(c.for_s)}"]
+
+
+def _read_again(positionals: list[str]) -> Fields:
+    if len(positionals) > 1:
+        raise UsageError("again takes at most one command name, e.g. `again check`", command="again")
+    if not positionals:
+        return {"what": None}
+    word = positionals[0].lower()
+    if word not in {v.value for v in Verb}:
+        raise UsageError(f"`{validate.clip(word)}` is not a command", command="again")
+    return {"what": word}
+
+
+def _read_use(positionals: list[str]) -> Fields:
+    if len(positionals) > 1:
+        raise UsageError("use takes one cluster name", command="use")
+    return {"target": validate.cluster_name(positionals[0]) if positionals else None}
+
+
+def _one(field_name: str) -> Callable[[Mapping[str, Any]], list[str]]:
+    def write(data: Mapping[str, Any]) -> list[str]:
+        value = data.get(field_name)
+        return [] if value is None else [str(value)]
+
+    return write
+
+
 # ---------------------------------------------------------------------------- the registry
 
 NODE = Text("NODE", validate.node_name)
@@ -319,6 +410,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             read_positionals=_read_help,
             positional_fields=("topic",),
             write_positionals=_write_help,
+            rerun_basis=None,
         ),
         VerbSpec(
             Verb.DIG,
@@ -338,6 +430,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             finish=_finish_dig,
             describe=_describe_dig,
             job="workers.jobs.dig:execute",
+            rerun_basis="workers.analysis.dig_basis:rerun_basis",
         ),
         VerbSpec(
             Verb.CHECK,
@@ -354,7 +447,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
             write_positionals=_write_names,
             describe=_describe_check,
             job="workers.jobs.check:execute",
-            rerun_basis="workers.analysis.check_diff:diff_basis",
+            rerun_basis="workers.analysis.check_diff:rerun_basis",
         ),
         VerbSpec(
             Verb.HEALTH,
@@ -398,13 +491,26 @@ REGISTRY: dict[Verb, VerbSpec] = {
             positional_fields=("files",),
             write_positionals=_write_files,
             describe=_describe_analyze,
-            job="workers.jobs.analyze_run:execute",
+            job="workers.jobs.analyze:execute",
         ),
         VerbSpec(
             Verb.APISERVER,
             ApiserverCommand,
-            "is the API server reachable (authorized IP ranges, RBAC, endpoints)",
+            "reach the API server stage by stage from the worker and every node; name the cause",
             "🔐",
+            flags=(
+                Flag(
+                    "--as",
+                    "service_account",
+                    Text("NAMESPACE/SERVICEACCOUNT", _object_ref, _ref_word),
+                    "what this ServiceAccount may and may not do (and the RBAC to fix it)",
+                ),
+                Flag("--client", "client_ip", Text("IP", lambda t: validate.ip_address(t, "--client")),
+                     "is this client address inside the authorized IP ranges (needs Azure)"),
+            ),
+            describe=_describe_apiserver,
+            job="workers.jobs.apiserver:execute",
+            rerun_basis="workers.analysis.check_diff:rerun_basis"  # same layers/facts shape as check,
         ),
         VerbSpec(
             Verb.IPAM,
@@ -429,8 +535,76 @@ REGISTRY: dict[Verb, VerbSpec] = {
         VerbSpec(
             Verb.HANDOFF,
             HandoffCommand,
-            "a summary of this incident thread for the next engineer",
+            "this thread as an incident record for the next engineer (timeline, hypotheses, actions; also Markdown)",
             "🤝",
+            job="workers.jobs.handoff:execute",
+            rerun_basis=None,
+        ),
+        VerbSpec(
+            Verb.WATCH,
+            WatchCommand,
+            "repeat a read-only command and post only what changed (stop it with its button)",
+            "👀",
+            positionals="COMMAND",
+            flags=(
+                Flag("--every", "every_s", spans.Span("m", 60, 3600), "how often"),
+                Flag("--for", "for_s", spans.Span("h", 300, 86400), "for how long"),
+            ),
+            read_positionals=_read_watch,
+            positional_fields=("target",),
+            write_positionals=_write_watch,
+            finish=_finish_watch,
+            describe=_describe_watch,
+            job="workers.jobs.watch:execute",
+            rerun_basis=None,
+        ),
+        VerbSpec(
+            Verb.AGAIN,
+            AgainCommand,
+            "run this thread's last command (or its last COMMAND) again and say what changed",
+            "🔁",
+            positionals="[COMMAND]",
+            read_positionals=_read_again,
+            positional_fields=("what",),
+            write_positionals=_one("what"),
+            describe=lambda c: [c.what] if c.what else [],
+            bot="bot.incident:again",
+            rerun_basis=None,
+        ),
+        VerbSpec(
+            Verb.USE,
+            UseCommand,
+            "set this channel's default cluster (without CLUSTER: show it)",
+            "🎯",
+            positionals="[CLUSTER]",
+            read_positionals=_read_use,
+            positional_fields=("target",),
+            write_positionals=_one("target"),
+            describe=lambda c: [c.target] if c.target else [],
+            bot="bot.incident:use",
+            rerun_basis=None,
+        ),
+        VerbSpec(
+            Verb.CLUSTERS,
+            ClustersCommand,
+            "clusters with a live worker: versions, queue depth, jobs running",
+            "🗺️",
+            bot="bot.incident:clusters",
+            rerun_basis=None,
+        ),
+        VerbSpec(
+            Verb.AUDIT,
+            AuditCommand,
+            "who ran what, where, and what was allowed (privileged)",
+            "📜",
+            flags=(
+                Flag("--user", "user", Text("U", spans.slack_user), "one member ID only"),
+                Flag("--since", "since", Text("T", spans.since), "a span back (2h, 3d) or a UTC date"),
+            ),
+            describe=lambda c: [w for w in (c.user and f"by {c.user}", f"since {c.since}") if w],
+            privileged=True,
+            bot="bot.incident:audit",
+            rerun_basis=None,
         ),
     )
 }

@@ -1,12 +1,16 @@
-"""Benchmark `aksdns analyze` beside `tshark -q -z dns,tree` on generated CoreDNS captures.
+"""Benchmark what users run: every `aksdns analyze` format and the worker's job, end to end,
+beside `tshark -q -z dns,tree`, on generated CoreDNS captures.
 
     .venv/bin/python benchmarks/bench_analyze.py                 # 1 M and 4.5 M packets
-    .venv/bin/python benchmarks/bench_analyze.py --packets 200000 --filters
+    .venv/bin/python benchmarks/bench_analyze.py --packets 200000 --repeat 1
 
 Captures are written by the compiled core (aksdns_native.synthesize: the guide's rcode
 mix, SERVFAIL after ~6 s, lost and re-sent queries, duplicate responses, TCP, IPv6).
-Each tool runs as its own child process; wall time and the child's peak resident set
-(wait4's ru_maxrss) are reported.  Prints numbers only: nothing here asserts.
+Every measured command is its own child process, started cold; wall time and the child's
+peak resident set (wait4's ru_maxrss) are reported.  The worker job runs what a worker's
+job process runs for a Slack thread: the job (analysis, report, both PNG pictures, both CSV
+files) and the Slack message built from it; only the upload itself is left out (no network).
+Prints numbers only: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -26,11 +30,17 @@ sys.path.insert(0, str(ROOT))
 
 from workers.pcap.native import synthesize  # noqa: E402
 
-# What `aksdns analyze FILE` does (analysis, then the default text rendering); the tshark
-# rendering is printed so that the run can be checked against tshark's own output.
-ANALYZE_SNIPPET = (
-    "import sys; from workers.jobs.analyze import analyze_files, render; "
-    "r = analyze_files(sys.argv[1:]); render(r, 'text'); sys.stdout.write(str(render(r, 'tshark')))"
+AKSDNS = str(Path(sys.executable).parent / "aksdns")
+
+# A worker's job process for `@aksdns analyze` in a thread with the capture uploaded.
+WORKER_JOB = (
+    "import json, sys; from pathlib import Path; "
+    "from aksdns.commands import AnalyzeCommand; from workers import jobs; from workers.jobenv import JobEnv; "
+    "from workers.render.blocks import render_blocks; "
+    "env = JobEnv(cluster='bench', source='slack', thread_files=lambda: [Path(sys.argv[1])]); "
+    "report = jobs.execute(AnalyzeCommand(), env); message = render_blocks(report); "
+    "sys.stdout.write(json.dumps(message.blocks)[:100]); "
+    "sys.stdout.write(' '.join(f'{a.filename}={len(a.content)}' for a in report.attachments))"
 )
 
 
@@ -51,6 +61,8 @@ def measure(argv: list[str], *, cwd: Path | None = None) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
     # ru_maxrss is in KiB on Linux.
     return Run(elapsed, usage.ru_maxrss / 1024.0, text)
 
@@ -87,50 +99,51 @@ def best(argv: list[str], repeat: int, *, cwd: Path | None = None) -> Run:
     return Run(fastest.seconds, max(r.peak_rss_mib for r in runs), fastest.stdout)
 
 
-def bench(path: Path, *, filters: bool, repeat: int) -> dict[str, Run]:
-    tshark = shutil.which("tshark")
-    runs: dict[str, Run] = {}
-    runs["aksdns"] = best([sys.executable, "-c", ANALYZE_SNIPPET, str(path)], repeat, cwd=ROOT)
-    if tshark:
-        runs["tshark"] = best([tshark, "-q", "-n", "-r", str(path), "-z", "dns,tree"], repeat)
-        if filters:
-            runs["tshark-2 unanswered"] = best(
-                [tshark, "-n", "-2", "-r", str(path), "-Y", "(dns.flags.response == 0) && ! dns.response_in"], 1)
-    return runs
+def user_commands(path: Path, out_dir: Path) -> dict[str, list[str]]:
+    """Every way a user gets the answer: each CLI format, with and without --out, and the worker job."""
+    cmds: dict[str, list[str]] = {}
+    for fmt in ("text", "json", "csv", "tshark"):
+        base = [AKSDNS, "analyze", str(path)] + ([] if fmt == "text" else ["--format", fmt])
+        cmds[f"cli {fmt}"] = base
+        cmds[f"cli {fmt} --out"] = [*base, "--out", str(out_dir / fmt)]
+    cmds["cli tshark --wireshark 4.4"] = [AKSDNS, "analyze", str(path), "--format", "tshark", "--wireshark", "4.4"]
+    cmds["worker job + pictures"] = [sys.executable, "-c", WORKER_JOB, str(path)]
+    return cmds
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, nargs="*", default=[1_000_000, 4_500_000])
     ap.add_argument("--dir", type=Path, default=None, help="where to write the captures (default: a temp dir)")
-    ap.add_argument("--filters", action="store_true", help="also time tshark's two-pass unanswered filter")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per tool; the fastest is reported")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per command; the fastest is reported")
     ap.add_argument("--hostile", action="store_true",
                     help="instead: never-answered queries from ever-new sockets (memory bound)")
     args = ap.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="aksdns-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    tshark = shutil.which("tshark")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, captures in {workdir}")
-    print(f"{'packets':>10} {'file MiB':>9} {'gen s':>7} {'tool':<22} {'seconds':>9} {'peak RSS MiB':>13} "
-          f"{'speedup':>8}")
+    print(f"{'packets':>10} {'file MiB':>9} {'command':<28} {'seconds':>8} {'peak RSS MiB':>13} {'vs tshark':>10}")
     for n in args.packets:
         path = workdir / f"{'hostile' if args.hostile else 'coredns'}-{n}.pcap"
-        t0 = time.perf_counter()
-        written = write_hostile(path, n) if args.hostile else synthesize(path, n, seed=7)
-        gen = time.perf_counter() - t0
-        os.sync()  # the fresh file's write-back must not compete with the timed reads
+        if not path.exists():
+            written = write_hostile(path, n) if args.hostile else synthesize(path, n, seed=7)
+            assert written > 0
+            os.sync()  # the fresh file's write-back must not compete with the timed reads
         size = path.stat().st_size / 2**20
-        runs = bench(path, filters=args.filters, repeat=max(1, args.repeat))
-        base = runs.get("tshark")
-        for name, run in runs.items():
-            speed = f"{base.seconds / runs['aksdns'].seconds:7.1f}x" if base and name == "aksdns" else ""
-            print(f"{written:>10,} {size:>9.1f} {gen:>7.2f} {name:<22} {run.seconds:>9.2f} "
-                  f"{run.peak_rss_mib:>13.1f} {speed:>8}")
+        base = best([tshark, "-q", "-n", "-r", str(path), "-z", "dns,tree"], args.repeat) if tshark else None
         if base:
-            same = base.stdout == runs["aksdns"].stdout
-            print(f"{'':>10} dns,tree output identical to tshark: {same}")
-        if not args.keep:
+            print(f"{n:>10,} {size:>9.1f} {'tshark -q -z dns,tree':<28} {base.seconds:>8.2f} "
+                  f"{base.peak_rss_mib:>13.1f} {'1.0x':>10}")
+        with tempfile.TemporaryDirectory(prefix="aksdns-bench-out-") as out_dir:
+            for name, cmd in user_commands(path, Path(out_dir)).items():
+                run = best(cmd, args.repeat, cwd=ROOT)
+                ratio = f"{base.seconds / run.seconds:9.1f}x" if base else ""
+                print(f"{n:>10,} {size:>9.1f} {name:<28} {run.seconds:>8.2f} {run.peak_rss_mib:>13.1f} {ratio:>10}")
+                if base and name == "cli tshark":
+                    print(f"{'':>10} dns,tree output identical to tshark's: {run.stdout == base.stdout}")
+        if not args.keep and args.dir is None:
             path.unlink()
     if args.dir is None and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -6,8 +6,10 @@ answers in the thread it was written in.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from slack_bolt import Ack, App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from aksdns import grammar
+from aksdns import grammar, metrics
 from aksdns.commands import Command, HelpCommand
 from aksdns.describe import describe
 from aksdns.errors import NotAvailableYet, QueueUnavailable, UsageError
@@ -27,9 +29,10 @@ from aksdns.keys import event_key
 from aksdns.results import AuditEvent
 from aksdns.settings import Settings
 from aksdns.verbs import spec_of
-from bot import capture_flow
-from bot.authz import GroupDirectory, Policy, authorize
+from bot import capture_flow, incident
+from bot.authz import Decision, GroupDirectory, Policy, authorize
 from bot.dispatch import Dispatcher
+from bot.incident import Desk
 
 log = logging.getLogger(__name__)
 EVENT_DEDUP_TTL_S = 600
@@ -100,10 +103,17 @@ class AksDnsApp:
         self.app.event("app_mention")(self._later(self.on_mention))
         self.app.action("aksdns_rerun")(self._later(self.on_button))
         self.app.action("aksdns_capture")(self._later(self.on_button))
+        self.app.action("aksdns_handoff")(self._later(self.on_button))
+        self.app.action("aksdns_watch_stop")(self._later(self.on_stop))
         self.app.action(capture_flow.START)(self._later(self.on_start))
         self.app.action(capture_flow.CANCEL)(self._later(self.on_cancel))
-        self.app.action(capture_flow.STOP)(self._later(self.on_stop))
+        self.app.action(capture_flow.STOP)(self._later(self.on_capture_stop))
+        self.app.use(self._time_ack)
         self.app.error(self.on_error)
+        self.desk = (
+            Desk(settings, dispatcher.queue.connection, dispatcher, client,
+                 lambda user, channel, command: self._authorize(user, channel, command), self._audit)
+        )
 
     # -- listeners -------------------------------------------------------------------------
     def ack_slash_command(self, ack: Ack, body: dict[str, Any]) -> None:
@@ -112,12 +122,14 @@ class AksDnsApp:
         step = interpret(str(body.get("text", "")), prefix="/aksdns")
         if step.command is None:
             ack(text=step.reply or "", response_type="ephemeral")
+            metrics.command(step.parsed.verb.value if step.parsed else "", "refused" if step.refused else "help")
             if step.refused:
                 self._submit(self._audit, "command", user, channel, step.parsed, False, step.refused)
             return
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         if not decision.allowed:
             ack(text=f"🚫 {decision.reason}", response_type="ephemeral")
+            metrics.command(step.command.verb.value, "denied")
             self._submit(self._audit, "command", user, channel, step.command, False, decision.reason)
             return
         ack()
@@ -126,13 +138,24 @@ class AksDnsApp:
         self._submit(self.on_slash_command, step.command, user, channel)
 
     def on_slash_command(self, command: Command, user: str, channel: str) -> None:
-        """After the ack: post the parent message and queue the job (or ask to confirm it first)."""
+        """After the ack: post the parent message and queue the job (or answer a bot-side command)."""
+        self._run(command, "command", user, channel, None)
+
+    def _run(self, command: Command, kind: str, user: str, channel: str, thread_ts: str | None) -> None:
+        """An authorized command: answered here (`use`, `clusters`, ...), confirmed first (`capture`) or queued."""
         if spec_of(command).confirm:
-            self.confirm(command, user, channel, None)
+            self.confirm(command, user, channel, thread_ts)
             return
-        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=None)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, None, outcome.ephemeral)
+        if spec_of(command).bot is not None:
+            text = incident.answer(self.desk, command, incident.Ask(user, channel, thread_ts))
+            metrics.command(command.verb.value, "answered")
+        else:
+            outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts)
+            text = outcome.ephemeral or ""
+            if outcome.refused:
+                self._audit(kind, user, channel, command, False, outcome.refused)
+        if text:
+            self._ephemeral(channel, user, thread_ts, text)
 
     def on_mention(self, body: dict[str, Any]) -> None:
         event = body.get("event") or {}
@@ -151,14 +174,10 @@ class AksDnsApp:
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=step.command)
         self._audit("mention", user, channel, step.command, decision.allowed, decision.reason)
         if not decision.allowed:
+            metrics.command(step.command.verb.value, "denied")
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
-        if spec_of(step.command).confirm:
-            self.confirm(step.command, user, channel, thread_ts)
-            return
-        outcome = self.dispatcher.dispatch(step.command, user=user, channel=channel, thread_ts=thread_ts)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+        self._run(step.command, "mention", user, channel, thread_ts)
 
     def on_button(self, body: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id", ""))
@@ -184,21 +203,45 @@ class AksDnsApp:
         decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)
         self._audit("button", user, channel, command, decision.allowed, decision.reason)
         if not decision.allowed:
+            metrics.command(command.verb.value, "denied")
             self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
             return
-        if spec_of(command).confirm:
-            self.confirm(command, user, channel, thread_ts)
-            return
-        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts)
-        if outcome.ephemeral:
-            self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+        self._run(command, "button", user, channel, thread_ts)
+
+    def on_stop(self, body: dict[str, Any]) -> None:
+        """A watch's Stop button."""
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "") or None
+        value = str(((body.get("actions") or [{}])[0] or {}).get("value", ""))
+        text = incident.stop_watch(self.desk, value, incident.Ask(user, channel, thread_ts))
+        metrics.command("watch", "stopped")
+        if text:
+            self._ephemeral(channel, user, thread_ts, text)
+
+    def _authorize(self, user: str, channel: str, command: Command) -> Decision:
+        return authorize(self.policy, self.directory, user=user, channel=channel, command=command)
+
+    def _time_ack(self, body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Bolt middleware: how long Slack waits for its answer (listeners ack before follow-ups)."""
+        started = time.perf_counter()
+        try:
+            return next()
+        finally:
+            kind = "command" if body.get("command") else str(body.get("type") or "event")
+            try:
+                metrics.get().ack_seconds.labels(kind).observe(time.perf_counter() - started)
+            except Exception:  # never let a metric cost an answer
+                log.debug("ack latency not observed", exc_info=True)
 
     # -- guarded commands: confirm, Start / Cancel, Stop (bot.capture_flow) ------------------------
     def confirm(self, command: Command, user: str, channel: str, thread_ts: str | None) -> None:
         """Post the confirmation (what, where, how long) with Start and Cancel; nothing is queued yet."""
-        cluster = command.cluster or self.settings.cluster
+        cluster = self.dispatcher.cluster_for(command, channel)
         if cluster not in self.settings.clusters:
-            self._ephemeral(channel, user, thread_ts, f"Unknown cluster `{cluster}`.")
+            known = ", ".join(sorted(self.settings.clusters))
+            self._ephemeral(channel, user, thread_ts, f"Unknown cluster `{cluster}`; known clusters: {known}.")
             return
         text, blocks = capture_flow.confirmation(command, user=user, cluster=cluster)
         try:
@@ -247,7 +290,7 @@ class AksDnsApp:
         command = self._clicked_command(body, value)
         if command is None or not self._decide(user, channel, thread_ts, command, "start"):
             return
-        cluster = command.cluster or self.settings.cluster
+        cluster = self.dispatcher.cluster_for(command, channel)
         self._update(channel, ts, *capture_flow.closed(f"⏳ Starting, asked by <@{user}>…"))
         outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts or ts)
         if outcome.job_id is None:
@@ -264,8 +307,8 @@ class AksDnsApp:
             return
         self._update(channel, ts, *capture_flow.closed(f"✖️ Cancelled by <@{user}>; nothing was started."))
 
-    def on_stop(self, body: dict[str, Any]) -> None:
-        """Stop: authorized like the command itself; the worker sees the flag within a second."""
+    def on_capture_stop(self, body: dict[str, Any]) -> None:
+        """A capture's Stop: authorized like the command itself; the worker sees the flag within a second."""
         user, channel, ts, thread_ts, value = self._clicked(body)
         try:
             job_id, data = capture_flow.read_stop_value(value)
@@ -311,13 +354,13 @@ class AksDnsApp:
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def run() -> None:
             try:
-                if self.before_followup is not None:
-                    self.before_followup()
+                if self.before_followup is not None and self.before_followup() is False:
+                    return  # e.g. a replayed request (bot.guard): nothing to do
                 fn(*args)
             except Exception:  # never lost silently: the log has the traceback
                 log.exception("follow-up failed")
 
-        self.followups.submit(run)
+        self.followups.submit(contextvars.copy_context().run, run)  # the request's context goes along
 
     def _audit(
         self, kind: str, user: str, channel: str, command: Command | None, allowed: bool, reason: str

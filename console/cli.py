@@ -23,12 +23,14 @@ from aksdns.help import help_text
 from aksdns.jobspec import JobSpec
 from aksdns.keys import queue_name
 from aksdns.settings import Settings
+from aksdns.validate import printable
 from aksdns.verbs import REGISTRY, spec_of
 
 CLI_FORMATS = ("text", "json", "csv", "tshark")
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
 CLI_OPTIONS_HELP = (
-    "CLI options: --format text|json (analyze also csv|tshark), --dry-run (print the job, run nothing), "
+    "CLI options: --format text|json (analyze also csv|tshark, with --wireshark 4.0|4.4 for tshark), "
+    "--dry-run (print the job, run nothing), "
     "--kubeconfig FILE, --out DIR (write attachments there)."
 )
 
@@ -37,6 +39,7 @@ def _split_cli_options(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
     """Take the CLI-only options out of a command line; the rest goes to the grammar."""
     parser = _RaisingParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--format", choices=CLI_FORMATS, default="text")
+    parser.add_argument("--wireshark", choices=("4.0", "4.4"), default="4.0")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--out")
@@ -73,23 +76,35 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
 
 
 def _execute(command: Command, settings: Settings, options: argparse.Namespace) -> int:
+    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
+        # tshark's text and the CSV list need the capture core only: nothing else loads.
+        from workers.analysis.traffic import analysis
+
+        paths = [Path(f) for f in command.files]
+        if options.format == "tshark":
+            sys.stdout.write(analysis.tshark_text(paths, slow_s=command.slow_s, wireshark=options.wireshark))
+        else:
+            sys.stdout.write(analysis.render(analysis.analyze_files(paths, slow_s=command.slow_s), "csv"))
+        return 0
     # Worker-side code loads only here, so `aksdns bot` never imports it.
     from workers import jobs
     from workers.render.text import render_text
-    from workers.runner import base_env
 
-    job_env = base_env(settings)
+    if isinstance(command, AnalyzeCommand):
+        # analyze reads local files only: no need for the worker's Redis and Slack clients.
+        from workers.jobenv import JobEnv
+
+        job_env = JobEnv(cluster=settings.cluster)
+    else:
+        from workers.runner import base_env
+
+        job_env = base_env(settings)
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
     if isinstance(command, CaptureCommand):
         _capture_env(job_env, options)
-    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
-        from workers.jobs import analyze
-
-        result = analyze.analyze_files([Path(f) for f in command.files], slow_s=command.slow_s)
-        rendered = analyze.render(result, options.format)
-        sys.stdout.write(rendered if isinstance(rendered, str) else rendered.decode())
-        return 0
+    # Pictures and CSV files are made only when --out will keep them.
+    job_env.attachments = bool(options.out)
     try:
         report = jobs.execute(command, job_env)
     finally:
@@ -188,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, env)
     except AksDnsError as exc:
-        print(f"aksdns: {user_message(exc)}", file=sys.stderr)
+        print(f"aksdns: {printable(user_message(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -1,5 +1,8 @@
 """`aksdns demo`: the whole product on one machine, printing the Slack threads it produced.
 
+It ends with an incident thread: a check that finds a dead CoreDNS pod, a dig, a Re-run once the pod
+is back (what changed), and the handoff of that thread, also printed as the Markdown file.
+
 Embedded defaults: its own redis-server, the local testbed cluster (a real kube-apiserver,
 kwok nodes and CoreDNS), a worker and the bot in HTTP mode, and the Slack stand-in in
 place of Slack's Web API. An on-call engineer's commands are sent as signed Slack
@@ -12,6 +15,7 @@ import argparse
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -102,6 +106,16 @@ class Engineer:
             raise AksDnsError(f"the bot answered HTTP {status}")
         return self._wait_parent(seen, thread.ts, timeout_s)
 
+    def click(self, action_id: str, value: str, thread: Message, timeout_s: float = 120.0) -> Message:
+        """A button under a result in ``thread``; waits for the job it queued."""
+        print(f"\n[{action_id}]   (button in the thread)", flush=True)
+        seen = self._seen()
+        body = slackreq.button_body(action_id, value, thread_ts=thread.ts, channel=CHANNEL)
+        status, _ = slackreq.post(self.events_url, body, slackreq.sign(body, SIGNING_SECRET), slackreq.FORM)
+        if status != 200:
+            raise AksDnsError(f"the bot answered HTTP {status}")
+        return self._wait_parent(seen, thread.ts, timeout_s)
+
     def _seen(self) -> set[int]:
         with self.slack.state.lock:
             return {id(m) for m in self.slack.state.messages}
@@ -165,6 +179,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "SLACK_API_URL": slack.api_url,
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "AKSDNS_JOB_SIGNING_KEY": secrets.token_hex(32),  # a fresh key per demo run
             "AKSDNS_CLUSTER": "testbed",
             "AKSDNS_NAMESPACE": "aksdns",
             "AKSDNS_AZURE_DNS": str(desc["upstream"]).split(":")[0],
@@ -203,12 +218,29 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"\n(uploaded dns-cap1.pcap, {capture.stat().st_size} bytes, to the thread)")
             engineer.mention("analyze", last)
 
+        if not args.skip_apiserver:
+            # One node's way to the API server is dropped (a testbed fault knob), so the thread shows a diagnosis.
+            node = tb.apiserver_faults.node_unreachable()
+            print(f"\n(testbed: TCP from {node} to the API server is now dropped)")
+            try:
+                threads.append(engineer.slash("apiserver"))
+            finally:
+                tb.apiserver_faults.reset()
+
         if not args.skip_capture:
             threads.append(_capture_thread(tb, f"http://127.0.0.1:{port}/slack/events", slack))
 
+        incident = None if args.skip_check else _incident(tb, engineer, slack)
         for parent in threads:
             _say(f"Slack thread {parent.ts}")
             print(slack.transcript(CHANNEL, parent.ts))
+        if incident is not None:
+            _say(f"Slack thread {incident.ts}: an incident, re-run and handed over")
+            print(slack.transcript(CHANNEL, incident.ts))
+            handoff = [f for f in slack.state.files.values() if f.name.startswith("aksdns-handoff-")]
+            if handoff:
+                _say(f"{handoff[-1].name} (the handoff as a file)")
+                print(handoff[-1].content.decode())
         print(f"\n(logs and files of this run: {workdir})")
     return 0
 
@@ -231,11 +263,34 @@ def _capture_thread(tb: Any, events_url: str, slack: SlackStandIn) -> Message:
     return run.root
 
 
+def _incident(tb: Any, engineer: Engineer, slack: SlackStandIn) -> Message:
+    """check finds a dead CoreDNS pod; dig in the thread; the pod comes back; Re-run says what changed;
+    the thread is handed over (capture joins this story once its job lands)."""
+    _say("an incident: one CoreDNS pod stops answering")
+    dead = tb.coredns_kill()
+    print(f"(testbed: {dead} no longer answers)")
+    try:
+        thread = engineer.slash("check www.example.com --repeat 2")
+        engineer.mention("dig www.example.com kubernetes.default.svc.cluster.local", thread)
+    finally:
+        tb.coredns_reset()
+    print(f"(testbed: {dead} answers again)")
+    result = next(m for m in slack.state.thread(CHANNEL, thread.ts) if m.blocks and m.thread_ts)
+    rerun = next(e["value"] for b in result.blocks if b.get("type") == "actions" for e in b["elements"]
+                 if e["action_id"] == "aksdns_rerun")
+    engineer.click("aksdns_rerun", rerun, thread)
+    engineer.mention("handoff", thread)
+    slack.wait_for(lambda st: any(f.name.startswith("aksdns-handoff-") and f.content for f in st.files.values()),
+                   timeout=20)
+    return thread
+
+
 def main(argv: list[str], env: Mapping[str, str]) -> int:
     parser = argparse.ArgumentParser(prog="aksdns demo", description=__doc__)
     parser.add_argument("--keep-testbed", action="store_true", help="leave the testbed running afterwards")
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
     parser.add_argument("--skip-capture", action="store_true")
+    parser.add_argument("--skip-apiserver", action="store_true")
     args = parser.parse_args(argv)
     return run(args, env)

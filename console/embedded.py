@@ -58,13 +58,13 @@ def process(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subp
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """An embedded redis-server (Debian's) on a free loopback port; yields its URL."""
+def redis_server(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """An embedded redis-server (Debian's) on a free loopback port (or ``port``); yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise AksDnsError("redis-server is not installed (scripts/bootstrap installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(workdir)]
     url = f"redis://127.0.0.1:{port}/0"

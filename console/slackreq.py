@@ -38,7 +38,7 @@ def slash_body(text: str, *, user: str = "U0ONCALL", channel: str = "C0INCIDENT"
             "command": "/aksdns",
             "text": text,
             "response_url": "http://127.0.0.1:9/unused",
-            "trigger_id": "1.2.3",
+            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",  # unique per command, as Slack's
             "api_app_id": "A0AKSDNS",
         }
     ).encode()

@@ -45,6 +45,48 @@ class StoredFile:
     content: bytes = b""
 
 
+@dataclass
+class Faults:
+    """What the stand-in answers instead of the real thing, as a bad day at Slack would (tests set it).
+
+    ``fail(kind, count, methods)`` makes the next ``count`` calls of ``methods`` (all when
+    empty) answer ``kind``: "429" (with Retry-After), "500", "503", or "hang" (no answer for
+    ``hang_s``, then the connection closes). ``outage(kind)`` fails every call until
+    ``clear()``. ``redirect_files_to`` makes file downloads answer 302 to that base URL.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    script: list[list[Any]] = field(default_factory=list)  # [kind, calls left, methods]
+    down: str = ""
+    retry_after: int = 1
+    hang_s: float = 30.0
+    redirect_files_to: str = ""
+
+    def fail(self, kind: str, count: int = 1, methods: frozenset[str] = frozenset()) -> None:
+        with self.lock:
+            self.script.append([kind, count, methods])
+
+    def outage(self, kind: str) -> None:
+        with self.lock:
+            self.down = kind
+
+    def clear(self) -> None:
+        with self.lock:
+            self.down, self.script = "", []
+
+    def take(self, method: str) -> str:
+        """The fault this call of ``method`` meets, or ""."""
+        with self.lock:
+            if self.down:
+                return self.down
+            for entry in self.script:
+                kind, left, methods = entry
+                if left > 0 and (not methods or method in methods):
+                    entry[1] -= 1
+                    return str(kind)
+            return ""
+
+
 class SlackState:
     """Channels, messages and files; every method is thread-safe."""
 
@@ -61,6 +103,8 @@ class SlackState:
         self._ts = itertools.count(1)
         self.changed = threading.Condition(self.lock)
         self.base_url = ""
+        self.faults = Faults()
+        self.not_in: set[str] = set()  # channels the bot was not invited to
 
     def next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
@@ -117,6 +161,8 @@ class SlackState:
         channel = str(args.get("channel", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if channel in self.not_in:
+            return {"ok": False, "error": "not_in_channel"}
         blocks = _json_arg(args.get("blocks"))
         if len(blocks) > 50:
             return {"ok": False, "error": "invalid_blocks"}
@@ -232,9 +278,32 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
                 return bool(state.app_token) and token == state.app_token
             return token == state.token
 
+        def _fault(self, method: str, kind: str) -> None:
+            state.record(method, {"fault": kind})
+            if kind == "hang":
+                time.sleep(state.faults.hang_s)
+                self.close_connection = True
+                return
+            body = json.dumps({"ok": False, "error": "ratelimited" if kind == "429" else "fatal_error"}).encode()
+            self.send_response(int(kind))
+            if kind == "429":
+                self.send_header("Retry-After", str(state.faults.retry_after))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path.startswith("/files/"):
+                authorization = bool(self.headers.get("Authorization"))
+                state.record("file.download", {"path": url.path, "authorization": authorization})
+                if state.faults.redirect_files_to:
+                    self.send_response(302)
+                    self.send_header("Location", state.faults.redirect_files_to + url.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if not self._authorized({}):
                     self._reply(403, b"forbidden", "text/plain")
                     return
@@ -280,6 +349,10 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, b'{"ok":false,"error":"not_found"}')
                 return
             method = path[len("/api/") :]
+            fault = state.faults.take(method)
+            if fault:
+                self._fault(method, fault)
+                return
             state.record(method, {k: v for k, v in args.items() if k != "token"})
             if not self._authorized(args, method):
                 self._reply(200, b'{"ok":false,"error":"invalid_auth"}')

@@ -27,7 +27,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from testbed import containerexec, layout, manifests, net, paths, pki, procs, versions
+from testbed import containerexec, faults_apiserver, layout, manifests, net, paths, pki, procs, versions
 from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
@@ -325,6 +325,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
 
     for obj in manifests.kube_system() + manifests.worker_rbac():
         apply_object(admin, obj)
+    faults_apiserver.install(admin, state)  # konnectivity-agent (the `apiserver` faults need it)
     tb = Testbed(state)
     tb.write_worker_kubeconfig()
     tb.wait_ready(left())
@@ -367,6 +368,7 @@ def _down_locked(run_dir: Path) -> None:
     procs.stop_all(run_dir / "pids", STOP_ORDER)
     _kill_strays(run_dir)
     net.destroy_all()
+    faults_apiserver.cleanup_host()
     if run_dir.exists():
         # Keep the last run's logs for a post-mortem (a failed `up` cleans up after itself).
         last = run_dir.parent / "last-run-logs"
@@ -423,6 +425,7 @@ class Testbed:
         self.worker_kubeconfig: Path = state.run / "worker.kubeconfig"
         self.worker_service_account = f"{manifests.WORKER_NAMESPACE}/{manifests.WORKER_SERVICE_ACCOUNT}"
         self.kube: Kube = state.admin()
+        self.apiserver_faults = faults_apiserver.ApiserverFaults(self)  # `apiserver`'s knobs, each with a reset
 
     # ---- inspection ------------------------------------------------------------------------------
     def coredns_pods(self) -> list[CorednsPod]:
@@ -665,6 +668,7 @@ class Testbed:
         self.node_overcommit_reset()
         self.service_without_endpoints_reset()
         self.worker_allow()
+        self.apiserver_faults.reset()
         self.node_ready_reset()
         self.coredns_reset()
 

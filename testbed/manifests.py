@@ -238,6 +238,9 @@ def worker_rbac() -> list[JSON]:
                  "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"],
                  "verbs": ["get", "list"]},
+                # `apiserver --as`: what another ServiceAccount may do (the chart grants the same).
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+                 "verbs": ["create"]},
             ],
         },
         worker_binding(),

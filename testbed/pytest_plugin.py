@@ -8,8 +8,9 @@ Without the binaries, or without root, every test that uses it is skipped with o
 build them. Tests that use the fixture (and everything under tests/testbed/) are marked `testbed`.
 
 There is one testbed per machine and its fault knobs are global, so test sessions that use it run one
-at a time: a session whose tests ask for the testbed takes an exclusive lock after collection (before
-any test, so no per-test timeout applies) and waits, saying so, while another session holds it. If a
+at a time. Testbed tests run last in a session, and the session takes the machine's exclusive lock just
+before its first testbed test (outside that test's time-out), waiting, and saying so, while another
+session holds it: sessions on one machine share it for as short a time as they can. If a
 testbed is already running (`python -m testbed up`), the fixture resets its faults and uses it, and
 leaves it running; otherwise it starts one and stops it at the end of the session. A crash that skips
 teardown is caught by atexit and SIGTERM handlers; anything left after a SIGKILL is cleaned by the next
@@ -36,16 +37,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "testbed: needs the local Kubernetes testbed (testbed/build.sh)")
 
 
+def _uses_testbed(item: pytest.Item) -> bool:
+    return "testbed" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    wanted = False
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        if "testbed" in fixtures:
-            wanted = True
-        if "testbed" in fixtures or "/tests/testbed/" in str(item.path):
+        if _uses_testbed(item) or "/tests/testbed/" in str(item.path):
             item.add_marker(pytest.mark.testbed)
-    if wanted and cluster.requirements_missing() is None and _owned["lock"] is None:
+    # Everything else first: the lock is then held from the first testbed test to the session's end.
+    items[:] = [i for i in items if not _uses_testbed(i)] + [i for i in items if _uses_testbed(i)]
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    # Outermost wrapper: the wait for the lock happens before pytest-timeout starts the test's timer.
+    if _uses_testbed(item) and _owned["lock"] is None and cluster.requirements_missing() is None:
         _owned["lock"] = _session_lock()
+    yield
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -18,11 +18,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from aksdns import grammar
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.queue import JobQueue
 from console import embedded, slackreq
 from console.standin import SlackStandIn
 
 BOT_TOKEN = "xoxb-test-0000-aksdns"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+JOB_SIGNING_KEY = "test-job-signing-key-0123456789abcdef0123456789"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -49,6 +53,11 @@ def aksdns_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     # The test DNS servers listen on loopback, which the dig policy refuses by default.
     env["AKSDNS_DIG_ALLOW"] = "127.0.0.0/8"
+    env["AKSDNS_JOB_SIGNING_KEY"] = JOB_SIGNING_KEY  # the bot and the workers of a test share it
+    # Tests share one redis-server and a few user and channel names: rate limits (per minute) would
+    # make one test's commands count against the next one's. Their own test sets them.
+    env["AKSDNS_RATE_PER_USER"] = "0"
+    env["AKSDNS_RATE_PER_CHANNEL"] = "0"
     env.update(extra)
     return env
 
@@ -81,6 +90,44 @@ slash_body = slackreq.slash_body
 post = slackreq.post
 
 
+def cluster_of(request: pytest.FixtureRequest, prefix: str) -> str:
+    """A queue per test: jobs of one test never reach another's worker."""
+    return prefix + str(abs(hash(request.node.name)) % 10**8)
+
+
+def stack_env(redis_url: str, slack: SlackStandIn, cluster: str, **extra: str) -> dict[str, str]:
+    """Settings of a bot and worker wired to this test's Redis and Slack stand-in."""
+    return aksdns_env(REDIS_URL=redis_url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
+                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER=cluster, **extra)
+
+
+@contextlib.contextmanager
+def run_http_bot(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`aksdns bot --http` (gunicorn, one worker process); yields its /slack/events URL and process."""
+    port = embedded.free_port()
+    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, log) as p:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/slack/events", p
+
+
+def queue_signed(connection: redis.Redis, spec: JobSpec, job_timeout_s: float = 30) -> None:
+    """Queue a job spec as the bot does (signed with the test's key), skipping Slack."""
+    JobQueue(connection, job_timeout_s=job_timeout_s, signing_key=JOB_SIGNING_KEY).enqueue(spec)
+
+
+def thread_job(slack: SlackStandIn, text: str, cluster: str, channel: str = "C0INCIDENT") -> JobSpec:
+    """A job spec for ``text`` answering in a new thread of ``channel`` (its parent posted in the stand-in)."""
+    parent = str(slack.state.call("chat.postMessage", {"channel": channel, "text": "queued"})["ts"])
+    return JobSpec.new(grammar.parse(text), cluster=cluster, user="U0ONCALL",
+                       thread=SlackThread(channel, parent, parent))
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> str:
+    """This test's cluster name (and so its own queue); a module may define its own."""
+    return cluster_of(request, "t")
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with run_redis(tmp_path_factory.mktemp("redis")) as server:
@@ -94,3 +141,29 @@ def slack() -> Iterator[SlackStandIn]:
         yield standin
     finally:
         standin.stop()
+
+
+@contextlib.contextmanager
+def heartbeat_only(redis_url: str, cluster: str) -> Iterator[None]:
+    """A worker's heartbeat without the worker: the bot sees ``cluster`` served and queues its jobs,
+    which stay queued (tests of the bot's own path: dedup, bursts, audit)."""
+    import time
+
+    from aksdns.liveness import Beat, Heartbeat
+
+    name = f"aksdns-{cluster}-heartbeat-only-{os.getpid()}"
+    started = time.time()
+    beat = Heartbeat(redis.Redis.from_url(redis_url, socket_timeout=5),
+                     lambda: Beat(name, cluster, "test", "localhost", os.getpid(), started, time.time()),
+                     interval_s=1.0).start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
+@pytest.fixture
+def served(redis_server: RedisServer, cluster: str) -> Iterator[None]:
+    """The test's cluster looks served (a heartbeat, no worker): the bot queues its jobs, which stay queued."""
+    with heartbeat_only(redis_server.url, cluster):
+        yield

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from aksdns.dig_policy import DigPolicy
+from aksdns.settings import AzureAccess
+from aksdns.watches import WatchContext
 
 if TYPE_CHECKING:
     from workers.report import Report
@@ -53,6 +55,7 @@ class JobEnv:
     progress: Callable[[str], None] = _no_progress  # updates the parent message
     thread_files: Callable[[], list[Path]] = list  # files uploaded to the thread (analyze)
     source: Literal["slack", "cli"] = "cli"  # where the command came from
+    attachments: bool = True  # make the report's pictures and files (False: nothing would show them)
     job_id: str = ""  # the aksdns job (written on the pods it creates)
     requested_by: str = ""  # the Slack user (or CLI user) who asked
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
@@ -64,3 +67,7 @@ class JobEnv:
     stop_requested: Callable[[], bool] = _never  # the thread's Stop button was pressed (Slack), Ctrl-C (CLI)
     deliver_file: Callable[[Path, str, str], str] = _keep_nowhere  # (path, filename, title) -> where it went
     post_report: Callable[[Report], None] = _post_nowhere  # a second message in the thread (analyze's)
+    azure: AzureAccess = field(default_factory=AzureAccess)  # `apiserver`: read the cluster from Azure
+    thread_history: Callable[[], list[Any]] = list  # the thread's recorded outcomes, oldest first (handoff)
+    job_thread: str = ""  # the Slack thread this job answers in (its ts)
+    watches: WatchContext | None = None  # a `watch` run's state and scheduler (None: CLI, no thread)

@@ -99,3 +99,8 @@ class Report:
     buttons: list[Button] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # the --format json payload
     findings: list[Finding] = field(default_factory=list)  # ranked; the thread's history keeps the top ones
+    # Filled by workers.jobs.run: what the thread keeps to compare the next run of this command with
+    # (workers.analysis.rerun_diff.Basis as JSON) and what changed since the previous one, a line each.
+    basis: dict[str, Any] | None = None
+    changes: tuple[str, ...] = ()
+    quiet: bool = False  # nothing worth a reply (a `watch` run that saw no change): the parent line says it

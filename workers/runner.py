@@ -19,22 +19,29 @@ from typing import Any
 
 import redis
 
+from aksdns.commands import WatchCommand
 from aksdns.describe import describe, emoji
 from aksdns.dig_policy import DigPolicy
 from aksdns.errors import AksDnsError, PolicyRefused, user_message
 from aksdns.jobspec import JobSpec, SlackThread
 from aksdns.keys import capture_stop_key
-from aksdns.queue import connect
+from aksdns.queue import JobQueue, connect
+from aksdns.reconnect import wait_for_redis
 from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, AuditEvent, AuditLog, Outcome, ResultsStore, trim_finding
 from aksdns.settings import Settings
-from workers import jobs
+from aksdns.watches import WatchContext, WatchStore
+from workers import jobs, worker_metrics
+from workers.analysis.rerun_diff import Basis
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
 from workers.report import Report
-from workers.slack_post import ThreadPoster, make_client
+from workers.slack_post import ThreadPoster, public_text, thread_poster
+from workers.thread_actions import add_thread_buttons
 from workers.thread_files import fetch_thread_captures
 
 log = logging.getLogger(__name__)
+RECORD_WAIT_S = 60.0  # how long a finished job waits for Redis to come back to record its outcome
+
 
 @dataclass
 class WorkerContext:
@@ -75,13 +82,12 @@ def base_env(settings: Settings) -> JobEnv:
         capture_max_bytes=settings.capture_max_bytes,
         capture_snaplen=settings.capture_snaplen,
         capture_retention_s=settings.capture_retention_s,
+        azure=settings.azure,
     )
 
 
 def _poster(settings: Settings, spec: JobSpec) -> ThreadPoster | None:
-    if spec.thread is None or not settings.slack_bot_token:
-        return None
-    return ThreadPoster(make_client(settings.slack_bot_token, settings.slack_api_url), spec.thread)
+    return thread_poster(settings, spec)  # what Slack does not take is kept in Redis and posted later
 
 
 def _release(settings: Settings, key: str | None) -> None:
@@ -104,6 +110,7 @@ def _store(settings: Settings) -> ResultsStore:
 def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report: Report | None = None) -> Outcome:
     """The line this job adds to its thread's history."""
     thread = spec.thread
+    basis = Basis.from_dict(report.basis) if report is not None and report.basis else Basis()
     return Outcome(
         job_id=spec.id,
         verb=spec.command.verb.value,
@@ -116,15 +123,43 @@ def _outcome(spec: JobSpec, started_at: float, status: str, summary: str, report
         started_at=started_at,
         finished_at=time.time(),
         status=status,
-        summary=summary,
-        findings=tuple(trim_finding(f.to_dict()) for f in (report.findings if report else [])[:MAX_FINDINGS_KEPT]),
+        summary=public_text(summary),  # the history is read back into threads: no worker paths
+        findings=_findings(report, basis),
         attachments=tuple(a.filename for a in (report.attachments if report else [])),
+        figures=dict(basis.figures),
+        changes=report.changes if report else (),
+        ruled_out=tuple(r.to_dict() for r in basis.ruled_out),
+    )
+
+
+def _findings(report: Report | None, basis: Basis) -> tuple[dict[str, Any], ...]:
+    """The top findings for the history: the report's own, else what its basis names (dig's servers)."""
+    if report is not None and report.findings:
+        return tuple(trim_finding(f.to_dict()) for f in report.findings[:MAX_FINDINGS_KEPT])
+    scores = {"critical": 80, "warning": 40}
+    return tuple(
+        {**m.to_dict(), "score": scores.get(m.severity, 10), "evidence": [m.evidence] if m.evidence else [],
+         "subjects": [], "confidence": "high", "actions": [], "links": []}
+        for m in basis.findings[:MAX_FINDINGS_KEPT]
     )
 
 
 def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str, Any] | None = None) -> None:
-    if spec.thread is not None:  # CLI runs have no thread to remember them in
-        _store(settings).record(outcome, basis=basis)
+    """Into the thread's history; across a Redis restart (bounded wait), since the handoff reads it."""
+    if spec.thread is None:  # CLI runs have no thread to remember them in
+        return
+    store = _store(settings)
+    if not store.record(outcome, basis=basis) and wait_for_redis(store.connection, RECORD_WAIT_S):
+        store.record(outcome, basis=basis)
+
+
+def _watch_context(settings: Settings, spec: JobSpec) -> WatchContext | None:
+    """What a `watch` run needs: its state and the scheduler (RQ's, in Redis) for its next run."""
+    if spec.thread is None:
+        return None
+    connection = _redis(settings)
+    queue = JobQueue(connection, job_timeout_s=settings.job_timeout_s, signing_key=settings.job_signing_key)
+    return WatchContext(WatchStore(connection), spec, queue.schedule)
 
 
 def _audit_refusal(settings: Settings, spec: JobSpec, exc: PolicyRefused) -> None:
@@ -161,12 +196,12 @@ def _thread_upload(settings: Settings, poster: ThreadPoster, thread: SlackThread
 
     def deliver(path: Path, filename: str, title: str) -> str:
         from workers.capture.upload import UploadRefused, prepare, stream_upload
-        from workers.thread_files import allowed_download_hosts
+        from workers.thread_files import allowed_upload_url
 
         ready = prepare(path, filename)
-        hosts = allowed_download_hosts(settings.slack_api_url) | {"files.slack.com", "uploads.slack.com"}
+        allowed = allowed_upload_url(settings.slack_api_url)
         try:
-            stream_upload(poster.client, thread.channel, thread.thread_ts, ready, title, hosts)
+            stream_upload(poster.client, thread.channel, thread.thread_ts, ready, title, allowed)
         except UploadRefused as exc:
             return f"not attached: {exc.message}"
         return f"`{ready.filename}` ({ready.size / 1024 / 1024:.1f} MiB{', gzip' if ready.compressed else ''})"
@@ -187,11 +222,12 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
 
     def progress(text: str) -> None:
         if poster:
-            poster.status(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
+            poster.progress(f"{mark} `{verb}` on `{spec.cluster}`: {text}")
 
     thread = spec.thread
+    store = _store(ctx.settings)
     previous = (
-        _store(ctx.settings).previous_basis(spec.cluster, thread.channel, thread.thread_ts, verb) if thread else None
+        store.previous_basis(spec.cluster, thread.channel, thread.thread_ts, spec.command.to_dict()) if thread else None
     )
     env = replace(
         ctx.env,
@@ -201,6 +237,9 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         job_id=spec.id,
         requested_by=spec.user,
         previous=previous,
+        thread_history=(lambda: store.incident_history(thread.channel, thread.thread_ts)) if thread else list,
+        job_thread=thread.thread_ts if thread else "",
+        watches=_watch_context(ctx.settings, spec),
     )
     env.stop_requested = _stop_flag(ctx.settings, spec.id)
     if poster and thread:
@@ -219,13 +258,17 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         )
     progress("running…")
     try:
-        report = jobs.execute(spec.command, env)
+        report = jobs.run(spec.command, env)
         elapsed = time.monotonic() - started
         if poster:
-            poster.post(render_blocks(report))
+            add_thread_buttons(spec.command, report)
+        if not report.quiet:  # recorded before it is posted: `again` or a handoff right after it sees it
+            outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
+            _record(ctx.settings, spec, outcome, report.basis)
+        if poster:
+            if not report.quiet:
+                poster.post(render_blocks(report))
             poster.status(f"{report.status.mark} `{verb}` done in {elapsed:.1f}s — {report.summary}")
-        outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
-        _record(ctx.settings, spec, outcome, jobs.rerun_basis(spec.command, report.data))
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
         return {"status": report.status.value, "summary": report.summary, "data": report.data}
     except AksDnsError as exc:
@@ -257,6 +300,7 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any
         reason = f"it timed out after {int(job.timeout or 0)} s"
     elif name == "AbandonedJobError":
         reason = "the worker running it stopped (killed or restarted)"
+        worker_metrics.abandoned(spec.command.verb.value)  # found by this worker's main process
     else:
         reason = user_message(exc_value) if isinstance(exc_value, BaseException) else "an internal error"
     log.error("job failed", extra={"job": spec.id, "verb": spec.command.verb.value, "reason": name})
@@ -268,3 +312,9 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any
     started_at = job.started_at.timestamp() if getattr(job, "started_at", None) else time.time()
     _record(ctx.settings, spec, _outcome(spec, started_at, "failed", reason))
     _release(ctx.settings, payload.get("dedup_key"))
+    if isinstance(spec.command, WatchCommand):  # one failed run does not end a watch: the next is scheduled
+        from workers.jobs import watch
+
+        context = _watch_context(ctx.settings, spec)
+        if context is not None:
+            watch.after_failure(spec.command, context)

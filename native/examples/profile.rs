@@ -3,7 +3,7 @@
 fn main() {
     let paths: Vec<String> = std::env::args().skip(1).collect();
     let t = std::time::Instant::now();
-    let out = aksdns_native::analyze_to_json(&paths, 5.0, 1000).expect("analysis failed");
+    let out = aksdns_native::analyze_to_json(&paths, 5.0, 1000, std::env::var_os("AKSDNS_WS44").is_some()).expect("analysis failed");
     eprintln!("{:.3} s, {} bytes of JSON", t.elapsed().as_secs_f64(), out.len());
     if let Some(path) = std::env::var_os("AKSDNS_PROFILE_OUT") {
         std::fs::write(path, out).expect("cannot write the JSON");

@@ -3,6 +3,7 @@
 
 use crate::dns::{self, RrInfo, Scratch};
 use crate::dns_tree::{rcode_name, type_mnemonic, DnsTap, DnsTree};
+use crate::dns_tree44::{self, DnsQrTree, DnsTree44, Tap44, TTL_MAX};
 use crate::link::{self, Endpoint, Skip, Transport};
 use crate::reader::{MergedReader, OpenError};
 use crate::stats_tree::Row;
@@ -27,6 +28,15 @@ const MAX_LIVE_TRANSACTIONS: usize = 200_000;
 const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
+/// Servers that get a timeline of their own (the picture draws one line each).
+const MAX_TIMELINE_SERVERS: usize = 6;
+/// Name/type pairs whose UDP and TCP answers are remembered for comparison.
+const MAX_ANSWER_NAMES: usize = 200_000;
+/// A UDP and a TCP answer are compared when they are at most this far apart.
+const ANSWER_COMPARE_NS: i64 = 30_000_000_000;
+/// A re-send of one half of an A/AAAA pair this long after the first send is the resolver's
+/// time-out (glibc and musl: 5 s) after conntrack dropped it.
+const RACE_RESEND_NS: std::ops::Range<i64> = 4_000_000_000..6_000_000_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct TxKey {
@@ -144,6 +154,28 @@ impl TxTable {
             None => self.other.remove(k),
         }
     }
+    /// One lookup: drop transaction `serial` of `k` if it was answered.  Some(answered)
+    /// when that transaction is still the live one, None when a newer one replaced it.
+    fn forget_if_answered(&mut self, k: &TxKey, serial: u64) -> Option<bool> {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, serial: u64) -> Option<bool> {
+            match e {
+                Entry::Occupied(o) if o.get().serial == serial => {
+                    let answered = o.get().answered;
+                    if answered {
+                        o.remove();
+                    }
+                    Some(answered)
+                }
+                _ => None,
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), serial),
+            None => go(self.other.entry(*k), serial),
+        }
+    }
+
     fn keys(&self) -> Vec<TxKey> {
         self.v4.keys().map(|&w| TxKey::unpack_v4(w)).chain(self.other.keys().copied()).collect()
     }
@@ -158,6 +190,7 @@ impl Tx {
 /// Question names, stored once each: DNS traffic repeats a few names endlessly, so a
 /// transaction keeps a 4-byte id instead of its own copy (no allocation per query).
 struct Names {
+    by_hash: FastMap<u64, u32>,
     ids: FastMap<Box<[u8]>, u32>,
     list: Vec<Box<[u8]>>,
 }
@@ -168,18 +201,30 @@ const NO_NAME: u32 = u32::MAX;
 
 impl Names {
     fn new() -> Names {
-        Names { ids: FastMap::default(), list: Vec::new() }
+        Names { by_hash: FastMap::default(), ids: FastMap::default(), list: Vec::new() }
     }
-    fn intern(&mut self, name: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+    /// `hash` is the reading thread's case-insensitive name hash: the first lookup costs
+    /// one word's hash; the bytes are compared, and names that differ only in case (or
+    /// collide) go to the map keyed by the bytes.
+    fn intern(&mut self, name: &[u8], hash: u64) -> u32 {
+        if let Some(&id) = self.by_hash.get(&hash) {
+            if *self.list[id as usize] == *name {
+                return id;
+            }
+            if let Some(&id) = self.ids.get(name) {
+                return id;
+            }
         }
         if self.list.len() >= MAX_NAMES {
             return NO_NAME;
         }
         let id = self.list.len() as u32;
         self.list.push(name.into());
-        self.ids.insert(name.into(), id);
+        if let std::collections::hash_map::Entry::Vacant(v) = self.by_hash.entry(hash) {
+            v.insert(id);
+        } else {
+            self.ids.insert(name.into(), id);
+        }
         id
     }
     fn get(&self, id: u32) -> &[u8] {
@@ -273,6 +318,7 @@ pub struct Second {
     pub queries: u64,
     pub responses: u64,
     pub errors: u64,
+    pub servfail: u64,
     pub unanswered: u64,
     pub slow: u64,
 }
@@ -388,6 +434,48 @@ pub struct Latency {
 }
 
 #[derive(Serialize)]
+pub struct ServerTimeline {
+    pub address: String,
+    pub seconds: Vec<Second>,
+}
+
+/// Evidence of the failure signatures the compiled pass can see (the rest are derived in
+/// Python from the per-server and failing-name figures).
+#[derive(Serialize, Default)]
+pub struct Signatures {
+    /// One half of an A/AAAA pair from one socket re-sent 4-6 s after it went unanswered.
+    pub race_events: u64,
+    pub race: Vec<TxRecord>,
+    /// UDP responses of 512 bytes or more without the TC bit.
+    pub udp_large_no_tc: u64,
+    pub udp_large: Vec<TxRecord>,
+    /// Names whose UDP answer (TC clear) and TCP answer hold a different number of records
+    /// (a rotated address set is no difference; a UDP answer cut short is).
+    pub udp_tcp_differ_events: u64,
+    pub udp_tcp_differ: Vec<AnswerDiff>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct AnswerDiff {
+    pub time_ns: i64,
+    pub qname: String,
+    pub qtype: String,
+    pub server: String,
+    pub udp_answers: u16,
+    pub udp_bytes: u32,
+    pub tcp_answers: u16,
+    pub tcp_bytes: u32,
+}
+
+/// The latest answer seen for a name and type over one transport.
+#[derive(Clone, Copy, Default)]
+struct SeenAnswer {
+    ts: i64,
+    answers: u16,
+    bytes: u32,
+}
+
+#[derive(Serialize)]
 pub struct FailingName {
     pub name: String,
     pub rcode: String,
@@ -451,6 +539,11 @@ pub struct Analysis {
     pub first_time_ns: Option<i64>,
     pub last_time_ns: Option<i64>,
     pub tshark_tree: String,
+    /// `-z dns,tree -z dns_qr,tree` of Wireshark 4.4 (only when asked for).
+    pub tshark_tree_44: Option<String>,
+    /// dns_qr's "Unanswered": queries that are not retransmissions, less one for each
+    /// answered response (Wireshark 4.4's definition).
+    pub qr_unanswered: i64,
     pub tree_rows: Vec<Row>,
     pub transactions: u64,
     pub answered_transactions: u64,
@@ -472,6 +565,9 @@ pub struct Analysis {
     pub aaaa_pairs: u64,
     pub aaaa_pair_members_lost: u64,
     pub timeline: Vec<Second>,
+    /// The per-second timeline of each of the first few servers.
+    pub server_timelines: Vec<ServerTimeline>,
+    pub signatures: Signatures,
     pub guide: GuideTable,
     pub hops: Vec<Hop>,
     pub hop_count: u64,
@@ -479,8 +575,6 @@ pub struct Analysis {
 
 struct LastQuery {
     ts: i64,
-    qtype: u16,
-    name_hash: u64,
     key: TxKey,
     transport: Transport,
     client: Endpoint,
@@ -488,8 +582,47 @@ struct LastQuery {
 
 /// How many recent A/AAAA queries are kept to find the other half of a pair.
 const RECENT_QUERIES: usize = 16;
+
+/// The last A/AAAA queries, oldest first: a ring whose tags (name hash + type) are
+/// scanned first, so that a miss, the common case, reads two cache lines.
+#[derive(Default)]
+struct RecentQueries {
+    tags: [u64; RECENT_QUERIES],
+    entries: [Option<LastQuery>; RECENT_QUERIES],
+    /// The slot the next query goes to (the oldest one).
+    next: usize,
+}
+
+impl RecentQueries {
+    /// The oldest entry tagged `tag` that `ok` accepts, taken out of the ring.
+    fn find(&mut self, tag: u64, ok: impl Fn(&LastQuery) -> bool) -> Option<TxKey> {
+        for i in 0..RECENT_QUERIES {
+            let slot = (self.next + i) % RECENT_QUERIES;
+            if self.tags[slot] != tag {
+                continue;
+            }
+            if let Some(q) = &self.entries[slot] {
+                if ok(q) {
+                    let key = q.key;
+                    self.entries[slot] = None;
+                    self.tags[slot] = 0;
+                    return Some(key);
+                }
+            }
+        }
+        None
+    }
+
+    fn push(&mut self, tag: u64, q: LastQuery) {
+        self.tags[self.next] = tag;
+        self.entries[self.next] = Some(q);
+        self.next = (self.next + 1) % RECENT_QUERIES;
+    }
+}
 /// Slots of the table of recent queries that a forwarded query is matched against.
-const HOP_SLOTS: usize = 1 << 16;
+// A forwarded query follows its client query within milliseconds: few slots suffice, and
+// a table that stays in cache is what keeps the matching thread fast.
+const HOP_SLOTS: usize = 1 << 12;
 
 /// Outstanding client lookups by (name, type), to follow them upstream.
 struct HopCandidate {
@@ -530,9 +663,11 @@ pub struct Analyzer {
     unanswered_tx: u64,
     retrans_q: u64,
     unanswered_heap: BinaryHeap<TxRecord>,
-    recent_queries: VecDeque<LastQuery>,
+    recent_queries: RecentQueries,
     pairs: u64,
     pair_lost: u64,
+    race_events: u64,
+    race: Vec<TxRecord>,
     // hops
     /// Recent new queries in a direct-mapped table indexed by (name, type) hash.
     hop_candidates: Vec<Option<HopCandidate>>,
@@ -550,6 +685,8 @@ pub struct Analyzer {
 pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
+    tree44: Option<(DnsTree44, DnsQrTree)>,
+    qr_unanswered: i64,
     dns_messages: u64,
     queries: u64,
     responses: u64,
@@ -573,6 +710,14 @@ pub struct Stats {
     timeline: Vec<Second>,
     second_slots: FastMap<i64, usize>,
     last_second: Option<(i64, usize)>,
+    server_seconds: Vec<Second>,
+    server_second_slots: FastMap<(usize, i64), usize>,
+    /// The slot each timeline server used last (its second and index): most messages hit it.
+    server_last: [(i64, usize); MAX_TIMELINE_SERVERS],
+    server_second_owner: Vec<usize>,
+    udp_answers: FastMap<u64, SeenAnswer>,
+    tcp_answers: FastMap<u64, SeenAnswer>,
+    signatures: Signatures,
     // guide table
     q_types: TypeCounts<u64>,
     r_types: TypeCounts<u64>,
@@ -592,6 +737,10 @@ const BATCH_EVENTS: usize = 4096;
 struct Rec {
     ts: i64,
     now_ms: f64,
+    /// The stats-tree time of Wireshark 4.4: 0 for every frame when the first frame has no
+    /// time stamp (times are relative to it), else like `now_ms` (a frame without a time
+    /// stamp counts as time 0, far in the past: its bursts are dropped, as 4.0 does too).
+    now_ms_44: f64,
     transport: Transport,
     src: Endpoint,
     dst: Endpoint,
@@ -609,6 +758,10 @@ struct Rec {
     /// Ranges in the batch's `names` and `answers`.
     names: (u32, u32),
     answers: (u32, u32),
+    /// Wireshark 4.4 only: ranges in the batch's `rr_types` and `ttls` (answers,
+    /// authorities, additionals one after the other).
+    rr_types: (u32, u32),
+    ttls: (u32, [u16; 3]),
     // Set by the matching thread:
     account: bool,
     unsolicited: bool,
@@ -630,6 +783,8 @@ struct Batch {
     names: Vec<u8>,
     answers: Vec<RrInfo>,
     unanswered: Vec<Unanswered>,
+    rr_types: Vec<u16>,
+    ttls: Vec<u32>,
 }
 
 impl Batch {
@@ -638,15 +793,19 @@ impl Batch {
         self.names.clear();
         self.answers.clear();
         self.unanswered.clear();
+        self.rr_types.clear();
+        self.ttls.clear();
     }
 }
 
 impl Stats {
-    fn new(slow_s: f64, list_limit: usize) -> Stats {
+    fn new(slow_s: f64, list_limit: usize, ws44: bool) -> Stats {
         Stats {
             slow_ns: (slow_s * 1e9).round() as i64,
             list_limit,
             tree: DnsTree::new(),
+            tree44: if ws44 { Some((DnsTree44::new(), DnsQrTree::new())) } else { None },
+            qr_unanswered: 0,
             dns_messages: 0,
             queries: 0,
             responses: 0,
@@ -669,6 +828,13 @@ impl Stats {
             timeline: Vec::new(),
             second_slots: FastMap::default(),
             last_second: None,
+            server_seconds: Vec::new(),
+            server_second_slots: FastMap::default(),
+            server_last: [(i64::MIN, 0); MAX_TIMELINE_SERVERS],
+            server_second_owner: Vec::new(),
+            udp_answers: FastMap::default(),
+            tcp_answers: FastMap::default(),
+            signatures: Signatures::default(),
             q_types: TypeCounts::new(),
             r_types: TypeCounts::new(),
             answer_rrs: AggAcc::default(),
@@ -685,7 +851,7 @@ impl Stats {
             let name = &batch.names[e.names.0 as usize..e.names.1 as usize];
             let answers = &batch.answers[e.answers.0 as usize..e.answers.1 as usize];
             if let Some(p) = e.parsed {
-                self.message(e, &p, name, answers);
+                self.message(e, &p, name, answers, batch);
             }
         }
         for u in &batch.unanswered {
@@ -694,12 +860,15 @@ impl Stats {
             }
             let si = self.peer_index(true, u.server);
             self.servers[si].unanswered += 1;
+            if let Some(sec) = self.server_second(si, u.req_ns) {
+                sec.unanswered += 1;
+            }
             let ci = self.peer_index(false, u.client);
             self.clients[ci].unanswered += 1;
         }
     }
 
-    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo]) {
+    fn message(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo], batch: &Batch) {
         let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
         let is_response = flags & 0x8000 != 0;
         self.dns_messages += 1;
@@ -720,10 +889,35 @@ impl Stats {
             nauthorities: p.nscount,
             nadditionals: p.arcount,
             unsolicited: e.unsolicited,
-            retransmission: e.retransmission,
+            // Wireshark 4.4 flags a re-sent query only when it has a question.
+            retransmission: e.retransmission && (is_response || p.qdcount > 0),
             rrt_ms: ns_to_ms(delta_ns) as f32,
         };
         self.tree.packet(e.now_ms, &tap);
+        if !is_response {
+            if !tap.retransmission {
+                self.qr_unanswered += 1;
+            }
+        } else if !e.retransmission && !e.unsolicited {
+            self.qr_unanswered -= 1;
+        }
+        if let Some((dns44, qr)) = &mut self.tree44 {
+            let (t0, counts) = e.ttls;
+            let mut start = t0 as usize;
+            let mut ttls: [&[u32]; 3] = [&[], &[], &[]];
+            for (i, &n) in counts.iter().enumerate() {
+                ttls[i] = &batch.ttls[start..start + n as usize];
+                start += n as usize;
+            }
+            let tap44 = Tap44 {
+                base: &tap,
+                src: src.ip,
+                rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
+                ttls,
+            };
+            dns44.packet(e.now_ms_44, &tap44);
+            qr.packet(e.now_ms_44, &tap44);
+        }
 
         // --- everything beyond the tshark tree ---
         let size_bucket = match e.size {
@@ -746,6 +940,9 @@ impl Stats {
             }
             let si = self.peer_index(true, dst.ip);
             self.servers[si].queries += 1;
+            if let Some(sec) = self.server_second(si, ts) {
+                sec.queries += 1;
+            }
             let ci = self.peer_index(false, src.ip);
             self.clients[ci].queries += 1;
             return;
@@ -764,8 +961,21 @@ impl Stats {
             if is_error {
                 self.timeline[i].errors += 1;
             }
+            if rcode == 2 {
+                self.timeline[i].servfail += 1;
+            }
         }
         let si = self.peer_index(true, src.ip);
+        if let Some(sec) = self.server_second(si, ts) {
+            sec.responses += 1;
+            if is_error {
+                sec.errors += 1;
+            }
+            if rcode == 2 {
+                sec.servfail += 1;
+            }
+        }
+        self.truncation_signatures(e, p, qname);
         let ci = self.peer_index(false, dst.ip);
         for p in [&mut self.servers[si], &mut self.clients[ci]] {
             p.responses += 1;
@@ -810,6 +1020,9 @@ impl Stats {
             if let Some(i) = sec {
                 self.timeline[i].slow += 1;
             }
+            if let Some(sec) = self.server_second(si, ts) {
+                sec.slow += 1;
+            }
             if self.slow_list.len() < self.list_limit {
                 let rec = TxRecord {
                     time_ns: ts,
@@ -824,6 +1037,88 @@ impl Stats {
                     retransmissions: e.tx_retransmissions,
                 };
                 self.slow_list.push(rec);
+            }
+        }
+    }
+
+    /// The per-second counters of server `si` (None past the first few servers or seconds).
+    fn server_second(&mut self, si: usize, ts: i64) -> Option<&mut Second> {
+        if si >= MAX_TIMELINE_SERVERS {
+            return None;
+        }
+        let second = ts.div_euclid(1_000_000_000);
+        let (last_second, last_slot) = self.server_last[si];
+        if last_second == second {
+            return Some(&mut self.server_seconds[last_slot]);
+        }
+        let slot = match self.server_second_slots.get(&(si, second)) {
+            Some(&slot) => slot,
+            None if self.server_seconds.len() < MAX_TIMELINE_SECONDS * MAX_TIMELINE_SERVERS => {
+                self.server_seconds.push(Second { second, ..Default::default() });
+                self.server_second_owner.push(si);
+                self.server_second_slots.insert((si, second), self.server_seconds.len() - 1);
+                self.server_seconds.len() - 1
+            }
+            None => return None,
+        };
+        self.server_last[si] = (second, slot);
+        Some(&mut self.server_seconds[slot])
+    }
+
+    /// UDP answers of 512 bytes or more without TC, and UDP and TCP answers to one name
+    /// that differ (Azure DNS cuts UDP answers short without setting TC).
+    fn truncation_signatures(&mut self, e: &Rec, p: &dns::Parsed, qname: &[u8]) {
+        let tc = e.flags & 0x0200 != 0;
+        let rcode = e.flags & 0xF;
+        let limit = self.list_limit;
+        let record = |e: &Rec| TxRecord {
+            time_ns: e.ts,
+            client: ep_str(&e.dst),
+            server: ep_str(&e.src),
+            transport: transport_str(e.transport),
+            id: e.id,
+            qtype: type_mnemonic(p.qtype),
+            qname: display_name(qname),
+            rcode: Some(rcode_name(rcode)),
+            response_time_ms: None,
+            retransmissions: 0,
+        };
+        if e.transport == Transport::Udp && !tc && e.size >= 512 {
+            let sig = &mut self.signatures;
+            sig.udp_large_no_tc += 1;
+            if sig.udp_large.len() < limit {
+                sig.udp_large.push(record(e));
+            }
+        }
+        if rcode != 0 || p.qdcount == 0 || (e.transport == Transport::Udp && tc) {
+            return;
+        }
+        let key = e.name_hash ^ (p.qtype as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seen = SeenAnswer { ts: e.ts, answers: p.ancount, bytes: e.size };
+        let (mine, other) = match e.transport {
+            Transport::Udp => (&mut self.udp_answers, &self.tcp_answers),
+            Transport::Tcp => (&mut self.tcp_answers, &self.udp_answers),
+        };
+        if mine.len() < MAX_ANSWER_NAMES || mine.contains_key(&key) {
+            mine.insert(key, seen);
+        }
+        if let Some(o) = other.get(&key) {
+            if o.answers != seen.answers && (e.ts - o.ts).abs() <= ANSWER_COMPARE_NS {
+                let (udp, tcp) = if e.transport == Transport::Udp { (seen, *o) } else { (*o, seen) };
+                let sig = &mut self.signatures;
+                sig.udp_tcp_differ_events += 1;
+                if sig.udp_tcp_differ.len() < limit {
+                    sig.udp_tcp_differ.push(AnswerDiff {
+                        time_ns: e.ts,
+                        qname: display_name(qname),
+                        qtype: type_mnemonic(p.qtype),
+                        server: e.src.ip.to_string(),
+                        udp_answers: udp.answers,
+                        udp_bytes: udp.bytes,
+                        tcp_answers: tcp.answers,
+                        tcp_bytes: tcp.bytes,
+                    });
+                }
             }
         }
     }
@@ -945,8 +1240,8 @@ fn tx_key(rec: &Rec) -> TxKey {
 }
 
 impl Analyzer {
-    fn new(slow_s: f64, list_limit: usize, recycle: SyncSender<Batch>) -> Analyzer {
-        let stats = Stats::new(slow_s, list_limit);
+    fn new(slow_s: f64, list_limit: usize, ws44: bool, recycle: SyncSender<Batch>) -> Analyzer {
+        let stats = Stats::new(slow_s, list_limit, ws44);
         // Batches flow to the statistics thread in order; a few in flight keep both busy.
         let (sender, receiver) = sync_channel::<Batch>(4);
         let handle = std::thread::Builder::new()
@@ -977,9 +1272,11 @@ impl Analyzer {
             unanswered_tx: 0,
             retrans_q: 0,
             unanswered_heap: BinaryHeap::new(),
-            recent_queries: VecDeque::with_capacity(RECENT_QUERIES),
+            recent_queries: RecentQueries::default(),
             pairs: 0,
             pair_lost: 0,
+            race_events: 0,
+            race: Vec::new(),
             hop_candidates: (0..HOP_SLOTS).map(|_| None).collect(),
             hops: Vec::new(),
             hop_index: FastMap::default(),
@@ -992,7 +1289,7 @@ impl Analyzer {
         }
     }
 
-    pub fn run(paths: &[String], slow_s: f64, list_limit: usize) -> Result<Analysis, (String, OpenError)> {
+    pub fn run(paths: &[String], slow_s: f64, list_limit: usize, ws44: bool) -> Result<Analysis, (String, OpenError)> {
         let reader = MergedReader::open(paths)?;
         let paths = paths.to_vec();
         // Three threads in a pipeline, batches in capture order: reading and parsing,
@@ -1001,9 +1298,9 @@ impl Analyzer {
         let (recycle, recycled) = sync_channel::<Batch>(8);
         let reading = std::thread::Builder::new()
             .name("aksdns-read".into())
-            .spawn(move || ReadStage::new(reader, recycled).run(&sender, &paths))
+            .spawn(move || ReadStage::new(reader, recycled, ws44).run(&sender, &paths))
             .expect("cannot start the reading thread");
-        let mut a = Analyzer::new(slow_s, list_limit, recycle);
+        let mut a = Analyzer::new(slow_s, list_limit, ws44, recycle);
         for mut batch in receiver {
             a.match_batch(&mut batch);
             a.send(batch);
@@ -1106,9 +1403,10 @@ impl Analyzer {
         let mut retired: Option<Tx> = None;
         let mut tx_retransmissions = 0;
         let mut hop_serial: Option<u64> = None;
+        let mut race: Option<(i64, bool, u16, u32, i64)> = None;
         if !is_response {
             found = true;
-            let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname) };
+            let name_id = if qname.is_empty() { NO_NAME } else { self.names.intern(qname, rec.name_hash) };
             let fresh = |serial: u64| Tx {
                 serial,
                 req_ns: ts,
@@ -1125,6 +1423,9 @@ impl Analyzer {
             };
             match self.txs.get_mut(&key) {
                 Some(tx) => {
+                    if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
+                        race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
+                    }
                     // A re-send younger than dns.retransmission_timer, still unanswered, is
                     // a retransmission; anything else opens a new transaction.
                     if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
@@ -1182,6 +1483,24 @@ impl Analyzer {
         if let Some(old) = retired {
             self.finalize_unanswered(&key, old);
         }
+        if let Some((req_ns, client_is_a, qtype, qname, gap)) = race {
+            self.race_events += 1;
+            if self.race.len() < self.list_limit {
+                let (client, server) = if client_is_a { (key.a, key.b) } else { (key.b, key.a) };
+                self.race.push(TxRecord {
+                    time_ns: req_ns,
+                    client: ep_str(&client),
+                    server: ep_str(&server),
+                    transport: transport_str(key.transport),
+                    id: key.id,
+                    qtype: type_mnemonic(qtype),
+                    qname: display_name(self.names.get(qname)),
+                    rcode: None,
+                    response_time_ms: Some(gap as f64 / 1e6),
+                    retransmissions: 0,
+                });
+            }
+        }
 
         // --- an exception after the state update: no statistics ---
         let parsed = match parse {
@@ -1222,16 +1541,11 @@ impl Analyzer {
         if qtype != 1 && qtype != 28 {
             return;
         }
-        let hit = self.recent_queries.iter().position(|q| {
-            q.qtype != qtype
-                && q.name_hash == name_hash
-                && q.transport == transport
-                && q.client == client
-                && ts >= q.ts
-                && ts - q.ts < 1_000_000_000
+        let want = name_hash.wrapping_add(if qtype == 1 { 28 } else { 1 });
+        let hit = self.recent_queries.find(want, |q| {
+            q.transport == transport && q.client == client && ts >= q.ts && ts - q.ts < 1_000_000_000
         });
-        if let Some(pos) = hit {
-            let other = self.recent_queries.remove(pos).unwrap().key;
+        if let Some(other) = hit {
             self.pairs += 1;
             for k in [other, key] {
                 if let Some(tx) = self.txs.get_mut(&k) {
@@ -1240,10 +1554,7 @@ impl Analyzer {
             }
             return;
         }
-        if self.recent_queries.len() >= RECENT_QUERIES {
-            self.recent_queries.pop_front();
-        }
-        self.recent_queries.push_back(LastQuery { ts, qtype, name_hash, key, transport, client });
+        self.recent_queries.push(name_hash.wrapping_add(qtype as u64), LastQuery { ts, key, transport, client });
     }
 
     /// A query for the same name and type sent by the server of an outstanding lookup is
@@ -1369,15 +1680,8 @@ impl Analyzer {
                 break;
             }
             self.fifo.pop_front();
-            match self.txs.get(&key) {
-                Some(tx) if tx.serial == serial => {
-                    if tx.answered {
-                        self.txs.remove(&key);
-                    } else {
-                        self.fifo_unanswered.push_back((key, t, serial));
-                    }
-                }
-                _ => {}
+            if self.txs.forget_if_answered(&key, serial) == Some(false) {
+                self.fifo_unanswered.push_back((key, t, serial));
             }
         }
         while let Some(&(key, t, serial)) = self.fifo_unanswered.front() {
@@ -1481,6 +1785,21 @@ impl Analyzer {
         failing.truncate(self.list_limit.max(100));
         let mut timeline: Vec<Second> = st.timeline;
         timeline.sort_by_key(|s| s.second);
+        let mut per_server: Vec<Vec<Second>> = vec![Vec::new(); st.servers.len().min(MAX_TIMELINE_SERVERS)];
+        for (si, sec) in st.server_second_owner.into_iter().zip(st.server_seconds) {
+            per_server[si].push(sec);
+        }
+        let server_timelines: Vec<ServerTimeline> = per_server
+            .into_iter()
+            .enumerate()
+            .map(|(si, mut seconds)| {
+                seconds.sort_by_key(|s| s.second);
+                ServerTimeline { address: st.servers[si].address.clone(), seconds }
+            })
+            .collect();
+        let mut signatures = st.signatures;
+        signatures.race_events = self.race_events;
+        signatures.race = self.race;
         let by_count = |m: TypeCounts<u64>| {
             let mut v: Vec<(String, u64)> =
                 m.items().into_iter().filter(|(_, c)| *c > 0).map(|(t, c)| (type_mnemonic(t), c)).collect();
@@ -1561,6 +1880,8 @@ impl Analyzer {
             first_time_ns: first_ts,
             last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
+            tshark_tree_44: st.tree44.as_ref().map(|(d, q)| dns_tree44::render_both(d, q)),
+            qr_unanswered: st.qr_unanswered,
             tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,
             answered_transactions: self.answered,
@@ -1582,6 +1903,8 @@ impl Analyzer {
             aaaa_pairs: self.pairs,
             aaaa_pair_members_lost: self.pair_lost,
             timeline,
+            server_timelines,
+            signatures,
             guide,
             hops,
             hop_count: self.hop_count,
@@ -1615,10 +1938,16 @@ struct ReadStage {
     sc: Scratch,
     batch: Batch,
     recycled: Receiver<Batch>,
+    /// Wireshark 4.4's three global TTL arrays and their write positions (see dns_tree44).
+    ttl_arrays: Option<Box<[[u32; TTL_MAX]; 3]>>,
+    ttl_index: [usize; 3],
+    first_has_ts: bool,
 }
 
 impl ReadStage {
-    fn new(reader: MergedReader, recycled: Receiver<Batch>) -> ReadStage {
+    fn new(reader: MergedReader, recycled: Receiver<Batch>, ws44: bool) -> ReadStage {
+        let mut sc = Scratch::default();
+        sc.want_records = ws44;
         ReadStage {
             reader: Some(reader),
             reasm: Reassembler::default(),
@@ -1628,9 +1957,12 @@ impl ReadStage {
             frames: 0,
             ignored: Ignored::default(),
             short_messages: 0,
-            sc: Scratch::default(),
+            sc,
             batch: Batch::default(),
             recycled,
+            ttl_arrays: if ws44 { Some(Box::new([[0; TTL_MAX]; 3])) } else { None },
+            ttl_index: [0; 3],
+            first_has_ts: true,
         }
     }
 
@@ -1642,7 +1974,7 @@ impl ReadStage {
     fn run(mut self, sender: &SyncSender<Batch>, paths: &[String]) -> ReadSummary {
         let mut reader = self.reader.take().expect("the reader is used once");
         while let Some((meta, data)) = reader.next_packet_ref() {
-            self.frame(meta.ts_ns, meta.linktype, data);
+            self.frame(meta.ts_ns, meta.linktype, data, meta.has_ts);
             if self.batch.recs.len() >= BATCH_EVENTS {
                 let full = self.next_batch();
                 if sender.send(full).is_err() {
@@ -1667,10 +1999,11 @@ impl ReadStage {
         }
     }
 
-    fn frame(&mut self, ts: i64, linktype: u32, data: &[u8]) {
+    fn frame(&mut self, ts: i64, linktype: u32, data: &[u8], has_ts: bool) {
         self.frames += 1;
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
+            self.first_has_ts = has_ts;
         }
         self.last_ts = Some(ts);
         let assembled: Vec<u8>;
@@ -1717,6 +2050,39 @@ impl ReadStage {
         }
     }
 
+    /// Wireshark 4.4's records: every record dissected stores its TTL (OPT excepted) in
+    /// its section's global array, a tapped message hands the first entries to the
+    /// dns_qr tree and rewinds the arrays.  mDNS, LLMNR and messages that fail to dissect
+    /// store without rewinding, so their TTLs can show up in the next message's rows.
+    fn wireshark44_records(&mut self, m: &[u8], parsed: &Option<dns::Parsed>, multicast: bool) -> ((u32, u32), (u32, [u16; 3])) {
+        let Some(arrays) = self.ttl_arrays.as_mut() else {
+            return ((0, 0), (0, [0; 3]));
+        };
+        for r in &self.sc.records {
+            let s = r.section as usize;
+            if r.rtype != 41 && self.ttl_index[s] < TTL_MAX {
+                arrays[s][self.ttl_index[s]] = r.ttl;
+                self.ttl_index[s] += 1;
+            }
+        }
+        let b = &mut self.batch;
+        let types_start = b.rr_types.len() as u32;
+        let ttl_start = b.ttls.len() as u32;
+        let mut counts = [0u16; 3];
+        if let (Some(p), false) = (parsed, multicast) {
+            if m[2] & 0x80 != 0 {
+                b.rr_types.extend(self.sc.records.iter().map(|r| r.rtype));
+                for (s, n) in [p.ancount, p.nscount, p.arcount].into_iter().enumerate() {
+                    let n = (n as usize).min(TTL_MAX);
+                    b.ttls.extend_from_slice(&arrays[s][..n]);
+                    counts[s] = n as u16;
+                }
+            }
+            self.ttl_index = [0; 3];
+        }
+        ((types_start, b.rr_types.len() as u32), (ttl_start, counts))
+    }
+
     /// Parse one message into the batch (`m` without any TCP length prefix).
     #[allow(clippy::too_many_arguments)]
     fn message(&mut self, ts: i64, transport: Transport, src: Endpoint, dst: Endpoint, m: &[u8], prefix: u32, multicast: bool) {
@@ -1728,6 +2094,7 @@ impl ReadStage {
             return;
         }
         let parsed = dns::parse_body(m, &mut self.sc).ok();
+        let (rr_types, ttls) = self.wireshark44_records(m, &parsed, multicast);
         let b = &mut self.batch;
         let name_start = b.names.len() as u32;
         let answers_start = b.answers.len() as u32;
@@ -1745,6 +2112,7 @@ impl ReadStage {
         b.recs.push(Rec {
             ts,
             now_ms: ns_to_ms(ts - self.first_ts.unwrap_or(ts)),
+            now_ms_44: if self.first_has_ts { ns_to_ms(ts - self.first_ts.unwrap_or(ts)) } else { 0.0 },
             transport,
             src,
             dst,
@@ -1758,6 +2126,8 @@ impl ReadStage {
             name_hash,
             names: (name_start, b.names.len() as u32),
             answers: (answers_start, b.answers.len() as u32),
+            rr_types,
+            ttls,
             account: false,
             unsolicited: false,
             retransmission: false,

@@ -258,6 +258,15 @@ pub struct RrInfo {
     pub ttl: u32,
 }
 
+/// One record's section (0 answer, 1 authority, 2 additional), type and TTL, kept for
+/// Wireshark 4.4's trees (its "Answer Type" and TTL rows).
+#[derive(Debug, Clone, Copy)]
+pub struct RrRec {
+    pub section: u8,
+    pub rtype: u16,
+    pub ttl: u32,
+}
+
 /// What the statistics need from a message that dissected cleanly.
 #[derive(Clone, Copy)]
 pub struct Parsed {
@@ -274,11 +283,21 @@ pub struct Scratch {
     pub qname: Name,
     other: Name,
     pub answers: Vec<RrInfo>,
+    /// Set to keep `records` (Wireshark 4.4's trees need every record, even of a message
+    /// that fails to dissect later: its TTLs were already stored).
+    pub want_records: bool,
+    pub records: Vec<RrRec>,
 }
 
 impl Default for Scratch {
     fn default() -> Self {
-        Scratch { qname: Name { bytes: Vec::new(), len: 0 }, other: Name { bytes: Vec::new(), len: 0 }, answers: Vec::new() }
+        Scratch {
+            qname: Name { bytes: Vec::new(), len: 0 },
+            other: Name { bytes: Vec::new(), len: 0 },
+            answers: Vec::new(),
+            want_records: false,
+            records: Vec::new(),
+        }
     }
 }
 
@@ -293,6 +312,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     let opcode = (flags >> 11) & 0xF;
     let mut off = 12usize;
     sc.answers.clear();
+    sc.records.clear();
     sc.qname.bytes.clear();
     sc.qname.len = 0;
     // DSO (opcode 6) with all counts zero carries TLVs; Wireshark walks them without
@@ -326,11 +346,14 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
             let ttl = be32(m, off + 4)?;
             let rdlen = be16(m, off + 8)? as usize;
             off += 10;
+            if sc.want_records {
+                sc.records.push(RrRec { section: section as u8, rtype, ttl });
+            }
             check_rdata(m, off, rtype, rdlen)?;
-            off += rdlen;
             if section == 0 {
                 sc.answers.push(RrInfo { rtype, ttl });
             }
+            off += rdlen;
         }
     }
     Ok(Parsed { qdcount: qd, ancount: an, nscount: ns, arcount: ar, qtype, qclass, multiple_responds: multiple })

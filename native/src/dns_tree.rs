@@ -173,15 +173,10 @@ pub struct DnsTap {
     pub rrt_ms: f32,
 }
 
-pub struct DnsTree {
-    pub tree: StatsTree,
-    packets: usize,
-    qr: usize,
-    qtypes: usize,
-    qclasses: usize,
-    rcodes: usize,
-    opcodes: usize,
-    avg_size: usize,
+/// The rows both Wireshark 4.0 and 4.4 put after the pivots: payload size, query stats,
+/// response stats and service stats (their layout and counting did not change).
+pub struct MessageStats {
+    pub avg_size: usize,
     qname_len: usize,
     l1: usize,
     l2: usize,
@@ -196,21 +191,8 @@ pub struct DnsTree {
     rrt: usize,
 }
 
-impl Default for DnsTree {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DnsTree {
-    pub fn new() -> DnsTree {
-        let mut t = StatsTree::new("DNS");
-        let packets = t.create("Total Packets", 0, DataType::Int);
-        let qr = t.create("Query/Response", packets, DataType::Int);
-        let qtypes = t.create("Query Type", packets, DataType::Int);
-        let qclasses = t.create("Class", packets, DataType::Int);
-        let rcodes = t.create("rcode", packets, DataType::Int);
-        let opcodes = t.create("opcodes", packets, DataType::Int);
+impl MessageStats {
+    pub fn create(t: &mut StatsTree) -> MessageStats {
         let avg_size = t.create("Payload size", 0, DataType::Int);
         let query_stats = t.create("Query Stats", 0, DataType::Int);
         let qname_len = t.create("Qname Len", query_stats, DataType::Int);
@@ -228,14 +210,11 @@ impl DnsTree {
         let unsolicited = t.create("no. of unsolicited responses", service, DataType::Int);
         let retransmission = t.create("no. of retransmissions", service, DataType::Int);
         let rrt = t.create("request-response time (msec)", service, DataType::Float);
-        DnsTree {
-            tree: t,
-            packets,
-            qr,
-            qtypes,
-            qclasses,
-            rcodes,
-            opcodes,
+        // The four section counts are added together for every response.
+        for id in [nanswers, nauthorities, nadditionals] {
+            t.mirror_burst(id, nquestions);
+        }
+        MessageStats {
             avg_size,
             qname_len,
             l1,
@@ -252,16 +231,7 @@ impl DnsTree {
         }
     }
 
-    /// dns_stats_tree_packet for one message; `now_ms` is the frame's time since the first frame.
-    pub fn packet(&mut self, now_ms: f64, p: &DnsTap) {
-        let t = &mut self.tree;
-        t.set_now(now_ms);
-        t.tick(self.packets);
-        t.tick_pivot(self.qr, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() });
-        t.tick_pivot(self.qtypes, p.qtype as u32, || type_description(p.qtype));
-        t.tick_pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
-        t.tick_pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
-        t.tick_pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
+    pub fn packet(&self, t: &mut StatsTree, p: &DnsTap) {
         t.avg_int(self.avg_size, p.payload_size as i32);
         if p.qr == 0 {
             t.avg_int(self.qname_len, p.qname_len as i32);
@@ -272,22 +242,69 @@ impl DnsTree {
                 _ => self.lmore,
             };
             t.tick(node);
-        } else {
-            // Wireshark 4.0 adds the section counts twice for solicited responses (the
-            // block is duplicated in dns_stats_tree_packet): we copy that.
-            for _ in 0..(if p.unsolicited { 1 } else { 2 }) {
-                t.avg_int(self.nquestions, p.nquestions as i32);
-                t.avg_int(self.nanswers, p.nanswers as i32);
-                t.avg_int(self.nauthorities, p.nauthorities as i32);
-                t.avg_int(self.nadditionals, p.nadditionals as i32);
-            }
-            if p.unsolicited {
-                t.tick(self.unsolicited);
-            } else if p.retransmission {
-                t.tick(self.retransmission);
-            } else {
-                t.avg_float(self.rrt, p.rrt_ms);
-            }
+            return;
         }
+        // Wireshark adds the section counts twice for solicited responses (the block is
+        // duplicated in dns_stats_tree_packet): we copy that.
+        for _ in 0..(if p.unsolicited { 1 } else { 2 }) {
+            t.avg_int(self.nquestions, p.nquestions as i32);
+            t.avg_int(self.nanswers, p.nanswers as i32);
+            t.avg_int(self.nauthorities, p.nauthorities as i32);
+            t.avg_int(self.nadditionals, p.nadditionals as i32);
+        }
+        if p.unsolicited {
+            t.tick(self.unsolicited);
+        } else if p.retransmission {
+            t.tick(self.retransmission);
+        } else {
+            t.avg_float(self.rrt, p.rrt_ms);
+        }
+    }
+}
+
+pub struct DnsTree {
+    pub tree: StatsTree,
+    packets: usize,
+    qr: usize,
+    qtypes: usize,
+    qclasses: usize,
+    rcodes: usize,
+    opcodes: usize,
+    rest: MessageStats,
+}
+
+impl Default for DnsTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DnsTree {
+    pub fn new() -> DnsTree {
+        let mut t = StatsTree::new("DNS");
+        let packets = t.create("Total Packets", 0, DataType::Int);
+        let qr = t.create("Query/Response", packets, DataType::Int);
+        let qtypes = t.create("Query Type", packets, DataType::Int);
+        let qclasses = t.create("Class", packets, DataType::Int);
+        let rcodes = t.create("rcode", packets, DataType::Int);
+        let opcodes = t.create("opcodes", packets, DataType::Int);
+        let rest = MessageStats::create(&mut t);
+        for id in [qr, qtypes, qclasses, rcodes, opcodes, rest.avg_size] {
+            t.mirror_burst(id, packets);
+        }
+        DnsTree { tree: t, packets, qr, qtypes, qclasses, rcodes, opcodes, rest }
+    }
+
+    /// dns_stats_tree_packet for one message; `now_ms` is the frame's time since the first frame.
+    pub fn packet(&mut self, now_ms: f64, p: &DnsTap) {
+        let t = &mut self.tree;
+        t.set_now(now_ms);
+        t.tick(self.packets);
+        t.tick_pivot(self.qr, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        t.tick_pivot(self.qtypes, p.qtype as u32, || type_description(p.qtype));
+        t.tick_pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
+        t.tick_pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
+        t.tick_pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
+        self.rest.packet(t, p);
     }
 }

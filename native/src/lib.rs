@@ -11,6 +11,7 @@ pub mod analyzer;
 pub mod defrag;
 pub mod dns;
 pub mod dns_tree;
+pub mod dns_tree44;
 pub mod link;
 pub mod reader;
 pub mod stats_tree;
@@ -18,8 +19,8 @@ pub mod synth;
 pub mod tcp;
 
 /// Run the analysis and serialise it; Err((path, reason)) when a file cannot be read.
-pub fn analyze_to_json(paths: &[String], slow_s: f64, list_limit: usize) -> Result<String, (String, String)> {
-    let a = analyzer::Analyzer::run(paths, slow_s, list_limit).map_err(|(p, e)| (p, e.0))?;
+pub fn analyze_to_json(paths: &[String], slow_s: f64, list_limit: usize, wireshark44: bool) -> Result<String, (String, String)> {
+    let a = analyzer::Analyzer::run(paths, slow_s, list_limit, wireshark44).map_err(|(p, e)| (p, e.0))?;
     serde_json::to_string(&a).map_err(|e| (String::new(), format!("cannot serialise the result: {e}")))
 }
 
@@ -31,17 +32,19 @@ mod python {
 
     create_exception!(_core, CaptureError, PyException, "A capture file cannot be read: args are (path, reason).");
 
-    /// analyze(paths, slow_s=5.0, list_limit=1000) -> str (JSON)
+    /// analyze(paths, slow_s=5.0, list_limit=1000, wireshark44=False) -> str (JSON)
+    ///
+    /// With `wireshark44`, the result also carries Wireshark 4.4's two trees.
     #[pyfunction]
-    #[pyo3(signature = (paths, slow_s=5.0, list_limit=1000))]
-    fn analyze(py: Python<'_>, paths: Vec<String>, slow_s: f64, list_limit: usize) -> PyResult<String> {
+    #[pyo3(signature = (paths, slow_s=5.0, list_limit=1000, wireshark44=false))]
+    fn analyze(py: Python<'_>, paths: Vec<String>, slow_s: f64, list_limit: usize, wireshark44: bool) -> PyResult<String> {
         if paths.is_empty() {
             return Err(PyValueError::new_err("no capture files given"));
         }
         if !slow_s.is_finite() || slow_s < 0.0 {
             return Err(PyValueError::new_err("slow_s must be a non-negative number of seconds"));
         }
-        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit));
+        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit, wireshark44));
         res.map_err(|(path, reason)| CaptureError::new_err((path, reason)))
     }
 

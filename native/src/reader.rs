@@ -36,6 +36,8 @@ pub struct OpenError(pub String);
 pub struct PacketMeta {
     pub ts_ns: i64,
     pub linktype: u32,
+    /// False for pcapng simple packet blocks, which carry no time stamp.
+    pub has_ts: bool,
 }
 
 enum Kind {
@@ -266,7 +268,7 @@ impl CaptureReader {
         let start = self.pos + 16;
         self.pos = start + caplen;
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
-        Some((PacketMeta { ts_ns, linktype }, start..start + caplen))
+        Some((PacketMeta { ts_ns, linktype, has_ts: true }, start..start + caplen))
     }
 
     fn next_pcapng(&mut self, buf: &mut Vec<u8>) -> Option<PacketMeta> {
@@ -432,7 +434,7 @@ impl CaptureReader {
                 }
                 buf.clear();
                 buf.extend_from_slice(&body[20..20 + caplen]);
-                Ok(Some(PacketMeta { ts_ns: ts_to_ns(ts, iface.units_per_s, iface.offset_s), linktype: iface.linktype }))
+                Ok(Some(PacketMeta { ts_ns: ts_to_ns(ts, iface.units_per_s, iface.offset_s), linktype: iface.linktype, has_ts: true }))
             }
             3 => {
                 // Simple packet block: interface 0, no time stamp (Wireshark shows 0).
@@ -447,7 +449,7 @@ impl CaptureReader {
                 }
                 buf.clear();
                 buf.extend_from_slice(&body[4..4 + caplen]);
-                Ok(Some(PacketMeta { ts_ns: 0, linktype: iface.linktype }))
+                Ok(Some(PacketMeta { ts_ns: 0, linktype: iface.linktype, has_ts: false }))
             }
             _ => Ok(None), // name resolution, statistics, custom and unknown blocks
         }

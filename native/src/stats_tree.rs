@@ -26,7 +26,8 @@ pub struct Node {
     parent: Option<usize>,
     children: Vec<usize>,
     datatype: DataType,
-    pub counter: u32,
+    /// Signed: Wireshark 4.4 decrements some counters (dns_qr's "Unanswered").
+    pub counter: i64,
     int_total: i64,
     int_min: i32,
     int_max: i32,
@@ -39,6 +40,10 @@ pub struct Node {
     bcount: i64,
     max_burst: i64,
     burst_time: f64,
+    /// A node ticked exactly when `burst_from` is (same messages, same times) has the same
+    /// burst figures: it borrows them instead of keeping its own buckets (a third of the
+    /// tree's work).
+    burst_from: Option<usize>,
     /// Pivot children by the numeric value they stand for (few: a linear scan is fastest).
     by_value: Vec<(u32, usize)>,
 }
@@ -64,6 +69,7 @@ impl Node {
             bcount: 0,
             max_burst: 0,
             burst_time: -1.0,
+            burst_from: None,
             by_value: Vec::new(),
         }
     }
@@ -129,7 +135,7 @@ impl Node {
 pub struct Row {
     pub depth: usize,
     pub name: String,
-    pub count: u32,
+    pub count: i64,
     pub average: String,
     pub min: String,
     pub max: String,
@@ -141,6 +147,8 @@ pub struct Row {
 
 pub struct StatsTree {
     pub title: String,
+    /// The first column's header ("Topic / Item"; Wireshark 4.4's DNS tree says "Packet Type").
+    pub first_column: String,
     pub nodes: Vec<Node>, // 0 is the root
     now: f64,
     bucket: f64,
@@ -150,7 +158,7 @@ pub struct StatsTree {
 
 impl StatsTree {
     pub fn new(title: &str) -> StatsTree {
-        StatsTree { title: title.into(), nodes: vec![Node::new(title, None, DataType::Int)], now: 0.0, bucket: 0.0, start: -1.0, elapsed: 0.0 }
+        StatsTree { title: title.into(), first_column: "Topic / Item".into(), nodes: vec![Node::new(title, None, DataType::Int)], now: 0.0, bucket: 0.0, start: -1.0, elapsed: 0.0 }
     }
 
     pub fn create(&mut self, name: &str, parent: usize, datatype: DataType) -> usize {
@@ -171,15 +179,36 @@ impl StatsTree {
     }
 
     pub fn tick(&mut self, id: usize) {
+        self.increase(id, 1);
+    }
+
+    /// stats_tree_manip_node(MN_INCREASE): the counter and the burst buckets move by `value`.
+    pub fn increase(&mut self, id: usize, value: i64) {
         let (now, bucket) = (self.now, self.bucket);
         let n = &mut self.nodes[id];
-        n.counter = n.counter.wrapping_add(1);
-        n.burst(now, bucket, 1);
+        n.counter += value;
+        n.burst(now, bucket, value);
+    }
+
+    /// The child of `parent` called `name`, created on first use (a node looked up by
+    /// name, as tick_stat_node does).
+    pub fn child(&mut self, parent: usize, name: &str) -> usize {
+        if let Some(&c) = self.nodes[parent].children.iter().find(|&&c| self.nodes[c].name == name) {
+            return c;
+        }
+        self.create(name, parent, DataType::Int)
+    }
+
+    /// tick_stat_node(name, parent): find or create the child, then tick it.
+    pub fn tick_child(&mut self, parent: usize, name: &str) -> usize {
+        let c = self.child(parent, name);
+        self.tick(c);
+        c
     }
 
     /// stats_tree_tick_pivot: the pivot and its child named after `value`.
     pub fn tick_pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
-        self.tick(pivot);
+        self.tick_or_count(pivot);
         let found = self.nodes[pivot].by_value.iter().find(|(v, _)| *v == value).map(|&(_, c)| c);
         let child = match found {
             Some(c) => c,
@@ -192,8 +221,29 @@ impl StatsTree {
         self.tick(child);
     }
 
+    /// Declare that `id` is ticked exactly when `like` is, from the first message on; ticks of
+    /// `id` then go through `count` and `avg_int_counted`, and its burst columns are `like`'s.
+    pub fn mirror_burst(&mut self, id: usize, like: usize) {
+        self.nodes[id].burst_from = Some(like);
+    }
+
+    /// `tick`, or `count` for a node whose burst figures are borrowed.
+    pub fn tick_or_count(&mut self, id: usize) {
+        if self.nodes[id].burst_from.is_some() {
+            self.count(id);
+        } else {
+            self.tick(id);
+        }
+    }
+
+    /// A tick of a node whose burst figures are borrowed (see `mirror_burst`).
+    pub fn count(&mut self, id: usize) {
+        debug_assert!(self.nodes[id].burst_from.is_some());
+        self.nodes[id].counter += 1;
+    }
+
     pub fn avg_int(&mut self, id: usize, value: i32) {
-        self.tick(id);
+        self.tick_or_count(id);
         let n = &mut self.nodes[id];
         n.int_total += value as i64;
         n.int_min = n.int_min.min(value);
@@ -213,6 +263,16 @@ impl StatsTree {
             n.float_max = value;
         }
         n.average = true;
+    }
+
+    /// A top-level row shows what follows the last '/' of its name (stats_tree_get_displayname).
+    fn display_name(&self, id: usize) -> &str {
+        let n = &self.nodes[id];
+        if n.parent == Some(0) {
+            n.name.rsplit('/').next().unwrap_or(&n.name)
+        } else {
+            &n.name
+        }
     }
 
     fn values(&self, id: usize) -> [String; 9] {
@@ -245,12 +305,13 @@ impl StatsTree {
             Some(0) => "100%".into(),
             _ => String::new(),
         };
-        let (br, bt) = if n.max_burst != 0 {
-            (format!("{:.4}", n.max_burst as f64 / BURST_WINDOW_MS), format!("{:.3}", n.burst_time / 1000.0))
+        let b = n.burst_from.map_or(n, |like| &self.nodes[like]);
+        let (br, bt) = if b.max_burst != 0 {
+            (format!("{:.4}", b.max_burst as f64 / BURST_WINDOW_MS), format!("{:.3}", b.burst_time / 1000.0))
         } else {
             ("-".into(), "-".into())
         };
-        [n.name.clone(), n.counter.to_string(), avg, min, max, rate, percent, br, bt]
+        [self.display_name(id).to_string(), n.counter.to_string(), avg, min, max, rate, percent, br, bt]
     }
 
     /// Children in tshark's order: by count, then by name (byte order), both descending.
@@ -265,7 +326,7 @@ impl StatsTree {
 
     fn max_namelen(&self, id: usize, indent: usize) -> usize {
         let indent = indent.min(INDENT_MAX);
-        let mut m = self.nodes[id].name.len() + indent;
+        let mut m = self.display_name(id).len() + indent;
         for &c in &self.nodes[id].children {
             m = m.max(self.max_namelen(c, indent + 1));
         }
@@ -313,7 +374,7 @@ impl StatsTree {
     /// stats_tree_format_as_str(ST_FORMAT_PLAIN) as printed by tshark.
     pub fn render_plain(&self) -> String {
         const COLS: [&str; 9] =
-            ["Topic / Item", "Count", "Average", "Min Val", "Max Val", "Rate (ms)", "Percent", "Burst Rate", "Burst Start"];
+            ["", "Count", "Average", "Min Val", "Max Val", "Rate (ms)", "Percent", "Burst Rate", "Burst Start"];
         let maxnamelen = self.max_namelen(0, 0);
         let sep_len = maxnamelen + 8 * 14;
         let mut s = String::new();
@@ -322,7 +383,7 @@ impl StatsTree {
         s.push('\n');
         s.push_str(&self.title);
         s.push_str(":\n");
-        s.push_str(&format!("{:<w$}", COLS[0], w = maxnamelen));
+        s.push_str(&format!("{:<w$}", self.first_column, w = maxnamelen));
         for c in &COLS[1..] {
             s.push_str(&format!(" {c:<13}"));
         }

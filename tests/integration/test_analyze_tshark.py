@@ -1,8 +1,10 @@
-"""`analyze` against the oracle: tshark 4.0 on the same generated captures.
+"""`analyze` against the oracles: tshark 4.0 and tshark 4.4.19 on the same generated captures.
 
 Each capture shape is written byte by byte (workers.pcap.synth); we compare
-``--format tshark`` with ``tshark -q -z dns,tree`` and the two counts with tshark's
-two-pass display filters.
+``--format tshark`` with ``tshark -q -z dns,tree`` (4.0, Debian 12's package), the
+``--wireshark 4.4`` text with ``tshark -q -z dns,tree -z dns_qr,tree`` of 4.4.19 (Debian
+13's package, unpacked into ~/.cache/aksdns by tests/wireshark44.py on first use), and
+the two counts with tshark's two-pass display filters.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.jobs.analyze import analyze_files, render
+from tests import wireshark44
+from workers.analysis.traffic.analysis import analyze_files, render
 from workers.pcap import synth as S
 
 TSHARK = shutil.which("tshark")
@@ -39,12 +42,58 @@ def tshark_count(path: Path, display_filter: str) -> int:
     return sum(1 for line in out.stdout.splitlines() if line.strip())
 
 
+@pytest.fixture(scope="session")
+def tshark44() -> list[str]:
+    """tshark 4.4.19's command line, fetched and unpacked on first use (cached)."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("apt-get is needed to fetch tshark 4.4 from Debian 13")
+    try:
+        return wireshark44.ensure()
+    except wireshark44.OracleUnavailable as err:
+        pytest.fail(f"tshark 4.4 (the second oracle) is unavailable: {err}")
+
+
+def tshark44_trees(argv: list[str], path: Path) -> str:
+    out = subprocess.run([*argv, "-q", "-n", "-r", str(path), "-z", "dns,tree", "-z", "dns_qr,tree"],
+                         capture_output=True, text=True, timeout=120, env=wireshark44.tshark_env())
+    assert "DNS/Query-Response" in out.stdout, out.stderr[-500:]
+    return out.stdout
+
+
+def dns_qr_unanswered(text: str) -> int:
+    """The count of the Query side's Servicing/Unanswered row of dns_qr,tree."""
+    query_side = text.split("\nResponse ", 1)[0]
+    (line,) = [x for x in query_side.splitlines() if x.strip().startswith("Unanswered ")]
+    return int(line.split()[1])
+
+
+_ORACLE_44: list[list[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _oracle44(tshark44: list[str]) -> None:
+    _ORACLE_44[:] = [tshark44]
+
+
+def tshark_slow_count(path: Path) -> int:
+    """Responses (not frames: one TCP segment can carry two) with dns.time >= 5."""
+    argv = [TSHARK or "tshark", "-n", "-2", "-r", str(path), "-Y", SLOW, "-T", "fields", "-e", "dns.time"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    return sum(1 for line in out.stdout.split() for v in line.split(",") if float(v) >= 5)
+
+
 def assert_same_as_tshark(path: Path, oracle_path: Path | None = None, *paths: Path) -> None:
-    result = analyze_files([path, *paths])
+    result = analyze_files([path, *paths], wireshark="4.4")
     oracle = oracle_path or path
     assert render(result, "tshark") == tshark_tree(oracle)
     assert result.unanswered_queries == tshark_count(oracle, UNANSWERED)
-    assert result.slow_responses == tshark_count(oracle, SLOW)
+    assert result.slow_responses == tshark_slow_count(oracle)
+    # Wireshark 4.4: both trees byte for byte, and the report's dns_qr figure.
+    expected_44 = tshark44_trees(_ORACLE_44[0], oracle)
+    assert render(result, "tshark", wireshark="4.4") == expected_44
+    assert result.qr_unanswered == dns_qr_unanswered(expected_44)
+    # The 4.0 text does not depend on whether the 4.4 trees were computed too.
+    assert render(analyze_files([path, *paths]), "tshark") == result.tshark_tree
 
 
 def write(path: Path, packets: list[S.Packet], **kw: object) -> Path:
@@ -90,13 +139,15 @@ def test_pcapng_multi_interface_and_sections_match_tshark(tmp_path: Path) -> Non
     assert_same_as_tshark(path)
 
 
-def test_simple_packet_blocks_match_tshark(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_has_time", [False, True])
+def test_simple_packet_blocks_match_tshark(tmp_path: Path, first_has_time: bool) -> None:
+    """Blocks without a time stamp; 4.4 times every frame 0 when the first one has none."""
     path = tmp_path / "spb.pcapng"
     with path.open("wb") as f:
         f.write(S.pcapng_section())
         f.write(S.pcapng_interface(S.LINKTYPE_ETHERNET))
         for i, p in enumerate(S.mixed_lookups(23, lookups=30)):
-            f.write(S.pcapng_spb(p) if i % 3 == 0 else S.pcapng_epb(p))
+            f.write(S.pcapng_spb(p) if i % 3 == (1 if first_has_time else 0) else S.pcapng_epb(p))
     assert_same_as_tshark(path)
 
 
@@ -260,3 +311,56 @@ def test_gzip_compressed_capture_matches_tshark(tmp_path: Path) -> None:
     path = tmp_path / "a.pcap.gz"
     path.write_bytes(gzip.compress(plain))
     assert_same_as_tshark(path)
+
+
+def test_wireshark44_records_ttls_and_buckets_match_tshark(tmp_path: Path) -> None:
+    """What only the 4.4 trees read: every record's type, TTLs from the global arrays (OPT
+    writes none, mDNS and failed messages write without rewinding), payload and count
+    buckets, label levels past the 8th, the root, a question-less query."""
+    t0 = 1_711_990_000_000_000_000
+    c, d = S.Endpoint("10.0.0.5", 40000), S.Endpoint("10.0.0.10", 53)
+    name = "many.labels.in.this.name.a.b.c.d.e.contoso.com"
+    ttls = (0, 59, 3000, 90_000, 700_000, 3_000_000, 40_000_000)
+    answers = [S.a_record(name, f"10.1.0.{i}", ttl) for i, ttl in enumerate(ttls)]
+    big_txt = [S.Record(name, S.TYPE_TXT, 86_400, bytes([200]) + b"t" * 200) for _ in range(4)]
+    mdns_c, mdns_d = S.Endpoint("10.0.0.5", 5353), S.Endpoint("224.0.0.251", 5353)
+    msgs: list[tuple[S.Endpoint, S.Endpoint, bytes]] = [
+        (c, d, S.dns_message(1, name, additionals=[S.opt_record()])),
+        (d, c, S.dns_message(1, name, response=True, answers=answers, authorities=[S.soa_record("contoso.com", 900)],
+                             additionals=[S.a_record("ns.contoso.com", "10.1.1.1", 120), S.opt_record()])),
+        (c, d, S.dns_message(2, "x.contoso.com", additionals=[S.opt_record()])),
+        # Only an OPT record: its TTL rows read what the previous response left in the arrays.
+        (d, c, S.dns_message(2, "x.contoso.com", response=True, additionals=[S.opt_record(), S.opt_record()])),
+        # mDNS stores TTLs but never rewinds the arrays.
+        (mdns_c, mdns_d, S.dns_message(0, "printer.local", response=True,
+                                       answers=[S.a_record("printer.local", "10.0.0.99", 4500)])),
+        (c, d, S.dns_message(3, name, S.TYPE_TXT)),
+        (d, c, S.dns_message(3, name, S.TYPE_TXT, response=True, answers=big_txt)),  # UDP >= 512 B, TC clear
+        (c, d, S.dns_message(4, "")),  # the root
+        (c, d, _header(5, qd=0)),  # no question at all
+        (c, d, S.dns_message(6, "y.contoso.com")),
+        # An A record cut short after its TTL: the message fails, its TTL stays stored.
+        (d, c, S.dns_message(6, "y.contoso.com", response=True,
+                             answers=[S.a_record("y.contoso.com", "10.2.0.1", 7)])[:-2]),
+        (c, d, S.dns_message(7, "z.contoso.com")),
+        (d, c, S.dns_message(7, "z.contoso.com", response=True, authorities=[S.soa_record("contoso.com", 5)])),
+        (d, c, S.dns_message(7, "z.contoso.com", response=True, authorities=[S.soa_record("contoso.com", 5)])),
+        (d, c, S.dns_message(99, "nobody.asked", response=True, rcode=3)),
+        (c, d, S.dns_message(8, "w.contoso.com")),
+        (c, d, S.dns_message(8, "w.contoso.com")),  # re-sent: a retransmission
+    ]
+    packets = [S.udp_packet(t0 + i * 3_000_000, a, b, m) for i, (a, b, m) in enumerate(msgs)]
+    assert_same_as_tshark(write(tmp_path / "ws44.pcap", packets))
+
+
+@pytest.mark.parametrize("version", ["4.0", "4.4"])
+def test_cli_prints_what_tshark_prints(tmp_path: Path, version: str, tshark44: list[str]) -> None:
+    """The command users run, as a process: `aksdns analyze FILE --format tshark --wireshark V`."""
+    import sys
+
+    path = write(tmp_path / "cli.pcap", S.mixed_lookups(90, lookups=40))
+    aksdns = Path(sys.executable).parent / "aksdns"
+    out = subprocess.run([str(aksdns), "analyze", str(path), "--format", "tshark", "--wireshark", version],
+                         capture_output=True, text=True, timeout=120, check=True)
+    expected = tshark44_trees(tshark44, path) if version == "4.4" else tshark_tree(path)
+    assert out.stdout == expected

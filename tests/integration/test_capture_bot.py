@@ -18,7 +18,17 @@ from aksdns.keys import capture_stop_key, queue_name
 from bot import capture_flow
 from console import slackreq
 from console.standin import SlackStandIn
-from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, aksdns_env, post, running_bot, sign, slash_body
+from tests.services import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    RedisServer,
+    aksdns_env,
+    cluster_of,
+    post,
+    running_bot,
+    sign,
+    slash_body,
+)
 
 FORM = "application/x-www-form-urlencoded"
 CHANNEL = "C0INCIDENT"
@@ -27,11 +37,11 @@ ONCALL, OTHER = "U0ONCALL", "U0VISITOR"
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest) -> str:
-    return "cap" + str(abs(hash(request.node.name)) % 10**8)
+    return cluster_of(request, "cap")
 
 
 @pytest.fixture
-def bot(redis_server: RedisServer, slack: SlackStandIn, cluster: str, tmp_path: Path) -> Iterator[str]:
+def bot(redis_server: RedisServer, slack: SlackStandIn, cluster: str, served: None, tmp_path: Path) -> Iterator[str]:
     env = aksdns_env(REDIS_URL=redis_server.url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                      SLACK_SIGNING_SECRET=SIGNING_SECRET, AKSDNS_CLUSTER=cluster, AKSDNS_PRIVILEGED_USERS=ONCALL)
     with running_bot(env, tmp_path / "bot.log") as events:

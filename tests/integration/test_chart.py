@@ -189,6 +189,7 @@ def test_every_value_is_documented_and_in_the_schema() -> None:
         ({"capture.namespaces[0]": "Not_A_Namespace"}, "capture/namespaces"),
         ({"bot.ingress.enabled": "true"}, "minItems"),
         ({"worker.replicass": "2"}, "additional properties"),
+        ({"jobSigning.key": "too-short"}, "jobSigning/key"),
     ],
 )
 def test_schema_rejects_bad_values(sets: dict[str, str], message: str) -> None:
@@ -202,6 +203,8 @@ def test_schema_rejects_bad_values(sets: dict[str, str], message: str) -> None:
         ({"redis.external.url": "redis://r:6379/0"}, "set redis.enabled=false"),
         ({"bot.enabled": "false", "worker.enabled": "false"}, "nothing to install"),
         ({"worker.enabled": "false", "capture.enabled": "true"}, "capture.enabled needs worker.enabled"),
+        ({"bot.enabled": "false", "redis.enabled": "false", "redis.external.url": "redis://r:6379/0"},
+         "bot.enabled=false needs jobSigning.existingSecret"),
     ],
 )
 def test_contradictory_values_fail_with_a_reason(sets: dict[str, str], message: str) -> None:
@@ -222,6 +225,9 @@ def test_every_object_validates_strictly(rendered: tuple[str, list[Doc]], versio
     for doc in docs:
         if doc["kind"] in KEDA_KINDS:
             assert doc["apiVersion"] == "keda.sh/v1alpha1"
+            continue
+        if doc["kind"] == "ServiceMonitor":  # the Prometheus Operator's CRD (tests/integration/test_chart_metrics.py)
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
             continue
         try:
             kubernetes_validate.validate(doc, version or kube_version(), strict=True)
@@ -370,6 +376,8 @@ def test_default_rbac_is_read_only_except_probe_pods_in_the_release_namespace() 
         (NAMESPACE, "", "pods", "delete"),
         ("*", "authorization.k8s.io", "selfsubjectrulesreviews", "create"),
         ("*", "authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+        ("*", "authorization.k8s.io", "subjectaccessreviews", "create"),  # apiserver --as: a question only
+        ("*", "authentication.k8s.io", "selfsubjectreviews", "create"),  # apiserver: who am I
     }
     reads = {(ns, g, r) for ns, g, r, v in granted if v == "list"}
     assert {("*", "", "pods"), ("*", "", "services"), ("*", "", "endpoints"), ("*", "", "nodes"),
@@ -473,6 +481,26 @@ def test_bundled_redis_requires_a_password_and_keeps_it_in_one_secret() -> None:
     assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")  # dependent variables come later
 
 
+def test_bot_and_worker_share_a_generated_job_signing_key_the_test_pod_does_not_get() -> None:
+    docs = render()
+    secret = one(docs, "Secret", "-job-signing")
+    assert len(base64.b64decode(secret["data"]["key"])) == 48
+    for name in ("-bot", "-worker"):
+        dep = one(docs, "Deployment", name)
+        ref = env_names(dep["spec"]["template"]["spec"]["containers"][0])["AKSDNS_JOB_SIGNING_KEY"]
+        assert ref["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "key"}
+        assert "checksum/job-signing" in dep["spec"]["template"]["metadata"]["annotations"]
+    for pod in by_kind(docs, "Pod"):
+        assert "AKSDNS_JOB_SIGNING_KEY" not in env_names(pod["spec"]["containers"][0])
+
+
+def test_worker_only_release_uses_the_bot_releases_job_signing_key() -> None:
+    docs = render([CHART / "ci" / "worker-only-values.yaml"])
+    assert not [d for d in by_kind(docs, "Secret") if d["metadata"]["name"].endswith("-job-signing")]
+    env = env_names(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
+    assert env["AKSDNS_JOB_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "aksdns-job-signing", "key": "key"}
+
+
 def test_existing_secrets_are_used_and_not_created() -> None:
     docs = render([CHART / "ci" / "existing-secrets-values.yaml"])
     assert not by_kind(docs, "Secret")
@@ -481,6 +509,8 @@ def test_existing_secrets_are_used_and_not_created() -> None:
     env = env_names(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
     assert env["SLACK_BOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "aksdns-slack"
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "aksdns-redis", "key": "password"}
+    assert env["AKSDNS_JOB_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "aksdns-job-signing", "key": "signing-key"}
 
 
 def test_keda_scales_workers_on_the_cluster_queue() -> None:
@@ -513,7 +543,8 @@ def test_network_policies_fence_redis_and_the_pods() -> None:
     peer = redis["ingress"][0]["from"][0]["podSelector"]
     assert peer["matchExpressions"][0]["values"] == ["bot", "worker", "test"]
     assert redis["egress"] == []
-    assert policies[f"{RELEASE}-aksdns-worker"]["spec"]["ingress"] == []
+    # The worker accepts nothing but Prometheus on /metrics (tests/integration/test_chart_metrics.py).
+    assert policies[f"{RELEASE}-aksdns-worker"]["spec"]["ingress"] == [{"ports": [{"port": 9102, "protocol": "TCP"}]}]
     bot_in = policies[f"{RELEASE}-aksdns-bot"]["spec"]["ingress"][0]
     assert bot_in["ports"] == [{"port": 3000, "protocol": "TCP"}] and bot_in["from"]
     assert not by_kind(render(), "NetworkPolicy")

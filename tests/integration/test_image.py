@@ -26,7 +26,16 @@ import yaml
 from console.standin import SlackStandIn
 from testbed import containers, image
 from tests.dnsservers import RealServer, free_port
-from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, post, sign, slash_body, wait_http
+from tests.services import (
+    BOT_TOKEN,
+    JOB_SIGNING_KEY,
+    SIGNING_SECRET,
+    RedisServer,
+    post,
+    sign,
+    slash_body,
+    wait_http,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 VALUES = yaml.safe_load((REPO / "charts" / "aksdns" / "values.yaml").read_text())
@@ -153,7 +162,8 @@ def test_bot_and_worker_containers_answer_a_slash_command(
     cluster = "img" + uuid.uuid4().hex[:6]
     env = {"REDIS_URL": redis_server.url, "SLACK_API_URL": slack.api_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "AKSDNS_CLUSTER": cluster, "AKSDNS_JOB_TIMEOUT": "30",
-           "AKSDNS_DIG_ALLOW": "127.0.0.0/8"}  # bind9 listens on loopback, which the dig policy refuses by default
+           "AKSDNS_DIG_ALLOW": "127.0.0.0/8",  # bind9 listens on loopback, which the dig policy refuses by default
+           "AKSDNS_JOB_SIGNING_KEY": JOB_SIGNING_KEY}  # bot and worker refuse to start without it
     port = free_port()
     bot_log = container(podman_argv(ref, "bot", "--http", "--host", "127.0.0.1", "--port", str(port),
                                     "--workers", "1", env=env), "bot")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from aksdns.keys import AUDIT_STREAM, rerun_basis_key, thread_history_key
+from aksdns.keys import AUDIT_STREAM, rerun_basis_key, rerun_identity, thread_history_key
 from aksdns.results import MAX_OUTCOMES_PER_THREAD, AuditEvent, AuditLog, Outcome, ResultsStore
 from tests.services import RedisServer
 
@@ -37,10 +37,15 @@ def test_history_keeps_every_outcome_in_order_with_retention(redis_server: Redis
     assert [o.summary for o in got] == ["run 0", "run 1", "run 2"]
     assert got[0] == outcome(0, thread="t-order")
     assert 3500 < r.ttl(thread_history_key("C1", "t-order")) <= 3600
-    assert store.previous_basis("eu", "C1", "t-order", "check") == {"n": 2}
-    assert r.ttl(rerun_basis_key("eu", "C1", "t-order", "check")) > 0
-    assert store.previous_basis("eu", "C1", "t-order", "dig") is None
-    assert store.previous_basis("other", "C1", "t-order", "check") is None  # per cluster
+    check = outcome(0).command
+    assert store.previous_basis("eu", "C1", "t-order", check) == {"n": 2}
+    assert r.ttl(rerun_basis_key("eu", "C1", "t-order", rerun_identity(check))) > 0
+    assert store.previous_basis("eu", "C1", "t-order", {"verb": "dig", "args": {}}) is None
+    assert store.previous_basis("other", "C1", "t-order", check) is None  # per cluster
+    # The same command with other arguments is another command; the cluster flag is not an argument.
+    assert store.previous_basis("eu", "C1", "t-order", {"verb": "check", "args": {"repeat": 9}}) is None
+    with_cluster = {**check, "args": {**check["args"], "cluster": "eu"}}
+    assert store.previous_basis("eu", "C1", "t-order", with_cluster) == {"n": 2}
 
 
 def test_history_is_bounded_and_skips_unreadable_entries(redis_server: RedisServer) -> None:
@@ -58,7 +63,7 @@ def test_history_is_bounded_and_skips_unreadable_entries(redis_server: RedisServ
 def test_a_basis_too_large_is_not_kept(redis_server: RedisServer) -> None:
     store = ResultsStore(redis_server.client())
     store.record(outcome(1, thread="t-big"), basis={"x": "y" * (3 * 1024 * 1024)})
-    assert store.previous_basis("eu", "C1", "t-big", "check") is None
+    assert store.previous_basis("eu", "C1", "t-big", outcome(1).command) is None
     assert len(store.history("C1", "t-big")) == 1
 
 
@@ -67,7 +72,7 @@ def test_recording_with_redis_down_does_not_raise() -> None:
 
     dead = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5, socket_timeout=0.5)
     ResultsStore(dead).record(outcome(1), basis={"n": 1})  # logged, not raised
-    assert ResultsStore(dead).previous_basis("eu", "C1", "t", "check") is None
+    assert ResultsStore(dead).previous_basis("eu", "C1", "t", outcome(1).command) is None
     AuditLog(dead).append(AuditEvent("command", "U1", "C1", "dig", True, "read-only command"))
 
 

@@ -32,7 +32,7 @@ from tests.testbed.capture_kit import (
     wait_for,
 )
 from workers.capture import spool
-from workers.jobs import analyze
+from workers.analysis.traffic import analysis
 from workers.probes import kube, pods
 
 pytestmark = pytest.mark.testbed
@@ -82,7 +82,7 @@ def test_queries_appear_per_interface_and_analyze_equals_tshark(testbed: Any, cl
     # `analyze` on the very file the thread gets equals tshark's dns,tree on it.
     tree = subprocess.run([TSHARK, "-q", "-n", "-r", str(pcapng), "-z", "dns,tree"], capture_output=True,
                           text=True, timeout=60).stdout
-    assert analyze.render(analyze.analyze_files([pcapng]), "tshark") == tree
+    assert analysis.tshark_text([pcapng]) == tree
     assert run.reports and pcapng.name in run.reports[0].title  # `analyze`'s own report of that file
     data = report.data
     assert {t["mechanism"] for t in data["targets"]} == {"ephemeral"}

@@ -459,6 +459,7 @@ def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> se
     rules.add(("", "pods/log", "get", ()))
     rules |= {("metrics.k8s.io", r, v, ()) for r in ("pods", "nodes") for v in ("get", "list")}
     rules |= {("discovery.k8s.io", "endpointslices", v, ()) for v in READ}
+    rules.add(("authorization.k8s.io", "subjectaccessreviews", "create", ()))  # apiserver --as NS/SA
     if namespace == KUBE_SYSTEM:
         rules.add(("", "configmaps", "get", ("coredns", "coredns-custom")))
     if namespace == release_ns:

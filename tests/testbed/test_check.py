@@ -363,13 +363,17 @@ def test_janitor_removes_expired_probe_pods(testbed: Any, env: JobEnv) -> None:
 
 
 def test_rerun_shows_what_changed(testbed: Any, env: JobEnv, clean: None) -> None:
+    from workers import jobs
+
+    command = CheckCommand(names=(EXTERNAL,), nodes=1)
     testbed.upstream_rcode("SERVFAIL")
-    first = run(env, names=(EXTERNAL,), nodes=1)
+    first = jobs.run(command, env)
     testbed.upstream_reset()
-    env.previous = first.data
-    second = run(env, names=(EXTERNAL,), nodes=1)
+    env.previous = first.basis
+    second = jobs.run(command, env)
     text = second.sections[0].text  # type: ignore[union-attr]
     assert "Since the previous run" in text and "no longer" in text
+    assert any(c.startswith("Virtual network DNS: ❌ → ✅") for c in second.changes), second.changes
 
 
 # Last: a crash loop leaves recent restarts behind, which later healthy runs would rightly report.

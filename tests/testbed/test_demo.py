@@ -12,7 +12,7 @@ from tests.services import VENV_BIN, aksdns_env
 pytestmark = pytest.mark.testbed
 
 
-def test_demo_prints_the_dig_check_and_analyze_threads(testbed: Any) -> None:
+def test_demo_prints_the_threads_and_ends_with_a_handoff(testbed: Any) -> None:
     result = subprocess.run([str(VENV_BIN / "aksdns"), "demo"], capture_output=True, text=True, timeout=600,
                             env=aksdns_env(AKSDNS_TESTBED_SESSION_HELD="1"))  # this session holds the lock
     assert result.returncode == 0, result.stderr[-3000:]
@@ -22,4 +22,11 @@ def test_demo_prints_the_dig_check_and_analyze_threads(testbed: Any) -> None:
     assert "`dig` done" in out
     assert "DNS check · testbed" in out and "Facts (the guide's baseline questions)" in out
     assert "DNS traffic analysis" in out and "dns-response-times.png" in out
+    # apiserver: one node's way to the API server dropped by the demo, named as the guide's cause
+    assert "API server · testbed" in out and "A network policy or firewall: TCP to the API server is dropped" in out
+    # It ends with an incident handed over: the Re-run saw the pod come back, the handoff says so.
+    incident = out.split("an incident, re-run and handed over", 1)[1]
+    assert "Since the previous run" in incident and "no longer: One CoreDNS pod misbehaves" in incident
+    assert "*Timeline* (UTC)" in incident and "*Ruled out*" in incident
+    assert "# DNS incident handoff" in incident and "~~One CoreDNS pod misbehaves" in incident
     assert "Traceback" not in out + result.stderr

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from aksdns.commands import CheckCommand, DnsServer
 from aksdns.grammar import command_from_dict
-from workers.analysis.check_diff import diff_runs, diff_sections
+from workers.analysis.check_diff import rerun_basis
 from workers.analysis.check_evidence import CheckEvidence
+from workers.analysis.rerun_diff import Basis, diff, lines, sections
 from workers.evidence.cluster import CorednsPod, CustomDns, Forwarder, NodeInfo, ServiceInfo
 from workers.evidence.dns import QueryResult
 from workers.jobs.check import (
@@ -71,21 +72,24 @@ def test_csv_has_every_probe() -> None:
 
 
 def test_rerun_diff() -> None:
-    before = build_report(CMD, load("one_pod_dead")).data
-    after = build_report(CMD, load("healthy")).data
-    diff = diff_runs(before, after)
-    assert not diff.unchanged
-    assert {c.layer for c in diff.layers} >= {"CoreDNS pods", "CoreDNS Service"}
-    text = "\n".join(s.text for s in diff_sections(diff) if isinstance(s, Markdown))
+    before = rerun_basis(build_report(CMD, load("one_pod_dead")))
+    after = rerun_basis(build_report(CMD, load("healthy")))
+    assert len(json.dumps(before)) < 20_000 and "evidence" not in before  # a few kB, not every probe
+    d = diff(Basis.from_dict(before), Basis.from_dict(after))
+    assert not d.unchanged
+    assert {c.name for c in d.changed if c.after == "ok"} >= {"CoreDNS pods", "CoreDNS Service"}
+    text = "\n".join(s.text for s in sections(d) if isinstance(s, Markdown))
     assert "no longer: One CoreDNS pod misbehaves" in text and "❌ → ✅" in text
-    from workers.analysis.check_diff import diff_basis
-
-    assert diff_runs(diff_basis(before), after) == diff
-    assert "evidence" not in diff_basis(before)
-    same = diff_runs(after, after)
-    assert same.unchanged and "nothing changed" in diff_sections(same)[0].text  # type: ignore[union-attr]
-    report = build_report(CMD, load("healthy"), previous=before)
-    assert isinstance(report.sections[0], Markdown) and "Since the previous run" in report.sections[0].text
+    tables = {t.title: t for t in sections(d) if isinstance(t, Table)}
+    assert ("CoreDNS pods · failed queries", "16", "0") in tables["Figures that moved"].rows
+    assert "CoreDNS pods: ❌ → ✅" in lines(d)
+    same = diff(Basis.from_dict(after), Basis.from_dict(after))
+    assert same.unchanged and "nothing changed" in sections(same)[0].text  # type: ignore[union-attr]
+    assert lines(same) == []
+    # A healthy layer rules its hypotheses out, with the layer's line as evidence.
+    ruled = {r.hypothesis: r.evidence for r in Basis.from_dict(after).ruled_out}
+    assert any(e.startswith("CoreDNS pods: ") for e in ruled.values())
+    assert not any("CoreDNS pods are down" in h for h in (r.hypothesis for r in Basis.from_dict(before).ruled_out))
 
 
 def test_probe_names() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from workers.analysis.traffic.analysis import analyze_files
 from workers.analysis.traffic.model import AnalysisResult, TreeRow
-from workers.jobs.analyze import analyze_files
 from workers.pcap import synth as S
 
 T0 = 1_711_990_000_000_000_000

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from workers.analysis.traffic.analysis import analyze_files, render
 from workers.analysis.traffic.findings import expansion_storms, search_bases
-from workers.jobs.analyze import analyze_files, build_report, render
+from workers.analysis.traffic.report import build_report
 from workers.pcap import synth as S
+from workers.render.text import render_text
 from workers.report import Status
 
 T0 = 1_711_990_000_000_000_000
@@ -38,7 +40,7 @@ def test_json_summary_holds_the_integer_counts(capture: Path) -> None:
     for key in ("unanswered", "slow", "servers", "clients", "failing_names", "expansion_storms", "timeline",
                 "guide_table", "hops", "tshark_tree"):
         assert key in doc
-    assert len(doc["unanswered"]) == result.unanswered_transactions
+    assert len(doc["unanswered"]) == min(result.unanswered_transactions, 200)
 
 
 def test_csv_lists_unanswered_then_slow(capture: Path) -> None:
@@ -52,11 +54,14 @@ def test_csv_lists_unanswered_then_slow(capture: Path) -> None:
 
 
 def test_text_names_the_figures_first(capture: Path) -> None:
-    text = str(render(analyze_files([capture]), "text"))
-    assert "Unanswered queries:" in text
-    assert "Slow responses (dns.time >= 5 s):" in text
-    assert "Response codes (responses only):" in text
-    assert "Per server:" in text
+    text = render_text(build_report(analyze_files([capture]), title="t", attachments=False))
+    assert "Unanswered queries —" in text
+    assert "Responses ≥ 5 s —" in text
+    assert "Response codes (responses only)" in text
+    assert "Per server" in text
+    assert "When failures happen —" in text
+    assert "The guide's table (its layout, Wireshark's counting rules)" in text
+    assert "Attachments:" not in text
 
 
 def test_unknown_format_is_refused(capture: Path) -> None:
@@ -68,9 +73,11 @@ def test_report_has_png_histogram_csv_and_json_data(capture: Path) -> None:
     result = analyze_files([capture])
     report = build_report(result, title="analyze mixed.pcap")
     assert report.status is Status.FAIL
-    png, table = report.attachments
-    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    histogram, timeline, table, evidence = report.attachments
+    assert histogram.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert timeline.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert table.content.decode().startswith("kind,time,client,server")
+    assert evidence.content.decode().startswith("signature,time,client,server")
     assert report.data["summary"]["unanswered_queries"] == result.unanswered_queries
     assert report.summary.startswith(f"{result.dns_messages:,} DNS messages")
 

@@ -102,7 +102,7 @@ def test_parses(text: str, expected: object) -> None:
         ("dig a.b --type AXFR", "is not one of"),
         ("dig a.b --repeat 0", "between 1 and 50"),
         ("dig a.b --repeat 1e9", "whole number"),
-        ("dig a.b --timeout nan", "between"),
+        ("dig a.b --timeout nan", "number of seconds"),
         ("dig a.b --timeout 999", "between"),
         ("dig a.b --bogus", "unknown flag"),
         ("dig a.b -t A", "unknown flag"),

@@ -1,7 +1,7 @@
 """The layers of docs/ARCHITECTURE.md, checked.
 
 - the core (``aksdns``) imports neither ``bot``, ``workers``, ``testbed`` nor ``console``;
-- the bot never loads worker-only code (kubernetes, pcap, matplotlib); workers never load slack_bolt;
+- the bot never loads worker-only code (kubernetes, the pcap core, Pillow); workers never load slack_bolt;
 - evidence types (``workers.evidence``) import no other part of ``workers``;
 - analysis (``workers.analysis``) imports data types, never drivers (``workers.probes``) or jobs;
 - drivers (``workers.probes``) never import one command's analysis or job.
@@ -65,7 +65,7 @@ def test_the_core_imports_no_other_layer() -> None:
 
 def test_bot_does_not_import_worker_dependencies() -> None:
     loaded = roots(modules_after("import bot.main, bot.app, bot.http, console.cli"))
-    assert not loaded & {"workers", "kubernetes", "matplotlib", "numpy", "aksdns_native", "testbed"}
+    assert not loaded & {"workers", "kubernetes", "PIL", "aksdns_native", "testbed"}
 
 
 @pytest.mark.parametrize("module", ["workers.main", "workers.runner", "workers.jobs.dig", "workers.jobs.check"])

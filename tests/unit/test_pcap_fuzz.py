@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aksdns.errors import CaptureFileError
-from workers.jobs.analyze import analyze_files
+from workers.analysis.traffic.analysis import analyze_files
 from workers.pcap import synth as S
 
 T0 = 1_711_990_000_000_000_000

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aksdns.errors import AksDnsError, CaptureFileError
-from workers.jobs.analyze import analyze_files
+from workers.analysis.traffic.analysis import analyze_files
 from workers.pcap import native
 from workers.pcap import synth as S
 

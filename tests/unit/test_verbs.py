@@ -80,7 +80,7 @@ def _dig(**args: Any) -> dict[str, Any]:
         (_dig(repeat=True), "single value"),
         (_dig(repeat={"x": 1}), "single value"),
         (_dig(tcp="yes"), "switch"),
-        (_dig(timeout=float("nan")), "between"),
+        (_dig(timeout=float("nan")), "number of seconds"),
         (_dig(names=["--help"]), "may not start with"),
         (_dig(names=["a.b", "--repeat", "50"]), "may not start with"),
         (_dig(servers=[{"host": "127.0.0.1;reboot", "port": 53}]), "forbidden characters"),

@@ -601,6 +601,38 @@ def rule_node_pressure(ev: CheckEvidence) -> Finding | None:
     )
 
 
+def rule_apiserver_link(ev: CheckEvidence) -> Finding | None:
+    """Evidence that points at the API server: `apiserver` is the next command (issue 12)."""
+    at_pods = ev.records(Layer.COREDNS_POD)
+    internal = [r for r in at_pods if r.name in ev.internal_names]
+    external = [r for r in at_pods if r.name in ev.external_names]
+    # CoreDNS answers the world but not the cluster: its kubernetes plugin lacks data from the API server
+    # (its log then says `Failed to list`; it answers SERVFAIL until the first sync).
+    plugin = bool(internal) and all(r.status == "SERVFAIL" for r in internal) and any(r.ok for r in external)
+    api_notes = [n for n in ev.notes if "Kubernetes API unreachable" in n or "(HTTP 401)" in n]
+    if not plugin and not api_notes:
+        return None
+    evidence = list(api_notes)
+    if plugin:
+        evidence.insert(0, f"cluster names: SERVFAIL at every CoreDNS pod ({len(internal)} queries) while external "
+                           "names resolve through the same pods")
+    return Finding.of(
+        "apiserver_link",
+        97 if plugin else 60,
+        Hypothesis(
+            title="CoreDNS (or the worker) cannot read from the API server: run `/aksdns apiserver`",
+            confidence=HIGH if plugin else MEDIUM,
+            evidence=tuple(evidence),
+            actions=(
+                "/aksdns apiserver   # each stage from the worker and every node, and the cause",
+                f"{KS} logs -l k8s-app=kube-dns --tail 200 | grep -i -E 'failed to list|unauthorized|forbidden'",
+                "kubectl get clusterrolebinding system:coredns -o yaml",
+            ),
+            links=(GUIDE,),
+        ),
+    )
+
+
 def rule_probe_pods(ev: CheckEvidence) -> Finding | None:
     """Node-level probe pods could not run: the node layer is unknown, say so."""
     failed = [p for p in ev.node_probes if not p.ok]
@@ -635,6 +667,7 @@ RULES: tuple[Rule, ...] = (
     rule_coredns_unhealthy,
     rule_node_pressure,
     rule_search_storm,
+    rule_apiserver_link,
     rule_probe_pods,
 )
 

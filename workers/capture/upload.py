@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ def prepare(path: Path, filename: str, *, compress_over: int = COMPRESS_OVER) ->
 
 
 def stream_upload(client: Any, channel: str, thread_ts: str, prepared: Prepared, title: str,
-                  allowed_hosts: frozenset[str]) -> str:
-    """Send the file to the thread; returns the file id. UploadRefused when Slack will not take it."""
+                  allowed: Callable[[str], bool]) -> str:
+    """Send the file to the thread; returns the file id. UploadRefused when Slack will not take it.
+
+    ``allowed(url)`` says whether Slack's upload URL may get the bytes (workers.thread_files' origins)."""
     if prepared.size > SLACK_MAX_BYTES:
         raise UploadRefused(f"{prepared.filename} is {prepared.size / 1e9:.1f} GB, over Slack's 1 GB limit")
     try:
@@ -58,9 +61,8 @@ def stream_upload(client: Any, channel: str, thread_ts: str, prepared: Prepared,
         url, file_id = str(ticket["upload_url"]), str(ticket["file_id"])
     except Exception as exc:  # slack_sdk raises several types; the thread gets one line
         raise UploadRefused(f"Slack refused the upload of {prepared.filename}: {_why(exc)}") from None
-    host = urlparse(url).hostname or ""
-    if urlparse(url).scheme not in ("https", "http") or host not in allowed_hosts:
-        raise UploadRefused(f"Slack gave an upload address on an unexpected host ({host})")
+    if not allowed(url):  # the bytes go only to Slack's upload host (or the configured API's origin)
+        raise UploadRefused(f"Slack gave an upload address on an unexpected host ({urlparse(url).hostname})")
     with prepared.path.open("rb") as body:
         request = urllib.request.Request(  # noqa: S310 - Slack's own upload URL, host checked above
             url, data=body, method="POST",

@@ -2,6 +2,10 @@
 
 A verb's job is a dotted ``module:function`` name there, imported only when that command runs, so
 that, say, a `dig` never loads the pcap core or the Kubernetes client.
+
+:func:`run` also compares a run with the previous run of the same command in its thread (the
+command's ``rerun_basis``, ``JobEnv.previous``): what changed leads the reply, and the new basis
+and the one-line changes go to the thread's history.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from aksdns.commands import Command
 from aksdns.errors import NotAvailableYet
 from aksdns.verbs import spec_of
+from workers.analysis import rerun_diff
 from workers.jobenv import JobEnv
 from workers.report import Report
 
@@ -23,12 +28,12 @@ def load(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def rerun_basis(command: Command, data: dict[str, Any]) -> dict[str, Any] | None:
-    """What a thread keeps of a result for the next Re-run (None: nothing to compare)."""
+def rerun_basis(command: Command, report: Report) -> dict[str, Any] | None:
+    """What a thread keeps of a result for the next run of the same command (None: nothing to compare)."""
     target = spec_of(command).rerun_basis
     if target is None:
         return None
-    basis: dict[str, Any] = load(target)(data)
+    basis: dict[str, Any] = load(target)(report)
     return basis
 
 
@@ -41,6 +46,23 @@ def job_for(command: Command) -> Callable[[Any, JobEnv], Report]:
     return function
 
 
+def run(command: Command, env: JobEnv) -> Report:
+    """Run a command's job; compare it with ``env.previous``, the previous run of the same command here.
+
+    What changed leads the reply; the report carries its basis and its changes for the history.
+    """
+    report = job_for(command)(command, env)
+    if spec_of(command).rerun_basis is None:  # not compared here (`watch` compares its own runs)
+        return report
+    report.basis = rerun_basis(command, report)
+    if report.basis is None or env.previous is None:
+        return report
+    d = rerun_diff.diff(rerun_diff.Basis.from_dict(env.previous), rerun_diff.Basis.from_dict(report.basis))
+    report.sections[:0] = rerun_diff.sections(d)
+    report.changes = tuple(rerun_diff.lines(d))
+    return report
+
+
 def execute(command: Command, env: JobEnv) -> Report:
     """Run a command's job in-process (the worker and the CLI both come here)."""
-    return job_for(command)(command, env)
+    return run(command, env)

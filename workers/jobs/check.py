@@ -22,7 +22,6 @@ from typing import Any
 from aksdns.commands import CheckCommand, DnsServer
 from aksdns.errors import ClusterError
 from workers.analysis.capture_button import capture_button
-from workers.analysis.check_diff import diff_runs, diff_sections
 from workers.analysis.check_evidence import CheckEvidence, SearchWalk
 from workers.analysis.check_facts import facts_table, layer_lines, overall_status, tally
 from workers.analysis.check_rules import diagnose
@@ -380,16 +379,14 @@ def _status(lines: Sequence[Any], findings: Sequence[Finding]) -> Status:
     return Status.WARN if worst is Status.OK else worst
 
 
-def build_report(cmd: CheckCommand, ev: CheckEvidence, previous: dict[str, Any] | None = None) -> Report:
+def build_report(cmd: CheckCommand, ev: CheckEvidence) -> Report:
     """Summary per layer, the facts table, the hypotheses, attachments and buttons."""
     findings = diagnose(ev)
     lines = layer_lines(ev)
     data = result_data(cmd, ev, findings)
     top = findings[0].hypothesis if findings else None
     summary = top.title if top else "No finding"
-    sections: list[Section] = []
-    if previous:
-        sections += diff_sections(diff_runs(previous, data))
+    sections: list[Section] = []  # what changed since the previous check leads (workers.jobs.run)
     sections += lines
     sections.append(facts_table(ev))
     sections += [f.hypothesis for f in findings]
@@ -421,4 +418,4 @@ def build_report(cmd: CheckCommand, ev: CheckEvidence, previous: dict[str, Any] 
 
 def execute(cmd: CheckCommand, env: JobEnv) -> Report:
     """Run `check` against the cluster of ``env`` (kubeconfig or in-cluster)."""
-    return build_report(cmd, gather(cmd, env), env.previous)
+    return build_report(cmd, gather(cmd, env))

@@ -32,8 +32,13 @@ def _core() -> Any:
         raise NativeCoreMissing() from err
 
 
-def analyze_raw(paths: Sequence[str | os.PathLike[str]], *, slow_s: float, list_limit: int) -> dict[str, Any]:
-    """Run the one-pass analysis; returns the core's JSON document as a dict."""
+def analyze_raw(
+    paths: Sequence[str | os.PathLike[str]], *, slow_s: float, list_limit: int, wireshark44: bool = False
+) -> dict[str, Any]:
+    """Run the one-pass analysis; returns the core's JSON document as a dict.
+
+    ``wireshark44`` adds Wireshark 4.4's ``dns,tree`` and ``dns_qr,tree`` text.
+    """
     core = _core()
     names = [os.fspath(p) for p in paths]
     for name in names:
@@ -42,7 +47,7 @@ def analyze_raw(paths: Sequence[str | os.PathLike[str]], *, slow_s: float, list_
         if os.path.isdir(name):
             raise CaptureFileError(name, "is a directory, not a capture file")
     try:
-        text = core.analyze(names, float(slow_s), int(list_limit))
+        text = core.analyze(names, float(slow_s), int(list_limit), bool(wireshark44))
     except core.CaptureError as err:
         path, reason = err.args if len(err.args) == 2 else ("", str(err))
         raise CaptureFileError(str(path), str(reason).splitlines()[0]) from None

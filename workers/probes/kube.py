@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -61,6 +62,8 @@ def connect(kubeconfig: str | None) -> Clients:
             api = client.ApiClient(cfg)
     except (config.ConfigException, OSError, ValueError) as exc:
         raise ClusterError(f"cannot load cluster credentials: {str(exc).splitlines()[0][:160]}") from None
+    except (TypeError, AttributeError, KeyError, yaml.YAMLError):  # e.g. /etc/passwd: YAML, not a kubeconfig
+        raise ClusterError(f"{kubeconfig} is not a kubeconfig file (clusters, users and contexts in YAML)") from None
     return Clients(core=client.CoreV1Api(api), discovery=client.DiscoveryV1Api(api), api=api)
 
 
@@ -72,7 +75,10 @@ def call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except ApiException as exc:
         raise ClusterError(_api_message(what, exc), status=exc.status) from None
     except (HTTPError, OSError, TimeoutError) as exc:
-        raise ClusterError(f"Kubernetes API unreachable while trying to {what}: {type(exc).__name__}") from None
+        raise ClusterError(
+            f"Kubernetes API unreachable while trying to {what}: {type(exc).__name__}; `apiserver` finds the stage "
+            "that fails"
+        ) from None
 
 
 def _api_message(what: str, exc: ApiException) -> str:

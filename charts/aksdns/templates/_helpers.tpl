@@ -77,6 +77,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end }}
 
+{{/* Secret and key holding the job signing key (AKSDNS_JOB_SIGNING_KEY). */}}
+{{- define "aksdns.jobSigningSecretName" -}}
+{{- default (printf "%s-job-signing" (include "aksdns.fullname" .)) .Values.jobSigning.existingSecret -}}
+{{- end }}
+
+{{- define "aksdns.jobSigningKeyEnv" -}}
+- name: AKSDNS_JOB_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "aksdns.jobSigningSecretName" . }}
+      key: {{ if .Values.jobSigning.existingSecret }}{{ .Values.jobSigning.existingSecretKey }}{{ else }}key{{ end }}
+{{- end }}
+
 {{- define "aksdns.slackSecretName" -}}
 {{- default (printf "%s-slack" (include "aksdns.fullname" .)) .Values.slack.existingSecret -}}
 {{- end }}
@@ -126,6 +139,9 @@ Fail early on values that cannot work together (the schema covers types).
 {{- end }}
 {{- if and (not .Values.bot.enabled) (not .Values.worker.enabled) }}
 {{- fail "bot.enabled and worker.enabled are both false: nothing to install" }}
+{{- end }}
+{{- if and (not .Values.bot.enabled) (not .Values.jobSigning.existingSecret) (not .Values.jobSigning.key) }}
+{{- fail "bot.enabled=false needs jobSigning.existingSecret (or jobSigning.key): the job signing key of the bot's release" }}
 {{- end }}
 {{- if and .Values.capture.enabled (not .Values.worker.enabled) }}
 {{- fail "capture.enabled needs worker.enabled (capture rights belong to the worker)" }}
@@ -180,5 +196,23 @@ password lives in one Secret key only.
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 {{- if not .Values.slack.existingSecret }}
 checksum/slack: {{ include (print .Template.BasePath "/secret-slack.yaml") . | sha256sum }}
+{{- end }}
+{{- if not .Values.jobSigning.existingSecret }}
+checksum/job-signing: {{ include (print .Template.BasePath "/secret-job-signing.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/*
+NetworkPolicy ingress rule letting Prometheus scrape /metrics (networkPolicy.metricsFrom; empty = anywhere).
+*/}}
+{{- define "aksdns.metricsIngress" -}}
+{{- if .Values.metrics.enabled }}
+- ports:
+    - port: {{ .Values.metrics.port }}
+      protocol: TCP
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
 {{- end }}

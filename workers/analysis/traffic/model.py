@@ -88,6 +88,52 @@ class Second:
     errors: int
     unanswered: int
     slow: int
+    servfail: int = 0
+
+
+@dataclass(frozen=True)
+class ServerTimeline:
+    """The per-second timeline of one server (the first few servers seen get one)."""
+
+    address: str
+    seconds: tuple[Second, ...]
+
+
+@dataclass(frozen=True)
+class AnswerDiff:
+    """A name whose UDP answer (TC clear) differs from its TCP answer."""
+
+    time_ns: int
+    qname: str
+    qtype: str
+    server: str
+    udp_answers: int
+    udp_bytes: int
+    tcp_answers: int
+    tcp_bytes: int
+
+
+@dataclass(frozen=True)
+class SignatureData:
+    """What the compiled pass saw of the failure signatures (see ``signatures.py``)."""
+
+    race_events: int = 0
+    race: tuple[TxRecord, ...] = ()
+    udp_large_no_tc: int = 0
+    udp_large: tuple[TxRecord, ...] = ()
+    udp_tcp_differ_events: int = 0
+    udp_tcp_differ: tuple[AnswerDiff, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SignatureData:
+        return cls(
+            race_events=int(d["race_events"]),
+            race=tuple(TxRecord.from_json(r) for r in d["race"]),
+            udp_large_no_tc=int(d["udp_large_no_tc"]),
+            udp_large=tuple(TxRecord.from_json(r) for r in d["udp_large"]),
+            udp_tcp_differ_events=int(d["udp_tcp_differ_events"]),
+            udp_tcp_differ=tuple(AnswerDiff(**a) for a in d["udp_tcp_differ"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -156,7 +202,8 @@ class Hop:
 
 @dataclass(frozen=True)
 class GuideTable:
-    """The figures of Wireshark's newer DNS dialog (the guide's table)."""
+    """The figures behind the guide's table: its layout, each row computed by a stated
+    Wireshark counting rule (``guide_table.py`` documents every row)."""
 
     rcodes: tuple[tuple[str, int], ...]
     query_types: tuple[tuple[str, int], ...]
@@ -214,6 +261,12 @@ class AnalysisResult:
     guide: GuideTable
     hops: tuple[Hop, ...]
     hop_count: int
+    # dns_qr's "Unanswered" (Wireshark 4.4): queries not re-sent, less one per answered response.
+    qr_unanswered: int = 0
+    server_timelines: tuple[ServerTimeline, ...] = ()
+    signatures: SignatureData = field(default_factory=SignatureData)
+    # `-z dns,tree -z dns_qr,tree` of Wireshark 4.4, when it was asked for.
+    tshark_tree_44: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -295,4 +348,11 @@ class AnalysisResult:
                 for h in d["hops"]
             ),
             hop_count=int(d["hop_count"]),
+            qr_unanswered=int(d["qr_unanswered"]),
+            server_timelines=tuple(
+                ServerTimeline(str(t["address"]), tuple(Second(**s) for s in t["seconds"]))
+                for t in d["server_timelines"]
+            ),
+            signatures=SignatureData.from_json(d["signatures"]),
+            tshark_tree_44=None if d.get("tshark_tree_44") is None else str(d["tshark_tree_44"]),
         )

@@ -1,0 +1,421 @@
+//! What `tshark -q -z dns,tree -z dns_qr,tree` of Wireshark 4.4 prints (packet-dns.c:
+//! dns_stats_tree_init/_packet and dns_qr_stats_tree_init/_packet), fed one DNS message at
+//! a time.  Checked byte for byte against tshark 4.4.19 by the integration tests.
+//!
+//! Quirks of 4.4 kept on purpose (they are what users see in their Wireshark):
+//! - the tap record never copies the header flags, so every query counts as "Iteration
+//!   Desired" and every response as "Non-Authoritative";
+//! - "Unanswered" is ticked by every query that is not a retransmission and decremented by
+//!   every answered response;
+//! - TTLs are read from three global arrays that only the records dissected since the last
+//!   tapped message overwrite (OPT records write nothing), so stale values show through.
+
+use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, MessageStats};
+use crate::stats_tree::{DataType, StatsTree};
+use crate::FastMap;
+use std::net::IpAddr;
+
+/// dns_types_vals (short names) as in Wireshark 4.4.
+pub fn short_type_name(t: u16) -> String {
+    let s = match t {
+        0 => "Unused",
+        1 => "A",
+        2 => "NS",
+        3 => "MD",
+        4 => "MF",
+        5 => "CNAME",
+        6 => "SOA",
+        7 => "MB",
+        8 => "MG",
+        9 => "MR",
+        10 => "NULL",
+        11 => "WKS",
+        12 => "PTR",
+        13 => "HINFO",
+        14 => "MINFO",
+        15 => "MX",
+        16 => "TXT",
+        17 => "RP",
+        18 => "AFSDB",
+        19 => "X25",
+        20 => "ISDN",
+        21 => "RT",
+        22 => "NSAP",
+        23 => "NSAP-PTR",
+        24 => "SIG",
+        25 => "KEY",
+        26 => "PX",
+        27 => "GPOS",
+        28 => "AAAA",
+        29 => "LOC",
+        30 => "NXT",
+        31 => "EID",
+        32 => "NIMLOC",
+        33 => "SRV",
+        34 => "ATMA",
+        35 => "NAPTR",
+        36 => "KX",
+        37 => "CERT",
+        38 => "A6",
+        39 => "DNAME",
+        40 => "SINK",
+        41 => "OPT",
+        42 => "APL",
+        43 => "DS",
+        44 => "SSHFP",
+        45 => "IPSECKEY",
+        46 => "RRSIG",
+        47 => "NSEC",
+        48 => "DNSKEY",
+        49 => "DHCID",
+        50 => "NSEC3",
+        51 => "NSEC3PARAM",
+        52 => "TLSA",
+        55 => "HIP",
+        57 => "RKEY",
+        58 => "TALINK",
+        59 => "CDS",
+        60 => "CDNSKEY",
+        61 => "OPENPGPKEY",
+        62 => "CSYNC",
+        63 => "ZONEMD",
+        64 => "SVCB",
+        65 => "HTTPS",
+        99 => "SPF",
+        100 => "UINFO",
+        101 => "UID",
+        102 => "GID",
+        103 => "UNSPEC",
+        104 => "NID",
+        105 => "L32",
+        106 => "L64",
+        107 => "LP",
+        108 => "EUI48",
+        109 => "EUI64",
+        249 => "TKEY",
+        250 => "TSIG",
+        251 => "IXFR",
+        252 => "AXFR",
+        253 => "MAILB",
+        254 => "MAILA",
+        255 => "ANY",
+        256 => "URI",
+        257 => "CAA",
+        32768 => "TA",
+        32769 => "DLV",
+        65281 => "WINS",
+        65282 => "WINS-R",
+        65422 => "XPF",
+        _ => return format!("Unknown packet type ({t})"),
+    };
+    s.to_string()
+}
+
+/// Size of each of the three TTL arrays (TTL_MAXIMUM_ELEMENTS).
+pub const TTL_MAX: usize = 4096;
+
+/// What the 4.4 trees read beyond the 4.0 tap record.
+pub struct Tap44<'a> {
+    pub base: &'a DnsTap,
+    pub src: IpAddr,
+    /// Types of every record of the answer, authority and additional sections, in order.
+    pub rr_types: &'a [u16],
+    /// For a response: the TTL array entries the loop reads (answers, authorities,
+    /// additionals), `min(count, TTL_MAX)` each.
+    pub ttls: [&'a [u32]; 3],
+}
+
+/// The 4.4 `dns,tree`: the pivots are top-level rows, names are short, and "Answer Type"
+/// counts every record; the rows after them are 4.0's.
+pub struct DnsTree44 {
+    pub tree: StatsTree,
+    packets: usize,
+    qr: usize,
+    qtypes: usize,
+    rr_types: usize,
+    qclasses: usize,
+    rcodes: usize,
+    opcodes: usize,
+    rest: MessageStats,
+    by_value: ChildCache<(usize, u32)>,
+}
+
+impl DnsTree44 {
+    pub fn new() -> DnsTree44 {
+        let mut t = StatsTree::new("DNS");
+        t.first_column = "Packet Type".into();
+        let packets = t.create("Total Packets", 0, DataType::Int);
+        let qr = t.create("Query/Response", 0, DataType::Int);
+        let qtypes = t.create("Query Type", 0, DataType::Int);
+        let rr_types = t.create("Answer Type", 0, DataType::Int);
+        // "Query Name" is ticked only with the dns.qname_stats preference (off by default).
+        t.create("Query Name", 0, DataType::Int);
+        let qclasses = t.create("Class", 0, DataType::Int);
+        let rcodes = t.create("rcode", 0, DataType::Int);
+        let opcodes = t.create("opcodes", 0, DataType::Int);
+        let rest = MessageStats::create(&mut t);
+        for id in [qr, qtypes, qclasses, rcodes, opcodes, rest.avg_size] {
+            t.mirror_burst(id, packets);
+        }
+        let by_value = ChildCache::default();
+        DnsTree44 { tree: t, packets, qr, qtypes, rr_types, qclasses, rcodes, opcodes, rest, by_value }
+    }
+
+    /// stats_tree_tick_pivot with the child found by the value its name stands for.
+    fn pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
+        self.by_value.tick(&mut self.tree, pivot, (pivot, value), name);
+    }
+
+    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+        let p = tap.base;
+        self.tree.set_now(now_ms);
+        self.tree.tick(self.packets);
+        self.pivot(self.qr, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        self.pivot(self.qtypes, p.qtype as u32, || short_type_name(p.qtype));
+        self.pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
+        self.pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
+        self.pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
+        if p.qr != 0 {
+            for &rt in tap.rr_types {
+                self.pivot(self.rr_types, rt as u32, || short_type_name(rt));
+            }
+        }
+        self.rest.packet(&mut self.tree, p);
+    }
+}
+
+/// Children found by a small key instead of their name (no string built per message).
+struct ChildCache<K> {
+    ids: FastMap<K, usize>,
+}
+
+impl<K> Default for ChildCache<K> {
+    fn default() -> Self {
+        ChildCache { ids: FastMap::default() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> ChildCache<K> {
+    /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
+    fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
+        t.tick_or_count(parent);
+        let child = match self.ids.get(&key) {
+            Some(&c) => c,
+            None => {
+                let c = t.child(parent, &name());
+                self.ids.insert(key, c);
+                c
+            }
+        };
+        t.tick(child);
+    }
+}
+
+/// The 4.4 `dns_qr,tree` ("DNS/Query-Response").
+pub struct DnsQrTree {
+    pub tree: StatsTree,
+    total: usize,
+    q: Side,
+    r: Side,
+    q_unanswered: usize,
+    q_retrans: usize,
+    q_answered: usize,
+    r_answered: usize,
+    r_unsolicited: usize,
+    r_retrans: usize,
+    r_counts: [usize; 3],
+    ttl_sections: [usize; 3],
+    from: ChildCache<(bool, IpAddr)>,
+    named: ChildCache<(usize, u32)>,
+}
+
+/// The child nodes every message of one side (query or response) ticks.
+struct Side {
+    from: usize,
+    opcodes_or_rcodes: usize,
+    kind: usize,
+    types: usize,
+    labels: usize,
+    payload: usize,
+    servicing: usize,
+}
+
+const PAYLOAD_LABELS: [&str; 19] = [
+    "zero", "= 1B", "= 2B", "<= 4B", "<= 8B", "<= 16B", "<= 32B", "<= 64B", "<= 128B", "<= 256B", "<= 512B",
+    "<= 1KB", "<= 2KB", "<= 4KB", "<= 8KB", "<= 16KB", "<= 32KB", "<= 64KB", "> 64KB",
+];
+const COUNT_LABELS: [&str; 15] =
+    ["zero", "= 1", "= 2", "<= 4", "<= 8", "<= 16", "<= 32", "<= 64", "<= 128", "<= 256", "<= 512", "<= 1K", "<= 2K", "<= 4K", "> 4K"];
+const TTL_LABELS: [&str; 8] = ["zero", "<= minute", "<= hour", "<= day", "<= week", "<= month", "<= year", "> year"];
+const LEVEL_LABELS: [&str; 9] =
+    ["1st Level", "2nd Level", "3rd Level", "4th Level", "5th Level", "6th Level", "7th Level", "8th Level", "9+ Level"];
+
+/// Payload bucket: a query is compared with `<` past 4 bytes, a response with `<=`.
+fn payload_bucket(size: u32, response: bool) -> usize {
+    match size {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 | 4 => 3,
+        _ => {
+            // Buckets 4.. are "<= 2^(k-1)" bytes for k = 4..17, then "> 64KB".
+            for (i, limit) in (3..=16).map(|e| 1u32 << e).enumerate() {
+                if (response && size <= limit) || (!response && size < limit) {
+                    return 4 + i;
+                }
+            }
+            18
+        }
+    }
+}
+
+fn count_bucket(n: u16) -> usize {
+    match n {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => {
+            for (i, limit) in (2..=12).map(|e| 1u32 << e).enumerate() {
+                if n as u32 <= limit {
+                    return 3 + i;
+                }
+            }
+            14
+        }
+    }
+}
+
+fn ttl_bucket(ttl: u32) -> usize {
+    match ttl {
+        0 => 0,
+        1..=60 => 1,
+        61..=3600 => 2,
+        3601..=86400 => 3,
+        86401..=604800 => 4,
+        604801..=2628000 => 5,
+        2628001..=31536000 => 6,
+        _ => 7,
+    }
+}
+
+impl DnsQrTree {
+    pub fn new() -> DnsQrTree {
+        let mut t = StatsTree::new("DNS/Query-Response");
+        let total = t.create("Total", 0, DataType::Int);
+        let qn = t.create("Query", 0, DataType::Int);
+        let q = Side {
+            from: t.create("From", qn, DataType::Int),
+            opcodes_or_rcodes: t.create("Opcodes", qn, DataType::Int),
+            kind: t.create("Kind", qn, DataType::Int),
+            types: t.create("Types", qn, DataType::Int),
+            labels: t.create("Labels", qn, DataType::Int),
+            payload: t.create("Payload", qn, DataType::Int),
+            servicing: t.create("Servicing", qn, DataType::Int),
+        };
+        let q_answered = t.create("Answered (ms)", q.servicing, DataType::Float);
+        let q_unanswered = t.create("Unanswered", q.servicing, DataType::Int);
+        let q_retrans = t.create("Retransmissions", q.servicing, DataType::Int);
+        let rn = t.create("Response", 0, DataType::Int);
+        let from = t.create("From", rn, DataType::Int);
+        let rcodes = t.create("Rcodes", rn, DataType::Int);
+        let kind = t.create("Kind", rn, DataType::Int);
+        let r_counts = [
+            t.create("Answers", rn, DataType::Int),
+            t.create("Authorities", rn, DataType::Int),
+            t.create("Additionals", rn, DataType::Int),
+        ];
+        let payload = t.create("Payload", rn, DataType::Int);
+        let servicing = t.create("Servicing", rn, DataType::Int);
+        let r_answered = t.create("Answered (ms)", servicing, DataType::Float);
+        let r_unsolicited = t.create("Unsolicited", servicing, DataType::Int);
+        let r_retrans = t.create("Retransmissions", servicing, DataType::Int);
+        let ttl = t.create("TTL", rn, DataType::Int);
+        let ttl_sections = [
+            t.create("Answers", ttl, DataType::Int),
+            t.create("Authorities", ttl, DataType::Int),
+            t.create("Additionals", ttl, DataType::Int),
+        ];
+        let r = Side { from, opcodes_or_rcodes: rcodes, kind, types: 0, labels: 0, payload, servicing };
+        DnsQrTree {
+            tree: t,
+            total,
+            q,
+            r,
+            q_unanswered,
+            q_retrans,
+            q_answered,
+            r_answered,
+            r_unsolicited,
+            r_retrans,
+            r_counts,
+            ttl_sections,
+            from: ChildCache::default(),
+            named: ChildCache::default(),
+        }
+    }
+
+    fn tick_named(&mut self, parent: usize, key: u32, name: impl FnOnce() -> String) {
+        self.named.tick(&mut self.tree, parent, (parent, key), name);
+    }
+
+    fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
+        self.from.tick(&mut self.tree, parent, (response, ip), || ip.to_string());
+    }
+
+    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+        let p = tap.base;
+        self.tree.set_now(now_ms);
+        self.tick_named(self.total, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        if p.qr == 0 {
+            self.tick_from(false, self.q.from, tap.src);
+            self.tick_named(self.q.opcodes_or_rcodes, p.opcode as u32, || opcode_name(p.opcode));
+            self.tick_named(self.q.kind, 0, || "Iteration Desired".into());
+            self.tick_named(self.q.types, p.qtype as u32, || short_type_name(p.qtype));
+            let level = (p.qname_labels as usize).wrapping_sub(1).min(8);
+            self.tick_named(self.q.labels, level as u32, || LEVEL_LABELS[level].into());
+            let b = payload_bucket(p.payload_size, false);
+            self.tick_named(self.q.payload, b as u32, || PAYLOAD_LABELS[b].into());
+            self.tree.tick(self.q.servicing);
+            if p.retransmission {
+                self.tree.tick(self.q_retrans);
+            } else {
+                self.tree.tick(self.q_unanswered);
+            }
+            return;
+        }
+        self.tick_from(true, self.r.from, tap.src);
+        self.tick_named(self.r.opcodes_or_rcodes, p.rcode as u32, || rcode_name(p.rcode));
+        self.tick_named(self.r.kind, 0, || "Non-Authoritative".into());
+        for (i, n) in [p.nanswers, p.nauthorities, p.nadditionals].into_iter().enumerate() {
+            let b = count_bucket(n);
+            self.tick_named(self.r_counts[i], b as u32, || COUNT_LABELS[b].into());
+        }
+        let b = payload_bucket(p.payload_size, true);
+        self.tick_named(self.r.payload, b as u32, || PAYLOAD_LABELS[b].into());
+        self.tree.tick(self.r.servicing);
+        if !p.retransmission && !p.unsolicited {
+            self.tree.avg_float(self.r_answered, p.rrt_ms);
+            self.tree.avg_float(self.q_answered, p.rrt_ms);
+            self.tree.increase(self.q_unanswered, -1);
+        }
+        if p.unsolicited {
+            self.tree.tick(self.r_unsolicited);
+        }
+        if p.retransmission && !p.unsolicited {
+            self.tree.tick(self.r_retrans);
+        }
+        for (i, ttls) in tap.ttls.iter().enumerate() {
+            for &ttl in ttls.iter() {
+                let b = ttl_bucket(ttl);
+                self.tick_named(self.ttl_sections[i], b as u32, || TTL_LABELS[b].into());
+            }
+        }
+    }
+}
+
+/// Both trees, printed as tshark prints `-z dns,tree -z dns_qr,tree` (the later one first).
+pub fn render_both(dns: &DnsTree44, qr: &DnsQrTree) -> String {
+    let mut s = qr.tree.render_plain();
+    s.push_str(&dns.tree.render_plain());
+    s
+}
