@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -38,13 +39,15 @@ from testbed import cluster
 BOT_TOKEN = "xoxb-bench-local"
 SECRET = "bench-signing-secret"
 CHANNEL = "C0BENCH"
+SIGNING_KEY = secrets.token_hex(32)  # the bot signs jobs, the worker checks them (a fresh key per run)
 MIB = 1024 * 1024
 
 
 def _env(tb: Any, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AKSDNS_", "REDIS_"))}
     env.update(PATH=f"{embedded.VENV_BIN}:{env.get('PATH', '')}", KUBECONFIG=str(tb.worker_kubeconfig),
-               AKSDNS_NAMESPACE="aksdns", AKSDNS_PROBE_IMAGE="aksdns:bench", AKSDNS_LOG_LEVEL="WARNING", **extra)
+               AKSDNS_NAMESPACE="aksdns", AKSDNS_PROBE_IMAGE="aksdns:bench", AKSDNS_LOG_LEVEL="WARNING",
+               AKSDNS_JOB_SIGNING_KEY=SIGNING_KEY, **extra)
     return env
 
 
@@ -76,6 +79,8 @@ def bench_thread(tb: Any, duration: int, work: Path) -> None:
                   f" · Start → analysis in the thread {start_to_analysis:.1f} s"
                   f" · Start → done {run.done_at - run.clicked_at:.1f} s"
                   f" (goal ≤ {duration + 10} s: {'met' if start_to_analysis <= duration + 10 else 'NOT met'})")
+            (work / "thread.txt").write_text(slack.transcript(CHANNEL, run.root.ts))
+            print(f"         the thread: {work / 'thread.txt'}")
     finally:
         client.delete()
 

@@ -76,9 +76,9 @@ def test_queries_appear_per_interface_and_analyze_equals_tshark(testbed: Any, cl
     assert interfaces == {f"default/{CLIENT}", *(f"kube-system/{n}" for n in coredns)}, interfaces
     for s in sent:
         mine = [r for r in rows if int(r[3], 16) == s.id and r[4] == s.name.rstrip(".")]
-        at_client = {r[0] for r in mine if r[1] == client.ip and r[5] in ("0", "False")}
-        at_coredns = {r[0] for r in mine if r[1] == client.ip and r[0].startswith("kube-system/")}
-        assert at_client == {f"default/{CLIENT}"} and len(at_coredns) == 1, (s, mine)
+        seen_at = {r[0] for r in mine if r[1] == client.ip and r[5] in ("0", "False")}  # the query
+        assert f"default/{CLIENT}" in seen_at, (s, mine)
+        assert len(seen_at - {f"default/{CLIENT}"}) == 1, (s, mine)  # and at exactly one CoreDNS pod
     # `analyze` on the very file the thread gets equals tshark's dns,tree on it.
     tree = subprocess.run([TSHARK, "-q", "-n", "-r", str(pcapng), "-z", "dns,tree"], capture_output=True,
                           text=True, timeout=60).stdout
@@ -273,10 +273,14 @@ def test_capture_containers_of_the_real_image_capture_with_exactly_their_two_cap
     tcpdump exec'd into them captures; the ephemeral container and the fallback capture pod both."""
     from testbed import image
 
-    why = image.unavailable()
+    ref = os.environ.get("AKSDNS_CAPTURE_TEST_IMAGE") or image.image_ref()  # another tag of it, by hand
+    why = image.unavailable(ref)
     if why:
         pytest.skip(why)
-    run.image = image.image_ref()
+    with image.mounted(ref) as root:
+        if not (image.site_packages(root) / "workers" / "probes" / "capture_agent.py").is_file():
+            pytest.skip(f"{ref} was built from code without the capture agent: rebuild it (scripts/image)")
+    run.image = ref
     wait = run.in_background(f"capture --pod default/{CLIENT} --duration 5s")
     assert run.capturing.wait(90), run.progress
     sent = client.query(names("image", 3), rate=10)

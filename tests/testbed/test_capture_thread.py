@@ -53,7 +53,7 @@ def test_capture_typed_in_slack_lands_in_its_thread(testbed: Any, pipeline: tupl
     assert len(files) == 1 and files[0].content[:4] == struct.pack("<I", 0x0A0D0D0A)
     for pod in ["default/slack-client", *(f"kube-system/{p.name}" for p in testbed.coredns_pods())]:
         assert pod.encode() in files[0].content
-    assert "analysis — capture-" in transcript and "Wireshark DNS statistics" in transcript
+    assert "DNS traffic analysis — capture-" in transcript and "The guide's table" in transcript
     assert "Where the time went, per hop" in transcript and "db.contoso.com" in transcript
     assert "ephemeral container in the pod" in transcript
     # Live progress in the parent message: packets and bytes per target while it captured, then done.
