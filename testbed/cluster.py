@@ -549,10 +549,16 @@ class Testbed:
         self.kube.merge_patch(f"/api/v1/namespaces/kube-system/pods/{pod}",
                               {"metadata": {"annotations": {layout.FAULT_ANNOTATION: value}}})
 
-    def coredns_kill(self, pod: str | None = None) -> str:
-        """One CoreDNS pod dead: its process killed and its IP unreachable, the API still says Ready."""
+    def coredns_kill(self, pod: str | None = None, timeout_s: float = 30.0) -> str:
+        """One CoreDNS pod dead: its process killed and its IP unreachable, the API still says Ready.
+
+        Returns once the pod's IP has stopped answering: the runner applies the annotation on its own
+        loop, and a check started before that would see a healthy pod."""
         name = self._pick_coredns(pod)
+        ip = next(p.ip for p in self.coredns_pods() if p.name == name)
         self._annotate(name, "dead")
+        procs.wait_for(f"CoreDNS pod {name} to stop answering", lambda: not _dns_answers(ip, timeout=0.5),
+                       timeout_s, 0.2)
         return name
 
     def coredns_crashloop(self, pod: str | None = None) -> str:

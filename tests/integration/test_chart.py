@@ -31,6 +31,8 @@ Doc = dict[str, Any]
 
 # Kinds whose schemas are not Kubernetes' own (CRDs); checked by hand below.
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+# Kinds of operators whose CRDs the testbed does not install (KEDA's, the Prometheus Operator's).
+OPERATOR_KINDS = KEDA_KINDS | {"ServiceMonitor"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Pod"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.test_chart import CHART, KEDA_KINDS, REPO, helm_binary, render
+from tests.integration.test_chart import CHART, OPERATOR_KINDS, REPO, helm_binary, render
 
 Doc = dict[str, Any]
 KUBE_SYSTEM = "kube-system"
@@ -178,7 +178,7 @@ def test_server_side_dry_run_accepts_every_object(testbed: Any, values: Path | N
     namespace = "chart-dryrun"
     make_namespace(testbed, namespace)
     docs = [d for d in render([values] if values else [], namespace=namespace, release="dry")
-            if d["kind"] not in KEDA_KINDS]  # KEDA's CRDs are not installed in the testbed
+            if d["kind"] not in OPERATOR_KINDS]  # their CRDs are not installed in the testbed
     proc = kubectl(testbed, "apply", "--dry-run=server", "--validate=strict", "-f", "-",
                    stdin=yaml.safe_dump_all(docs), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
