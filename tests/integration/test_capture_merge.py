@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from workers.analysis.capture_wire import decode
+from workers.analysis.traffic.analysis import tshark_text
 from workers.capture.merge import Source, merge
 from workers.capture.pcapio import read_pcap
 from workers.capture.ring import Ring
-from workers.analysis.traffic.analysis import tshark_text
 from workers.pcap import synth as S
 
 TSHARK, MERGECAP = shutil.which("tshark"), shutil.which("mergecap")

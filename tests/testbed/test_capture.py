@@ -31,8 +31,8 @@ from tests.testbed.capture_kit import (
     tshark_fields,
     wait_for,
 )
-from workers.capture import spool
 from workers.analysis.traffic import analysis
+from workers.capture import spool
 from workers.probes import kube, pods
 
 pytestmark = pytest.mark.testbed
