@@ -24,6 +24,9 @@ def test_demo_prints_the_threads_and_ends_with_a_handoff(testbed: Any) -> None:
     assert "DNS traffic analysis" in out and "dns-response-times.png" in out
     # apiserver: one node's way to the API server dropped by the demo, named as the guide's cause
     assert "API server · testbed" in out and "A network policy or firewall: TCP to the API server is dropped" in out
+    # capture: confirmed with Start, the merged pcapng, analyze's report of it and the per-hop view
+    assert "Started by <@U0ONCALL>" in out and "capture: every CoreDNS pod, default/demo-client" in out
+    assert "Where the time went, per hop" in out and ".pcapng" in out
     # It ends with an incident handed over: the Re-run saw the pod come back, the handoff says so.
     incident = out.split("an incident, re-run and handed over", 1)[1]
     assert "Since the previous run" in incident and "no longer: One CoreDNS pod misbehaves" in incident
