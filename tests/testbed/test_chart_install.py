@@ -492,9 +492,11 @@ def add_ephemeral(testbed: Any, release: Release, pod: str, image: str,
                  "command": ["tcpdump", "-i", "any", "-w", "/tmp/dns.pcap", "port", "53"],
                  "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                      "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}, **security}}
-    patch = {"spec": {"ephemeralContainers": [container]}}
-    return kubectl(testbed, "-n", KUBE_SYSTEM, "patch", "pod", pod, "--subresource=ephemeralcontainers",
-                   "--type=strategic", "--dry-run=server", "-p", json.dumps(patch),
+    # As the worker does it: the pod as read, plus the container, PUT to the subresource (update, no patch).
+    body = json.loads(kubectl(testbed, "-n", KUBE_SYSTEM, "get", "pod", pod, "-o", "json").stdout)
+    body["spec"].setdefault("ephemeralContainers", []).append(container)
+    path = f"/api/v1/namespaces/{KUBE_SYSTEM}/pods/{pod}/ephemeralcontainers?dryRun=All"
+    return kubectl(testbed, "replace", "--raw", path, "-f", "-", stdin=json.dumps(body),
                    kubeconfig=release.sa_kubeconfig, check=False)
 
 
