@@ -132,8 +132,10 @@ class CaptureCommand(Command):
     verb: ClassVar[Verb] = Verb.CAPTURE
     coredns: bool = False
     pods: tuple[ObjectRef, ...] = ()
+    node: str | None = None  # a node's host network
     duration_s: int = 120
     filter: str = "port 53"
+    live: bool = False  # decoded DNS rows as it runs instead of a pcap
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ def outbox_key(cluster: str) -> str:
     """A cluster's thread messages Slack did not take yet: a sorted set of job ids by next attempt;
     each job's messages under ``<key>:<job id>:ops`` and its thread and status under ``<key>:<job id>``."""
     return f"{PREFIX}:outbox:{cluster}"
+
+
 def rerun_basis_key(cluster: str, channel: str, thread_ts: str, identity: str) -> str:
     """What the last run of a command (``rerun_identity``) in a thread left for the next run to compare against."""
     return f"{PREFIX}:last:{cluster}:{channel}:{thread_ts}:{identity}"
@@ -90,3 +92,8 @@ def rate_key(scope: str, who: str) -> str:
 def channel_threads_key(channel: str) -> str:
     """A channel's threads with recorded jobs, scored by their last job's end (`/aksdns handoff` outside a thread)."""
     return f"{PREFIX}:threads:{channel}"
+
+
+def capture_stop_key(job_id: str) -> str:
+    """Set by the bot when someone presses a capture's Stop button; the worker ends that capture."""
+    return f"{PREFIX}:capture:stop:{job_id}"

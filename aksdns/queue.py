@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from aksdns import jobsign
 from aksdns.errors import QueueUnavailable
 from aksdns.jobspec import JobSpec
-from aksdns.keys import queue_name
+from aksdns.keys import capture_stop_key, queue_name
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ ON_FAILURE = "workers.runner.on_failure"
 RESULT_TTL_S = 3600
 FAILURE_TTL_S = 7 * 24 * 3600
 REDIS_TIMEOUT_S = 2.0
+JOB_TIMEOUT_MARGIN_S = 300  # beyond a capture's duration: start-up, merge, analysis, upload
 
 
 def connect(url: str, *, socket_timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
@@ -89,6 +90,22 @@ class JobQueue:
         except redis.RedisError:
             log.warning("could not release dedup key", extra={"key": key})
 
+    def request_stop(self, job_id: str, ttl_s: int = 3600) -> bool:
+        """Ask a running job to stop early (a capture's Stop button); False when it is no longer running."""
+        try:
+            from rq.job import Job, JobStatus
+
+            try:
+                status = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer).get_status()
+            except Exception:  # no such job (expired, or never queued): nothing to stop
+                return False
+            if status not in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+                return False
+            self.connection.set(capture_stop_key(job_id), "1", ex=ttl_s)
+        except redis.RedisError as exc:
+            raise QueueUnavailable("The job queue (Redis) is unreachable; the capture ends at its deadline.") from exc
+        return True
+
     def schedule(self, spec: JobSpec, delay_s: float) -> None:
         """Queue the job in ``delay_s`` seconds with RQ's scheduler (kept in Redis: survives worker restarts)."""
         queue, payload, options = self._job(spec, None)
@@ -100,12 +117,15 @@ class JobQueue:
     def _job(self, spec: JobSpec, dedup: str | None) -> tuple[Queue, dict[str, Any], dict[str, Any]]:
         """The cluster's queue, the JSON payload and RQ's options of one job (never a code object)."""
         queue = Queue(queue_name(spec.cluster), connection=self.connection, serializer=JSONSerializer)
+        # A capture runs for its duration before its work starts: its time-out grows with it.
+        duration = getattr(spec.command, "duration_s", None)
+        timeout = self.job_timeout_s if duration is None else max(self.job_timeout_s, duration + JOB_TIMEOUT_MARGIN_S)
         payload = spec.to_dict()
         payload["dedup_key"] = dedup
         payload = jobsign.sign(payload, self.signing_key, now=time.time())
         options = {
             "job_id": spec.id,
-            "job_timeout": int(self.job_timeout_s),
+            "job_timeout": int(timeout),
             "result_ttl": RESULT_TTL_S,
             "failure_ttl": FAILURE_TTL_S,
             "on_failure": Callback(ON_FAILURE, timeout=30),
@@ -124,7 +144,7 @@ class JobQueue:
                     "channel": thread.channel if thread else "",
                     "status_ts": thread.status_ts if thread else "",
                 }
-                self.connection.set(dedup, json.dumps(holder), ex=int(self.job_timeout_s) + 60)
+                self.connection.set(dedup, json.dumps(holder), ex=int(options["job_timeout"]) + 60)
             queue.enqueue(RUN_JOB, payload, **options)
         except redis.RedisError as exc:
             raise QueueUnavailable("The job queue (Redis) is unreachable, so nothing was queued.") from exc

@@ -28,6 +28,13 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise AksDnsError(f"setting {key} must be a number, not {raw!r}") from None
 
 
+def _bounded(env: Mapping[str, str], key: str, default: float, low: float, high: float) -> float:
+    value = _float(env, key, default)
+    if not low <= value <= high:
+        raise AksDnsError(f"setting {key} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
 def _dig_allow(text: str) -> str:
     DigPolicy.from_setting(text)  # a bad allowlist stops the process at start, with one line
     return text
@@ -95,6 +102,9 @@ class Settings:
     dig_allow: str = ""  # AKSDNS_DIG_ALLOW: networks (and ports) `dig` may ask beyond the default policy
     history_days: float = 14.0  # how long a thread's history (and Re-run bases) is kept
     audit_days: float = 90.0  # how long the audit stream keeps an entry
+    capture_max_bytes: int = 100 * 1024 * 1024  # AKSDNS_CAPTURE_MAX_MIB: bytes kept per capture target (a ring)
+    capture_snaplen: int = 8192  # AKSDNS_CAPTURE_SNAPLEN: bytes kept of each packet
+    capture_retention_s: float = 3600.0  # AKSDNS_CAPTURE_RETENTION_MINUTES: capture files a dead job left
     azure: AzureAccess = AzureAccess()  # `apiserver`: the cluster's Azure settings (optional)
     job_signing_key: str = ""  # HMAC key of job specs, shared by the bot and the workers
     rate_per_user: int = 10  # commands a person may queue per minute (0: no limit)
@@ -132,6 +142,9 @@ class Settings:
             dig_allow=_dig_allow(env.get("AKSDNS_DIG_ALLOW", "")),
             history_days=_float(env, "AKSDNS_HISTORY_DAYS", 14.0),
             audit_days=_float(env, "AKSDNS_AUDIT_DAYS", 90.0),
+            capture_max_bytes=int(_bounded(env, "AKSDNS_CAPTURE_MAX_MIB", 100.0, 1.0, 1024.0) * 1024 * 1024),
+            capture_snaplen=int(_bounded(env, "AKSDNS_CAPTURE_SNAPLEN", 8192.0, 96.0, 65535.0)),
+            capture_retention_s=_bounded(env, "AKSDNS_CAPTURE_RETENTION_MINUTES", 60.0, 15.0, 1440.0) * 60.0,
             azure=AzureAccess.from_env(env),
             job_signing_key=env.get("AKSDNS_JOB_SIGNING_KEY", ""),
             rate_per_user=int(_float(env, "AKSDNS_RATE_PER_USER", 10)),

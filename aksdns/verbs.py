@@ -107,6 +107,7 @@ class VerbSpec:
     finish: Callable[[Fields], Fields] = _same  # rules across fields (dig's query budget)
     describe: Callable[[Any], list[str]] = lambda _c: []  # words after the verb in a parent message
     privileged: bool = False  # needs AKSDNS_PRIVILEGED_USERS / _GROUPS
+    confirm: bool = False  # the bot asks for a Start click (re-authorized) before queueing it
     job: str | None = None  # "module:function" the worker runs; None: not available yet
     # "module:function" (report -> dict): what a thread keeps to tell the next run of this command
     # what changed (workers.analysis.rerun_diff); None: the command is not re-run (help, handoff).
@@ -273,13 +274,19 @@ def _finish_capture(fields: Fields) -> Fields:
     pods = fields.get("pods", ())
     if len(pods) > MAX_CAPTURE_PODS:
         raise UsageError(f"at most {MAX_CAPTURE_PODS} pods per capture")
-    # With neither --coredns nor --pod the guide's default applies: every CoreDNS pod.
-    return {**fields, "coredns": bool(fields.get("coredns")) or not pods}
+    # With no target the guide's default applies: every CoreDNS pod.
+    return {**fields, "coredns": bool(fields.get("coredns")) or not (pods or fields.get("node"))}
+
+
+def capture_targets(c: CaptureCommand) -> list[str]:
+    """The targets in words: every CoreDNS pod, the pods, the node."""
+    return (["every CoreDNS pod"] if c.coredns else []) + [str(p) for p in c.pods] + (
+        [f"node {c.node}"] if c.node else [])
 
 
 def _describe_capture(c: CaptureCommand) -> list[str]:
-    targets = (["CoreDNS pods"] if c.coredns else []) + [str(p) for p in c.pods]
-    return [", ".join(targets), f"for {c.duration_s}s", f"filter `{c.filter}`"]
+    return [", ".join(capture_targets(c)), f"for {c.duration_s}s", f"filter `{c.filter}`"] + (
+        ["(live)"] if c.live else [])
 
 
 # ---------------------------------------------------------------------------- apiserver
@@ -509,7 +516,7 @@ REGISTRY: dict[Verb, VerbSpec] = {
         VerbSpec(
             Verb.CAPTURE,
             CaptureCommand,
-            "tcpdump on CoreDNS pods and client pods (privileged; default 2m, at most 10m)",
+            "packet capture on CoreDNS pods, client pods or a node, merged and analysed (privileged; 2m, at most 10m)",
             "🎥",
             flags=(
                 Flag("--coredns", "coredns", Switch(), "every CoreDNS pod (the default without --pod)"),
@@ -520,12 +527,16 @@ REGISTRY: dict[Verb, VerbSpec] = {
                     "a client pod",
                     repeated=True,
                 ),
+                Flag("--node", "node", NODE, "a node's host network"),
                 Flag("--duration", "duration_s", Duration(CAPTURE_MIN_S, CAPTURE_MAX_S), "how long"),
                 Flag("--filter", "filter", Text("EXPR", capture_filter.normalize), "tcpdump filter (a safe subset)"),
+                Flag("--live", "live", Switch(), "decoded DNS rows as it runs, attached as CSV, instead of a pcap"),
             ),
             finish=_finish_capture,
             describe=_describe_capture,
             privileged=True,
+            confirm=True,
+            job="workers.jobs.capture:execute",
         ),
         VerbSpec(
             Verb.ANALYZE,

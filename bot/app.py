@@ -24,13 +24,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from aksdns import grammar, metrics
 from aksdns.commands import Command, HelpCommand
 from aksdns.describe import describe
-from aksdns.errors import NotAvailableYet, UsageError
+from aksdns.errors import NotAvailableYet, QueueUnavailable, UsageError
 from aksdns.help import help_text
 from aksdns.keys import event_key
 from aksdns.results import AuditEvent
 from aksdns.settings import Settings
 from aksdns.verbs import spec_of
-from bot import incident
+from bot import capture_flow, incident
 from bot.authz import Decision, GroupDirectory, Policy, authorize
 from bot.dispatch import Dispatcher
 from bot.incident import Desk
@@ -113,10 +113,13 @@ class AksDnsApp:
         self.app.action("aksdns_capture")(self._later(self.on_button))
         self.app.action("aksdns_handoff")(self._later(self.on_button))
         self.app.action("aksdns_watch_stop")(self._later(self.on_stop))
+        self.app.action(capture_flow.START)(self._later(self.on_start))
+        self.app.action(capture_flow.CANCEL)(self._later(self.on_cancel))
+        self.app.action(capture_flow.STOP)(self._later(self.on_capture_stop))
         self.app.use(self._time_ack)
         # coredns-log's confirmation: Start runs the confirmed command (authorized again for the clicker).
         self.app.action("aksdns_confirm")(self._later(self.on_button))
-        self.app.action("aksdns_cancel")(self._later(self.on_cancel))
+        self.app.action("aksdns_cancel")(self._later(self.on_confirm_cancel))
         self.app.error(self.on_error)
         self.desk = (
             Desk(settings, dispatcher.queue.connection, dispatcher, client,
@@ -150,7 +153,10 @@ class AksDnsApp:
         self._run(command, "command", user, channel, None)
 
     def _run(self, command: Command, kind: str, user: str, channel: str, thread_ts: str | None) -> None:
-        """An authorized command: answered here (`use`, `clusters`, ...) or queued for a worker."""
+        """An authorized command: answered here (`use`, `clusters`, ...), confirmed first (`capture`) or queued."""
+        if spec_of(command).confirm:
+            self.confirm(command, user, channel, thread_ts)
+            return
         if spec_of(command).bot is not None:
             text = incident.answer(self.desk, command, incident.Ask(user, channel, thread_ts))
             metrics.command(command.verb.value, "answered")
@@ -240,8 +246,8 @@ class AksDnsApp:
             except Exception:  # never let a metric cost an answer
                 log.debug("ack latency not observed", exc_info=True)
 
-    def on_cancel(self, body: dict[str, Any]) -> None:
-        """A Cancel button: nothing runs; the decision is audited and said in the thread."""
+    def on_confirm_cancel(self, body: dict[str, Any]) -> None:
+        """coredns-log's Cancel button: nothing runs; the decision is audited and said in the thread."""
         user = str((body.get("user") or {}).get("id", ""))
         channel = str((body.get("channel") or {}).get("id", ""))
         message = body.get("message") or {}
@@ -253,6 +259,107 @@ class AksDnsApp:
             command = None
         self._audit("button", user, channel, command, False, "cancelled by the user")
         self._ephemeral(channel, user, thread_ts, "Cancelled: nothing was changed.")
+
+    # -- guarded commands: confirm, Start / Cancel, Stop (bot.capture_flow) ------------------------
+    def confirm(self, command: Command, user: str, channel: str, thread_ts: str | None) -> None:
+        """Post the confirmation (what, where, how long) with Start and Cancel; nothing is queued yet."""
+        cluster = self.dispatcher.cluster_for(command, channel)
+        if cluster not in self.settings.clusters:
+            known = ", ".join(sorted(self.settings.clusters))
+            self._ephemeral(channel, user, thread_ts, f"Unknown cluster `{cluster}`; known clusters: {known}.")
+            return
+        text, blocks = capture_flow.confirmation(command, user=user, cluster=cluster)
+        try:
+            self.app.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("confirmation not posted", extra={"channel": channel, "error": type(exc).__name__})
+            self._ephemeral(channel, user, thread_ts,
+                            "I cannot post in this channel: invite me with `/invite @aksdns`.")
+
+    def _clicked(self, body: dict[str, Any]) -> tuple[str, str, str, str | None, str]:
+        """(user, channel, message ts, thread ts, button value) of a click."""
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        ts = str(message.get("ts") or (body.get("container") or {}).get("message_ts") or "")
+        thread_ts = str(message.get("thread_ts") or "") or None
+        value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        return user, channel, ts, thread_ts, value
+
+    def _clicked_command(self, body: dict[str, Any], value: str) -> Command | None:
+        user, channel, _ts, thread_ts, _v = self._clicked(body)
+        try:
+            command = grammar.command_from_dict(json.loads(value))
+        except UsageError as exc:
+            self._audit("button", user, channel, None, False, f"invalid button value: {exc.message}")
+            self._ephemeral(channel, user, thread_ts, f"⚠️ That button's command is not valid ({exc.message}).")
+            return None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self._ephemeral(channel, user, thread_ts, "⚠️ That button no longer works; type the command instead.")
+            return None
+        if not spec_of(command).confirm:
+            self._ephemeral(channel, user, thread_ts, "⚠️ That button does not start this command.")
+            return None
+        return command
+
+    def _decide(self, user: str, channel: str, thread_ts: str | None, command: Command, what: str) -> bool:
+        decision = authorize(self.policy, self.directory, user=user, channel=channel, command=command)
+        self._audit("button", user, channel, command, decision.allowed, f"{what}: {decision.reason}")
+        if not decision.allowed:
+            self._ephemeral(channel, user, thread_ts, f"🚫 {decision.reason}")
+        return decision.allowed
+
+    def on_start(self, body: dict[str, Any]) -> None:
+        """Start: authorized again for whoever clicks; then queued in the confirmation's thread."""
+        user, channel, ts, thread_ts, value = self._clicked(body)
+        command = self._clicked_command(body, value)
+        if command is None or not self._decide(user, channel, thread_ts, command, "start"):
+            return
+        cluster = self.dispatcher.cluster_for(command, channel)
+        self._update(channel, ts, *capture_flow.closed(f"⏳ Starting, asked by <@{user}>…"))
+        outcome = self.dispatcher.dispatch(command, user=user, channel=channel, thread_ts=thread_ts or ts)
+        if outcome.job_id is None:
+            self._update(channel, ts, *capture_flow.closed(f"❌ Not started: {outcome.ephemeral or 'not queued'}"))
+            if outcome.ephemeral:
+                self._ephemeral(channel, user, thread_ts, outcome.ephemeral)
+            return
+        self._update(channel, ts, *capture_flow.started(command, user=user, cluster=cluster, job_id=outcome.job_id))
+
+    def on_cancel(self, body: dict[str, Any]) -> None:
+        user, channel, ts, thread_ts, value = self._clicked(body)
+        command = self._clicked_command(body, value)
+        if command is None or not self._decide(user, channel, thread_ts, command, "cancel"):
+            return
+        self._update(channel, ts, *capture_flow.closed(f"✖️ Cancelled by <@{user}>; nothing was started."))
+
+    def on_capture_stop(self, body: dict[str, Any]) -> None:
+        """A capture's Stop: authorized like the command itself; the worker sees the flag within a second."""
+        user, channel, ts, thread_ts, value = self._clicked(body)
+        try:
+            job_id, data = capture_flow.read_stop_value(value)
+            command = grammar.command_from_dict(data)
+        except (UsageError, ValueError, TypeError, KeyError, AttributeError):
+            self._ephemeral(channel, user, thread_ts, "⚠️ That Stop button is not valid.")
+            return
+        if not self._decide(user, channel, thread_ts, command, "stop"):
+            return
+        try:
+            running = self.dispatcher.queue.request_stop(job_id)
+        except QueueUnavailable as exc:
+            self._ephemeral(channel, user, thread_ts, f"❌ {exc.message}")
+            return
+        if not running:
+            self._update(channel, ts, *capture_flow.closed(f"⏹ That run had already ended (Stop by <@{user}>)."))
+            return
+        self._update(channel, ts, *capture_flow.closed(f"⏹ Stop requested by <@{user}>; the results follow."))
+
+    def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        if not ts:
+            return
+        try:
+            self.app.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("chat.update failed", extra={"channel": channel, "error": type(exc).__name__})
 
     def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
         # Never a traceback to the user; the log has it.

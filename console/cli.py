@@ -14,10 +14,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aksdns import grammar
-from aksdns.commands import AnalyzeCommand, Command, HelpCommand
+from aksdns.commands import AnalyzeCommand, CaptureCommand, Command, HelpCommand
 from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
 from aksdns.help import help_text
 from aksdns.jobspec import JobSpec
@@ -101,9 +101,17 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
         job_env = base_env(settings)
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
+    if isinstance(command, CaptureCommand):
+        _capture_env(job_env, options)
     # Pictures and CSV files are made only when --out will keep them.
     job_env.attachments = bool(options.out)
-    report = jobs.execute(command, job_env)
+    try:
+        report = jobs.execute(command, job_env)
+    finally:
+        if isinstance(command, CaptureCommand):
+            import shutil
+
+            shutil.rmtree(job_env.workdir, ignore_errors=True)
     if options.format == "json":
         print(json.dumps(report.data, indent=2, sort_keys=True, default=str))
     else:
@@ -113,7 +121,53 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
         out.mkdir(parents=True, exist_ok=True)
         for attachment in report.attachments:
             (out / Path(attachment.filename).name).write_bytes(attachment.content)
+        if isinstance(command, CaptureCommand):
+            (out / "capture-report.txt").write_text(render_text(report))
     return 0
+
+
+def _capture_env(job_env: Any, options: argparse.Namespace) -> None:
+    """`capture` from a terminal: progress on stderr, Ctrl-C stops it (a second one aborts), the merged
+    pcapng and the analysis written to --out."""
+    import shutil
+    import signal
+    import tempfile
+
+    from workers.render.text import render_text
+
+    stopping = {"asked": False}
+
+    def on_interrupt(_sig: int, _frame: object) -> None:
+        if stopping["asked"]:
+            raise KeyboardInterrupt
+        stopping["asked"] = True
+        print("aksdns: stopping the capture (Ctrl-C again to abort)…", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    job_env.stop_requested = lambda: stopping["asked"]
+    job_env.progress = lambda text: print(f"… {text}", file=sys.stderr, flush=True)
+    job_env.workdir = Path(tempfile.mkdtemp(prefix="aksdns-cli-"))
+    out = Path(options.out) if options.out else None
+
+    def deliver(path: Path, filename: str, _title: str) -> str:
+        if out is None:
+            return f"`{filename}` not kept (run with --out DIR to keep it)"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / filename)
+        return f"`{out / filename}` ({path.stat().st_size / 1024 / 1024:.1f} MiB)"
+
+    def post(report: Any) -> None:
+        text = render_text(report)
+        if options.format == "text":  # JSON output stays one document: the capture's report
+            sys.stdout.write(text)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "analysis.txt").write_text(text)
+            for attachment in report.attachments:
+                (out / Path(attachment.filename).name).write_bytes(attachment.content)
+
+    job_env.deliver_file = deliver
+    job_env.post_report = post
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -187,6 +187,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "AKSDNS_RESOLV_CONF": str(_pod_resolv_conf(workdir, kube_dns_ip)),
             "AKSDNS_LOG_LEVEL": "WARNING",
             "KUBECONFIG": str(desc.get("worker_kubeconfig") or desc["kubeconfig"]),
+            "AKSDNS_PRIVILEGED_USERS": "U0ONCALL",  # who may capture (the engineer of this demo)
         }
         port = embedded.free_port()
         stack.enter_context(embedded.process(embedded.aksdns_argv("worker"), settings_env, workdir / "worker.log"))
@@ -240,6 +241,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"\n(testbed: Service {namespace}/{name} deployed; a NetworkPolicy now drops traffic to its pods)")
             threads.append(engineer.slash(f"service {namespace}/{name}"))
 
+        if not args.skip_capture:
+            threads.append(_capture_thread(tb, f"http://127.0.0.1:{port}/slack/events", slack))
+
         incident = None if args.skip_check else _incident(tb, engineer, slack)
         for parent in threads:
             _say(f"Slack thread {parent.ts}")
@@ -253,6 +257,24 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 print(handoff[-1].content.decode())
         print(f"\n(logs and files of this run: {workdir})")
     return 0
+
+
+def _capture_thread(tb: Any, events_url: str, slack: SlackStandIn) -> Message:
+    """`/aksdns capture --coredns --pod default/demo-client --duration 30s`, confirmed with Start, while
+    the client pod asks some names (one of them does not exist)."""
+    from console.capture_demo import capture_in_slack
+
+    client = tb.dns_client("demo-client")
+    text = "capture --coredns --pod default/demo-client --duration 30s"
+    print(f"\n$ /aksdns {text}   (then Start on the confirmation)", flush=True)
+    names = ["www.example.com.", "microsoft.com.", "db.contoso.com.", *[f"demo{i}.wild.example.com." for i in range(8)]]
+    try:
+        run = capture_in_slack(events_url, SIGNING_SECRET, slack, CHANNEL, text,
+                               traffic=lambda: client.query(names, count=2, rate=4))
+    finally:
+        client.delete()
+    print(f"(Start → analysis in the thread: {(run.analysis_at or 0) - run.clicked_at:.1f} s)")
+    return run.root
 
 
 def _incident(tb: Any, engineer: Engineer, slack: SlackStandIn) -> Message:
@@ -285,6 +307,7 @@ def main(argv: list[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--skip-ipam", action="store_true")
     parser.add_argument("--skip-service", action="store_true")
     parser.add_argument("--skip-analyze", action="store_true")
+    parser.add_argument("--skip-capture", action="store_true")
     parser.add_argument("--skip-apiserver", action="store_true")
     args = parser.parse_args(argv)
     return run(args, env)

@@ -84,17 +84,21 @@ def post(url: str, body: bytes, headers: dict[str, str], content_type: str, time
         return exc.code, exc.read()
 
 
-def button_body(action_id: str, value: str, *, thread_ts: str, user: str = "U0ONCALL",
-                channel: str = "C0INCIDENT") -> bytes:
-    """A block_actions interaction (a button click in a threaded message), form-encoded."""
+def button_body(action_id: str, value: str, *, thread_ts: str | None, user: str = "U0ONCALL",
+                channel: str = "C0INCIDENT", message_ts: str | None = None) -> bytes:
+    """A block_actions interaction (a button click in a message, threaded or not), form-encoded."""
+    ts = message_ts or (thread_ts or "") + "9"
+    message: dict[str, str] = {"ts": ts, "text": ""}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
     payload = {
         "type": "block_actions",
         "team": {"id": "T0LOCAL"},
         "user": {"id": user},
         "api_app_id": "A0AKSDNS",
         "channel": {"id": channel},
-        "message": {"ts": thread_ts + "9", "thread_ts": thread_ts, "text": ""},
-        "container": {"type": "message", "message_ts": thread_ts + "9", "channel_id": channel},
+        "message": message,
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
         "trigger_id": "1.2.3",
         "response_url": "http://127.0.0.1:9/unused",
         "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": value,

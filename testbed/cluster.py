@@ -27,7 +27,20 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from testbed import dataplane, faults_apiserver, layout, localdns, manifests, metrics, net, paths, pki, procs, versions
+from testbed import (
+    containerexec,
+    dataplane,
+    faults_apiserver,
+    layout,
+    localdns,
+    manifests,
+    metrics,
+    net,
+    paths,
+    pki,
+    procs,
+    versions,
+)
 from testbed.kube import JSON, ApiError, Kube, apply_object
 from testbed.sh import run
 from testbed.state import State
@@ -112,7 +125,7 @@ def session(wait_s: float = SESSION_WAIT_S) -> Iterator[Testbed]:
     lock = acquire_session(wait_s)
     started = False
     try:
-        tb = attach()
+        tb = attach(same_code=True)  # a testbed other code started is replaced (up() stops it first)
         if tb is None:
             tb = up()
             started = True
@@ -214,7 +227,8 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     state = State(run_dir=str(run_dir), api_port=procs.free_port(), etcd_port=procs.free_port(),
                   kubelet_port=procs.free_port(), node_names=[n.name for n in layout.node_specs(node_count)],
-                  coredns_binary=_bin("coredns"), python=sys.executable, started_at=time.time())
+                  coredns_binary=_bin("coredns"), python=sys.executable, started_at=time.time(),
+                  extra={"code": code_digest()})
     state.save()
     pki.make_control_plane_pki(state.pki)
     metrics.make_pki(state.pki)
@@ -291,6 +305,7 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
     apply_object(admin, crd)
     for crd in metrics.crds():
         apply_object(admin, crd)
+    apply_object(admin, containerexec.EXEC_CRD)  # exec lands inside containers (testbed/containerexec.py)
 
     procs.start("kube-controller-manager", [
         _bin("kube-controller-manager"),
@@ -307,18 +322,20 @@ def _up_locked(run_dir: Path, node_count: int, deadline: float) -> Testbed:
         _bin("kube-scheduler"), f"--kubeconfig={state.run / 'kube-scheduler.kubeconfig'}",
         "--leader-elect=false", "--secure-port=0",
     ], pids, logs / "kube-scheduler.log", env=env)
-    procs.wait_for("the kwok Logs CRD to be served",
-                   lambda: admin.get("/apis/kwok.x-k8s.io/v1alpha1") is not None, left(), 0.25)
+    procs.wait_for("the kwok Logs and Exec CRDs to be served",
+                   lambda: {"logs", "execs"} <= {r["name"] for r in admin.get("/apis/kwok.x-k8s.io/v1alpha1")
+                                                 .get("resources", [])}, left(), 0.25)
     procs.start("kwok", [
         _bin("kwok"), f"--kubeconfig={state.run / 'kwok.kubeconfig'}", f"--config={_kwok_config(state)}",
         f"--manage-nodes-with-annotation-selector={layout.KWOK_NODE_ANNOTATION}=fake",
         f"--cidr={layout.POD_CIDR}", f"--node-ip={state.nodes()[0].ip}",
         f"--node-port={state.kubelet_port}", f"--server-address=127.0.0.1:{state.kubelet_port}",
         f"--tls-cert-file={p / 'kwok-serving.crt'}", f"--tls-private-key-file={p / 'kwok-serving.key'}",
-        f"--enable-crds=Logs,{metrics.KWOK_CRDS}", "--node-lease-duration-seconds=10",
+        f"--enable-crds=Logs,Exec,{metrics.KWOK_CRDS}", "--node-lease-duration-seconds=10",
         # Pods a fault knob holds in ContainerCreating (its status is the knob's, not kwok's).
         f"--disregard-status-with-annotation-selector={layout.KWOK_HOLD_ANNOTATION}=hold",
-    ], pids, logs / "kwok.log", env=env)
+    ], pids, logs / "kwok.log", env={**env, "PATH": f"{containerexec.write_shims(state.run, sys.executable)}"
+                                                    f"{os.pathsep}{env.get('PATH', '')}"})
     procs.start("upstream", [
         "ip", "netns", "exec", layout.UPSTREAM_NETNS, sys.executable, "-m", "testbed.upstream",
         "--address", layout.UPSTREAM_IP, "--state", str(state.upstream_state),
@@ -386,10 +403,22 @@ def _down_locked(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def attach(run_dir: Path | None = None) -> Testbed | None:
-    """The running testbed, if its API server answers."""
+def code_digest() -> str:
+    """What the testbed's own code is: a testbed started from other code (another checkout) is not reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def attach(run_dir: Path | None = None, *, same_code: bool = False) -> Testbed | None:
+    """The running testbed, if its API server answers (with ``same_code``: only if this code started it)."""
     state = State.load(run_dir or paths.run_dir())
     if state is None or not procs.alive(state.pids, "kube-apiserver") or not state.admin().healthy():
+        return None
+    if same_code and state.extra.get("code") != code_digest():
         return None
     return Testbed(state)
 
@@ -733,8 +762,33 @@ class Testbed:
     def worker_allow(self) -> None:
         apply_object(self.kube, manifests.worker_binding())
 
+    # ---- ephemeral containers and DNS clients (testbed/containerexec.py, testbed/traffic.py) ------
+    def ephemeral_refuse(self) -> None:
+        """Ephemeral containers refused, as a cluster policy would (a ValidatingAdmissionPolicy)."""
+        for obj in containerexec.refuse_policy():
+            apply_object(self.kube, obj)
+        # The API server compiles a new policy within a second or so; wait until it bites.
+        procs.wait_for("the ephemeral-container policy to be enforced", self._ephemeral_refused, 20.0, 0.25)
+
+    def _ephemeral_refused(self) -> bool:
+        from testbed import traffic
+
+        return traffic.ephemeral_refused(self.kube)
+
+    def ephemeral_refuse_reset(self) -> None:
+        api = "/apis/admissionregistration.k8s.io/v1"
+        self.kube.delete(f"{api}/validatingadmissionpolicybindings/{containerexec.REFUSE_POLICY}")
+        self.kube.delete(f"{api}/validatingadmissionpolicies/{containerexec.REFUSE_POLICY}")
+
+    def dns_client(self, name: str = "dns-client", namespace: str = "default", node: str | None = None) -> Any:
+        """A really-run client pod (dnsPolicy ClusterFirst) that sends DNS queries on demand."""
+        from testbed import traffic
+
+        return traffic.ClientPod.create(self, name, namespace, node or self.nodes[0])
+
     def reset_faults(self) -> None:
         """Undo every knob; tests that turn one call this (or its own reset) in a finally."""
+        self.ephemeral_refuse_reset()
         from testbed import faults_ipam, faults_service  # knobs kept in modules of their own
 
         self.upstream_reset()

@@ -122,6 +122,8 @@ def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
         "Metric": "metrics", "ResourceUsage": "resourceusages", "ClusterResourceUsage": "clusterresourceusages",
         "Endpoints": "endpoints", "APIService": "apiservices",
         "DaemonSet": "daemonsets", "NetworkPolicy": "networkpolicies", "NodeNetworkConfig": "nodenetworkconfigs",
+        "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
     }[kind]
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:

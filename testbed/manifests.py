@@ -234,7 +234,10 @@ def worker_rbac() -> list[JSON]:
                  "verbs": ["get", "list", "watch"]},
                 {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete"]},
-                {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+                # capture: exec tcpdump in capture containers (a WebSocket exec is a GET that also needs
+                # create), add ephemeral containers to target pods
+                {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+                {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["update"]},
                 {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
                  "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "daemonsets"],

@@ -95,7 +95,7 @@ def testbed() -> Iterator[cluster.Testbed]:
     if _owned["lock"] is None:  # collected outside the usual hooks (e.g. requested dynamically)
         _owned["lock"] = _session_lock()
     atexit.register(_teardown)
-    tb = cluster.attach()
+    tb = cluster.attach(same_code=True)  # one started from other code (another checkout) is replaced
     if tb is not None:
         tb.reset_faults()  # a previous session may have died with a knob turned
     else:

@@ -49,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from testbed import containers, layout, metrics, net, nodefs, pki, procs
+from testbed import containerexec, containers, layout, metrics, net, nodefs, pki, procs
 from testbed.containers import TokenFile
 from testbed.kube import JSON, ApiError, Kube
 from testbed.state import State
@@ -224,6 +224,10 @@ class Runner:
         self.venv_bin = str(Path(state.python).parent)
         self.images = containers.ImageCache()
         self.last_usage = 0.0
+        # Exec into containers and ephemeral containers (testbed/containerexec.py).
+        self.ephemerals = containerexec.Ephemerals(state.run, state.python, self.kube, spawn, stop_proc, CriLog,
+                                                   self._env, now_rfc3339, image_config=self.images.config,
+                                                   lookup=self._lookup)
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -264,6 +268,7 @@ class Runner:
             self.remove_job(uid)
         for job in list(self.jobs.values()):
             self.poll_job(job)
+        self.ephemerals.tick([p for p in pods if p["spec"].get("nodeName") in self.nodes], self.sandbox)
         self.sync_vip()
         if time.monotonic() - self.last_usage >= metrics.USAGE_PERIOD_S:
             self.last_usage = time.monotonic()
@@ -289,6 +294,7 @@ class Runner:
                 print(f"runner: usage of {inst.name}: {exc}", file=sys.stderr, flush=True)
 
     def shutdown(self) -> None:
+        self.ephemerals.stop_all()
         for uid in list(self.instances):
             self.remove_instance(uid)
         for uid in list(self.jobs):
@@ -394,6 +400,7 @@ class Runner:
         inst.log = CriLog(inst.dir / "coredns.log")
         self.ensure_logs_cr(inst.namespace, inst.name, inst.uid, {"coredns": inst.log.path},
                             previous={"coredns": inst.dir / "coredns.previous.log"})
+        containerexec.register(self.state.run, inst.uid, "coredns", netns=inst.netns)
 
     def start_coredns(self, inst: Instance) -> None:
         assert inst.log is not None
@@ -496,6 +503,7 @@ class Runner:
 
     def remove_instance(self, uid: str) -> None:
         inst = self.instances.pop(uid)
+        self.ephemerals.stop_pod(uid)
         # Short grace: CoreDNS's 5 s lameduck would make every teardown slow.
         stop_proc(inst.proc, inst.pid_file, grace_s=0.5)
         if inst.log is not None:
@@ -592,15 +600,18 @@ class Runner:
             job.logs[c["name"]] = log
             if not argv:
                 argv = ["/bin/false"]  # an image entrypoint cannot be known here
-            cmd = ["ip", "netns", "exec", job.netns, self.state.python, "-m", "testbed.podexec",
-                   "--termination-log", str(job_dir / f"{c['name']}.termination-log"),
-                   "--message-path", c.get("terminationMessagePath") or "/dev/termination-log"]
+            podexec = [self.state.python, "-m", "testbed.podexec",
+                       "--termination-log", str(job_dir / f"{c['name']}.termination-log"),
+                       "--message-path", c.get("terminationMessagePath") or "/dev/termination-log"]
             if c.get("workingDir"):
-                cmd += ["--workdir", c["workingDir"]]
-            cmd += [f"--bind={b}" for b in nodefs.binds(pod, c, self.state.run)]  # hostPath volumes
-            cmd += ["--", *argv]
+                podexec += ["--workdir", c["workingDir"]]
+            podexec += [f"--bind={b}" for b in nodefs.binds(pod, c, self.state.run)]  # hostPath volumes
+            # PID 1 of a PID namespace of its own, as in a container (exec'd processes end with it).
+            cmd = ["ip", "netns", "exec", job.netns, *containerexec.in_container([*podexec, "--", *argv])]
             job.containers[c["name"]] = spawn(cmd, log, self.state.pids / f"job-{uid[:8]}-{c['name']}.pid",
                                               env=self._env(pod, c))
+            containerexec.register(self.state.run, uid, c["name"], netns=job.netns,
+                                   leader=job.containers[c["name"]].pid)
 
     # ---- container mode (testbed/containers.py) --------------------------------------------------
     def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
@@ -651,6 +662,8 @@ class Runner:
             job.logs[c["name"]] = log
             job.containers[c["name"]] = spawn(argvs[c["name"]], log,
                                               self.state.pids / f"job-{job.uid[:8]}-{c['name']}.pid")
+            containerexec.register(self.state.run, job.uid, c["name"], netns=job.netns,
+                                   podman=containers.container_name(job.uid, c["name"]))
 
     def poll_job(self, job: Job) -> None:
         if job.done:
@@ -704,6 +717,7 @@ class Runner:
             patch.update(reason="DeadlineExceeded", message="Pod was active on the node longer than the "
                                                            "specified deadline")
         self._patch_status(job.namespace, job.name, patch)
+        self.ephemerals.stop_pod(job.uid)
         if job.netns.startswith(layout.PREFIX + "pod-"):
             net.delete_pod(job.uid)
         self.finished.add(job.uid)
@@ -732,6 +746,7 @@ class Runner:
 
     def remove_job(self, uid: str) -> None:
         job = self.jobs.pop(uid)
+        self.ephemerals.stop_pod(uid)
         for name, proc in job.containers.items():
             stop_proc(proc, self.state.pids / f"job-{uid[:8]}-{name}.pid")
         if job.mode == "container":
@@ -742,6 +757,16 @@ class Runner:
             net.delete_pod(uid)
         # The pod is gone, and its logs with it (as on a node): keeps a long-running testbed's disk bounded.
         shutil.rmtree(job.dir, ignore_errors=True)
+
+    # ---- exec and ephemeral containers (testbed/containerexec.py) ----------------------------------
+    def sandbox(self, uid: str) -> tuple[str, Path] | None:
+        """A really-run pod's network namespace and directory (None: the runner does not run it)."""
+        if uid in self.instances:
+            return self.instances[uid].netns, self.instances[uid].dir
+        job = self.jobs.get(uid)
+        if job is not None and not job.done:
+            return job.netns, job.dir
+        return None
 
     # ---- kwok logs -------------------------------------------------------------------------------
     def ensure_logs_cr(self, namespace: str, name: str, uid: str, files: dict[str, Path],

@@ -73,6 +73,15 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     embedded.wait_http_ok(url, timeout)
 
 
+@contextlib.contextmanager
+def running_bot(env: dict[str, str], log: Path) -> Iterator[str]:
+    """`aksdns bot --http` on a free loopback port, answering; yields its events URL."""
+    port = embedded.free_port()
+    with run_aksdns(["bot", "--http", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env, log):
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/slack/events"
+
+
 def sign(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     return slackreq.sign(body, secret, timestamp)
 

@@ -23,9 +23,24 @@ if TYPE_CHECKING:
     # process paid, `analyze` included, though only `watch` runs hold one.
     from aksdns.watches import WatchContext
 
+if TYPE_CHECKING:
+    from workers.report import Report
+
 
 def _no_progress(_text: str) -> None:
     """Default progress sink: the CLI prints nothing between steps."""
+
+
+def _never() -> bool:
+    return False
+
+
+def _keep_nowhere(_path: Path, _filename: str, _title: str) -> str:
+    return ""
+
+
+def _post_nowhere(_report: Report) -> None:
+    """Default: a job's extra reports go nowhere (the CLI and the worker set their own)."""
 
 
 @dataclass
@@ -49,6 +64,13 @@ class JobEnv:
     requested_by: str = ""  # the Slack user (or CLI user) who asked
     previous: dict[str, Any] | None = None  # the Re-run basis the last run of this command left in the thread
     dig_policy: DigPolicy = field(default_factory=DigPolicy)  # which servers `dig` may ask for Slack users
+    # capture: limits, the Stop button, and where its files and second report go
+    capture_max_bytes: int = 100 * 1024 * 1024  # kept per target (a ring)
+    capture_snaplen: int = 8192
+    capture_retention_s: float = 3600.0  # capture files a dead job left are removed after this
+    stop_requested: Callable[[], bool] = _never  # the thread's Stop button was pressed (Slack), Ctrl-C (CLI)
+    deliver_file: Callable[[Path, str, str], str] = _keep_nowhere  # (path, filename, title) -> where it went
+    post_report: Callable[[Report], None] = _post_nowhere  # a second message in the thread (analyze's)
     azure: AzureAccess = field(default_factory=AzureAccess)  # `apiserver`: read the cluster from Azure
     thread_history: Callable[[], list[Any]] = list  # the thread's recorded outcomes, oldest first (handoff)
     job_thread: str = ""  # the Slack thread this job answers in (its ts)

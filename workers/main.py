@@ -43,6 +43,9 @@ def run_janitor(settings: Settings) -> None:
 
         removed = pods.janitor(kube.connect(settings.kubeconfig).core, settings.namespace)
         log.info("janitor done", extra={"removed": removed})
+        from workers.capture import spool
+
+        spool.sweep()  # capture files a killed worker left behind, past their retention
     except Exception as exc:  # the janitor must never keep the worker from serving
         log.warning("janitor skipped", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
 

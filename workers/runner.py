@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from aksdns.commands import WatchCommand
 from aksdns.describe import describe, emoji
 from aksdns.dig_policy import DigPolicy
 from aksdns.errors import AksDnsError, PolicyRefused, user_message
-from aksdns.jobspec import JobSpec
+from aksdns.jobspec import JobSpec, SlackThread
+from aksdns.keys import capture_stop_key
 from aksdns.queue import JobQueue, connect
 from aksdns.reconnect import wait_for_redis
 from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, AuditEvent, AuditLog, Outcome, ResultsStore, trim_finding
@@ -77,6 +79,9 @@ def base_env(settings: Settings) -> JobEnv:
         probe_image=settings.probe_image,
         resolv_conf=Path(settings.resolv_conf),
         dig_policy=DigPolicy.from_setting(settings.dig_allow),
+        capture_max_bytes=settings.capture_max_bytes,
+        capture_snaplen=settings.capture_snaplen,
+        capture_retention_s=settings.capture_retention_s,
         azure=settings.azure,
     )
 
@@ -191,6 +196,34 @@ def _audit_job(settings: Settings, spec: JobSpec, kind: str, allowed: bool, reas
             allowed=allowed, reason=reason, text=describe(spec.command), cluster=spec.cluster))
     except redis.RedisError:
         log.warning("audit entry lost: redis unreachable", extra={"job": spec.id, "kind": kind})
+def _stop_flag(settings: Settings, job_id: str) -> Callable[[], bool]:
+    """Has someone pressed this job's Stop button? (A Redis key the bot sets; a Redis hiccup is a no.)"""
+
+    def requested() -> bool:
+        try:
+            return bool(_redis(settings).exists(capture_stop_key(job_id)))
+        except redis.RedisError:
+            return False
+
+    return requested
+
+
+def _thread_upload(settings: Settings, poster: ThreadPoster, thread: SlackThread) -> Callable[[Path, str, str], str]:
+    """A large file from disk into the thread, streamed (workers.capture.upload); says what happened."""
+
+    def deliver(path: Path, filename: str, title: str) -> str:
+        from workers.capture.upload import UploadRefused, prepare, stream_upload
+        from workers.thread_files import allowed_upload_url
+
+        ready = prepare(path, filename)
+        allowed = allowed_upload_url(settings.slack_api_url)
+        try:
+            stream_upload(poster.client, thread.channel, thread.thread_ts, ready, title, allowed)
+        except UploadRefused as exc:
+            return f"not attached: {exc.message}"
+        return f"`{ready.filename}` ({ready.size / 1024 / 1024:.1f} MiB{', gzip' if ready.compressed else ''})"
+
+    return deliver
 
 
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +260,10 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         schedule=lambda command, delay_s: _schedule(ctx.settings, spec, command, delay_s),
         audit=lambda kind, allowed, reason: _audit_job(ctx.settings, spec, kind, allowed, reason),
     )
+    env.stop_requested = _stop_flag(ctx.settings, spec.id)
+    if poster and thread:
+        env.post_report = lambda report: poster.post(render_blocks(report))
+        env.deliver_file = _thread_upload(ctx.settings, poster, thread)
     if poster and thread:
         client = poster.client
         wanted = getattr(spec.command, "files", ())

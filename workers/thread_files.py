@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -23,6 +24,7 @@ DOWNLOAD_TIMEOUT_S = 60
 
 
 SLACK_FILE_HOST = "files.slack.com"  # where url_private and url_private_download point
+SLACK_UPLOAD_HOST = "uploads.slack.com"  # where files.getUploadURLExternal's upload_url may point
 MAX_REDIRECTS = 3
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
@@ -53,6 +55,13 @@ def allowed_download_origins(api_url: str) -> frozenset[Origin]:
     if api is not None:
         origins.add(api)
     return frozenset(origins)
+
+
+def allowed_upload_url(api_url: str) -> Callable[[str], bool]:
+    """Where a file's bytes may be sent (`capture`'s streamed upload): Slack's upload hosts over HTTPS,
+    or the configured API's origin (the stand-in on loopback in tests and the demo)."""
+    origins = allowed_download_origins(api_url) | {("https", SLACK_UPLOAD_HOST, 443)}
+    return lambda url: _origin(url) in origins
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

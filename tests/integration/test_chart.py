@@ -397,10 +397,12 @@ def test_capture_rights_appear_only_behind_the_switch() -> None:
     for ns in ("kube-system", "default", NAMESPACE):
         assert (ns, "", "pods/exec", "create") in granted
     for ns in ("kube-system", "default"):
-        assert (ns, "", "pods/ephemeralcontainers", "patch") in granted
+        # update (with the pod's resourceVersion) is what the worker uses; no get, no patch
+        assert (ns, "", "pods/ephemeralcontainers", "update") in granted
+        assert not {(ns, "", "pods/ephemeralcontainers", v) for v in ("get", "patch")} & granted
     assert not any(ns == "*" and r in {"pods/exec", "pods/ephemeralcontainers"} for ns, _, r, _ in granted)
     everywhere = set(rbac_rules(render([CHART / "ci" / "capture-all-namespaces-values.yaml"])))
-    assert ("*", "", "pods/ephemeralcontainers", "patch") in everywhere
+    assert ("*", "", "pods/ephemeralcontainers", "update") in everywhere
 
 
 def test_the_bot_gets_no_kubernetes_access(rendered: tuple[str, list[Doc]]) -> None:
@@ -604,15 +606,22 @@ def test_pod_guard_narrows_what_the_worker_may_create() -> None:
     rules = " ".join(v["expression"] for v in spec["validations"])
     image = by_kind(docs, "ConfigMap")[0]["data"]["AKSDNS_PROBE_IMAGE"]
     assert f"c.image == '{image}'" in rules
-    assert "x in []" in rules  # no capabilities while capture is off
+    assert "x in variables.allowedCaps" in rules
+    caps = {v["name"]: v["expression"] for v in spec["variables"]}["allowedCaps"]
+    assert caps.endswith("? [] : []")  # no capabilities while capture is off
     capture = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-pods")
-    assert "x in ['NET_RAW', 'NET_ADMIN']" in " ".join(v["expression"] for v in capture["spec"]["validations"])
+    caps = {v["name"]: v["expression"] for v in capture["spec"]["variables"]}["allowedCaps"]
+    # With capture on, only capture pods (their role label) may add exactly NET_RAW and NET_ADMIN.
+    assert "object.metadata.labels['aksdns.io/role'] == 'capture'" in caps
+    assert caps.endswith("? ['NET_RAW', 'NET_ADMIN'] : []")
     assert not by_kind(render(sets={"podGuard.enabled": "false"}), "ValidatingAdmissionPolicy")
     # Ephemeral containers (capture only): the policy checks just the containers a request adds.
     assert not [d for d in by_kind(docs, "ValidatingAdmissionPolicy") if d["metadata"]["name"].endswith("-ephemeral")]
     eph = one(render([CHART / "ci" / "capture-values.yaml"]), "ValidatingAdmissionPolicy", "-worker-ephemeral")
     assert eph["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["pods/ephemeralcontainers"]
     assert "oldObject.spec.ephemeralContainers" in eph["spec"]["variables"][0]["expression"]
+    checks = " ".join(v["expression"] for v in eph["spec"]["validations"])
+    assert "c.name.startsWith('aksdns-capture-')" in checks and "'ALL' in c.securityContext.capabilities.drop" in checks
 
 
 def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:

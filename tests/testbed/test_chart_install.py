@@ -253,7 +253,7 @@ WORKER_REFUSED: list[tuple[str, str, str | None]] = [
     ("list", "configmaps", KUBE_SYSTEM), ("update", "configmaps", KUBE_SYSTEM),
     ("create", "deployments.apps", None), ("patch", "deployments.apps", KUBE_SYSTEM),
     ("delete", "services", KUBE_SYSTEM), ("patch", "nodes", None), ("update", "pods", None),
-    ("create", "pods/exec", KUBE_SYSTEM), ("patch", "pods/ephemeralcontainers", KUBE_SYSTEM),
+    ("create", "pods/exec", KUBE_SYSTEM), ("update", "pods/ephemeralcontainers", KUBE_SYSTEM),
     ("create", "pods/portforward", None), ("create", "serviceaccounts/token", None),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
     ("impersonate", "users", None), ("escalate", "clusterroles.rbac.authorization.k8s.io", None),
@@ -294,13 +294,14 @@ def test_capture_rights_only_with_capture_enabled(testbed: Any, capture_release:
     ns = capture_release.namespace
     assert can_i(testbed, capture_release, "create", "pods/exec", ns)
     assert can_i(testbed, capture_release, "get", "pods/exec", ns)
-    assert can_i(testbed, capture_release, "patch", "pods/ephemeralcontainers", KUBE_SYSTEM)
+    assert can_i(testbed, capture_release, "update", "pods/ephemeralcontainers", KUBE_SYSTEM)
+    assert not can_i(testbed, capture_release, "patch", "pods/ephemeralcontainers", KUBE_SYSTEM)
     assert can_i(testbed, capture_release, "create", "pods/exec", KUBE_SYSTEM)
-    assert not can_i(testbed, capture_release, "patch", "pods/ephemeralcontainers", "default")
+    assert not can_i(testbed, capture_release, "update", "pods/ephemeralcontainers", "default")
     assert not can_i(testbed, capture_release, "create", "pods/exec", "default")
     assert not can_i(testbed, capture_release, "create", "pods", KUBE_SYSTEM)
     # Releases never share rights: the default release's worker still has none of these.
-    assert not can_i(testbed, default_release, "patch", "pods/ephemeralcontainers", KUBE_SYSTEM)
+    assert not can_i(testbed, default_release, "update", "pods/ephemeralcontainers", KUBE_SYSTEM)
 
 
 # --- real calls with the worker's token ----------------------------------------------------------
@@ -432,16 +433,30 @@ def test_pod_guard_allows_the_ipam_store_probe_and_nothing_wider(testbed: Any, d
         assert proc.returncode != 0 and any(b in proc.stderr for b in by), (what, proc.stderr)
 
 
+def capture_pod(namespace: str, node: str, image: str) -> Doc:
+    """A capture pod exactly as the worker builds it (the fallback where ephemeral containers are refused)."""
+    cp = pytest.importorskip("workers.probes.capture_pods")
+    from workers.evidence.capture import Role, Target
+
+    agent = cp.AgentSpec("chartrun", image, ("aksdns", "probe"), cp.agent_deadline(30))
+    pod: Doc = cp.capture_pod(agent, Target(Role.CLIENT, "default", "web", node, "10.244.0.9"), namespace)
+    return pod
+
+
 def test_pod_guard_lets_capture_pods_add_exactly_net_raw_and_net_admin(testbed: Any,
                                                                       capture_release: Release) -> None:
-    pod = probe_pod(capture_release.namespace, testbed.nodes[0], probe_image(testbed, capture_release))
-    capture = _container(pod, runAsUser=0, runAsNonRoot=False,
-                         capabilities={"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]})
+    image = probe_image(testbed, capture_release)
+    capture = capture_pod(capture_release.namespace, testbed.nodes[0], image)
     proc = create_as_worker(testbed, capture_release, capture)
     assert proc.returncode == 0, proc.stderr
-    more = _container(pod, runAsUser=0, capabilities={"drop": ["ALL"], "add": ["NET_RAW", "SYS_ADMIN"]})
+    more = _container(capture, capabilities={"drop": ["ALL"], "add": ["NET_RAW", "SYS_ADMIN"]})
     refused = create_as_worker(testbed, capture_release, more)
     assert refused.returncode != 0 and "NET_RAW and NET_ADMIN" in refused.stderr, refused.stderr
+    # Only capture pods: a probe pod may not add them, even with capture on.
+    probe = _container(probe_pod(capture_release.namespace, testbed.nodes[0], image),
+                       capabilities={"drop": ["ALL"], "add": ["NET_RAW"]})
+    refused = create_as_worker(testbed, capture_release, probe)
+    assert refused.returncode != 0 and "only capture pods" in refused.stderr, refused.stderr
 
 
 def test_uninstall_removes_cluster_scoped_objects(testbed: Any) -> None:
@@ -499,7 +514,7 @@ def expected_rules(namespace: str, release_ns: str, capture: bool = False) -> se
     if capture and namespace in {release_ns, KUBE_SYSTEM}:
         rules |= {("", "pods/exec", "create", ()), ("", "pods/exec", "get", ())}
     if capture and namespace == KUBE_SYSTEM:
-        rules |= {("", "pods/ephemeralcontainers", v, ()) for v in ("get", "patch", "update")}
+        rules.add(("", "pods/ephemeralcontainers", "update", ()))
     return rules
 
 
@@ -524,9 +539,11 @@ def add_ephemeral(testbed: Any, release: Release, pod: str, image: str,
                  "command": ["tcpdump", "-i", "any", "-w", "/tmp/dns.pcap", "port", "53"],
                  "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                      "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}, **security}}
-    patch = {"spec": {"ephemeralContainers": [container]}}
-    return kubectl(testbed, "-n", KUBE_SYSTEM, "patch", "pod", pod, "--subresource=ephemeralcontainers",
-                   "--type=strategic", "--dry-run=server", "-p", json.dumps(patch),
+    # As the worker does it: the pod as read, plus the container, PUT to the subresource (update, no patch).
+    body = json.loads(kubectl(testbed, "-n", KUBE_SYSTEM, "get", "pod", pod, "-o", "json").stdout)
+    body["spec"].setdefault("ephemeralContainers", []).append(container)
+    path = f"/api/v1/namespaces/{KUBE_SYSTEM}/pods/{pod}/ephemeralcontainers?dryRun=All"
+    return kubectl(testbed, "replace", "--raw", path, "-f", "-", stdin=json.dumps(body),
                    kubeconfig=release.sa_kubeconfig, check=False)
 
 

@@ -29,6 +29,9 @@ def test_demo_prints_the_threads_and_ends_with_a_handoff(testbed: Any) -> None:
     assert "CoreDNS metrics (:9153)" in out and "MEMORY(bytes)" in out
     assert "`ipam` done" in out and "Pod IP addresses · testbed" in out
     assert "`service` done" in out and "A NetworkPolicy drops the traffic to the Service's pods" in out
+    # capture: confirmed with Start, the merged pcapng, analyze's report of it and the per-hop view
+    assert "Started by <@U0ONCALL>" in out and "capture: every CoreDNS pod, default/demo-client" in out
+    assert "Where the time went, per hop" in out and ".pcapng" in out
     # It ends with an incident handed over: the Re-run saw the pod come back, the handoff says so.
     incident = out.split("an incident, re-run and handed over", 1)[1]
     assert "Since the previous run" in incident and "no longer: One CoreDNS pod misbehaves" in incident

@@ -19,8 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from aksdns.commands import CaptureCommand, CheckCommand, DnsServer
+from aksdns.commands import CheckCommand, DnsServer
 from aksdns.errors import ClusterError
+from workers.analysis.capture_button import capture_button
 from workers.analysis.check_evidence import CheckEvidence, SearchWalk
 from workers.analysis.check_facts import facts_table, layer_lines, overall_status, tally
 from workers.analysis.check_rules import diagnose
@@ -414,12 +415,7 @@ def build_report(cmd: CheckCommand, ev: CheckEvidence) -> Report:
         findings=findings,
         buttons=[
             Button("aksdns_rerun", "Re-run", json.dumps(cmd.to_dict(), sort_keys=True), "primary"),
-            Button(
-                "aksdns_capture",
-                "Capture 2 min",
-                json.dumps(CaptureCommand(cluster=cmd.cluster, coredns=True, duration_s=120).to_dict(), sort_keys=True),
-                "danger",
-            ),
+            capture_button(cmd.cluster, findings),
         ],
         data=data,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 PROGRAMS: dict[str, str] = {
     "node-dns": "workers.probes.node_probe:probe_main",  # the node's upstream DNS servers (check)
+    "capture-agent": "workers.probes.capture_agent:agent_main",  # a capture container's main process (capture)
     "apiserver": "workers.probes.apiserver_nodes:probe_main",  # the API server from the node (apiserver)
     "ipam-store": "workers.probes.ipam_store:probe_main",  # the node's kubenet IPAM store, read only (ipam)
     "tcp-connect": "workers.probes.tcp_connect:probe_main",  # TCP connects from the node (service)
