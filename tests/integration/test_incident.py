@@ -70,12 +70,13 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     s.start_bot()
     worker = s.start_worker("east")
     s.wait_live("east")
-    first = [_dig(silent_server, extra="--timeout 6"), *(_dig(bind9_server, extra=f"--repeat {n}") for n in (2, 3, 4))]
+    first = [_dig(silent_server, extra="--timeout 20"), *(_dig(bind9_server, extra=f"--repeat {n}") for n in (2, 3, 4))]
     for n, text in enumerate(first, 1):
         status, _ = s.slash(text)
         assert status == 200
         assert s.slack.wait_for(lambda _s, n=n: len(s.parents()) == n, timeout=30)  # type: ignore[misc]
-    # The queue, told honestly: the fourth waits behind the second and third (and the running first).
+    # The queue, told honestly: the fourth waits behind the second and third while the first runs
+    # (20 s for its silent server: long enough that a busy machine still has both queued).
     posted = [a["text"] for _, m, a in s.slack.state.calls if m == "chat.postMessage" and "queued by" in a["text"]]
     assert "jobs ahead of yours" in posted[3], posted
     assert s.slack.wait_for(lambda _s: "`dig` on `east`" in s.parents()[0].text, timeout=30)
