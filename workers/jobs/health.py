@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from aksdns.commands import CaptureCommand, HealthCommand
+from aksdns.commands import HealthCommand
 from aksdns.errors import ClusterError
 from workers.analysis import health_lint, health_logs
+from workers.analysis.capture_button import capture_button
 from workers.analysis.health_quantity import allocated, non_terminated_on, usage_from
 from workers.analysis.health_report import (
     changes,
@@ -43,7 +44,7 @@ from workers.findings import Finding
 from workers.jobenv import JobEnv
 from workers.probes import coredns_metrics, health_kube, kube, node_probe
 from workers.probes.health_kube import JSON, NPD_REASONS
-from workers.report import Attachment, Button, Markdown, Report, Section, Status
+from workers.report import Attachment, Markdown, Report, Section, Status
 
 SCRAPE_INTERVAL_S = 5.0
 LOCALDNS_PROBE_TIMEOUT_S = 2.0
@@ -293,9 +294,7 @@ def build_report(cmd: HealthCommand, ev: HealthEvidence, previous: dict[str, Any
         ],
         findings=findings,
         buttons=[  # Re-run and Hand off are added to every thread reply (workers/thread_actions.py)
-            Button("aksdns_capture", "Capture 2 min",
-                   json.dumps(CaptureCommand(cluster=cmd.cluster, coredns=True, duration_s=120).to_dict(),
-                              sort_keys=True), "danger"),
+            capture_button(cmd.cluster, findings),  # every CoreDNS pod plus the nodes and pods found
         ],
         data=data,
     )
