@@ -285,7 +285,7 @@ def capture_targets(c: CaptureCommand) -> list[str]:
 
 
 def _describe_capture(c: CaptureCommand) -> list[str]:
-    return [", ".join(capture_targets(c)), f"for {c.duration_s}s", f"filter `{c.filter}`"] + (
+    return [", ".join(capture_targets(c)), f"for {c.duration_s}s", f"filter {c.filter!r}"] + (
         ["(live)"] if c.live else [])
 
 

@@ -48,11 +48,15 @@ def _start_button(message: Message) -> str | None:
 
 def capture_in_slack(events_url: str, secret: str, slack: SlackStandIn, channel: str, text: str, *,
                      user: str = "U0ONCALL", traffic: Callable[[], Any] | None = None,
-                     timeout_s: float = 300.0) -> CaptureThread:
-    """Type the command, press Start on its confirmation, run ``traffic`` once capturing, wait for the end."""
+                     timeout_s: float = 300.0, thread_ts: str | None = None) -> CaptureThread:
+    """Type the command (a slash command, or `@aksdns` inside ``thread_ts``), press Start on its
+    confirmation, run ``traffic`` once capturing, wait for the end."""
     seen = {id(m) for m in slack.state.messages}
-    body = slackreq.slash_body(text, channel=channel, user=user)
-    _post(events_url, body, secret, slackreq.FORM)
+    if thread_ts is None:
+        _post(events_url, slackreq.slash_body(text, channel=channel, user=user), secret, slackreq.FORM)
+    else:
+        body = slackreq.mention_body(text, ts=slack.state.next_ts(), thread_ts=thread_ts, user=user, channel=channel)
+        _post(events_url, body, secret, slackreq.JSON)
 
     def confirmation() -> Message | None:
         return next((m for m in slack.state.messages if id(m) not in seen and _start_button(m)), None)
@@ -64,12 +68,15 @@ def capture_in_slack(events_url: str, secret: str, slack: SlackStandIn, channel:
     value = _start_button(root) or ""
     click = slackreq.button_body(START, value, thread_ts=root.thread_ts, user=user, channel=channel,
                                  message_ts=root.ts)
+    home = thread_ts or root.ts  # where the job answers: the thread it was typed in, else the confirmation's
+    before_click = {id(m) for m in slack.state.messages}
     clicked = time.monotonic()
     _post(events_url, click, secret, slackreq.FORM)
 
-    def parent() -> Message | None:  # the job's status message: the first plain bot message in the thread
-        return next((m for m in slack.state.messages if m.thread_ts == root.ts and not m.blocks and not m.files
-                     and m.ephemeral_to is None and m.user == slack.state.bot_user), None)
+    def parent() -> Message | None:  # the job's status message: the first new plain bot message in the thread
+        return next((m for m in slack.state.messages if m.thread_ts == home and id(m) not in before_click
+                     and not m.blocks and not m.files and m.ephemeral_to is None
+                     and m.user == slack.state.bot_user), None)
 
     if not slack.wait_for(lambda _s: parent() is not None, timeout=30):
         raise AksDnsError("the capture was not queued")
@@ -87,8 +94,9 @@ def capture_in_slack(events_url: str, secret: str, slack: SlackStandIn, channel:
             if traffic is not None:
                 worker = threading.Thread(target=traffic, daemon=True)
                 worker.start()
-        if run.analysis_at is None and any(m.thread_ts == root.ts and m.blocks and ".pcapng" in m.text
-                                           and "analy" in m.text for m in slack.state.messages):
+        if run.analysis_at is None and any(m.thread_ts == home and id(m) not in before_click and m.blocks
+                                           and ".pcapng" in m.text and "analy" in m.text
+                                           for m in slack.state.messages):
             run.analysis_at = now
         if any(mark in status.text for mark in DONE_MARKS):
             run.done_at = now

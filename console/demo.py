@@ -244,7 +244,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if not args.skip_capture:
             threads.append(_capture_thread(tb, f"http://127.0.0.1:{port}/slack/events", slack))
 
-        incident = None if args.skip_check else _incident(tb, engineer, slack)
+        incident = None if args.skip_check else _incident(tb, engineer, slack, capture=not args.skip_capture)
         for parent in threads:
             _say(f"Slack thread {parent.ts}")
             print(slack.transcript(CHANNEL, parent.ts))
@@ -277,15 +277,32 @@ def _capture_thread(tb: Any, events_url: str, slack: SlackStandIn) -> Message:
     return run.root
 
 
-def _incident(tb: Any, engineer: Engineer, slack: SlackStandIn) -> Message:
-    """check finds a dead CoreDNS pod; dig in the thread; the pod comes back; Re-run says what changed;
-    the thread is handed over (capture joins this story once its job lands)."""
+def _capture_in_incident(tb: Any, engineer: Engineer, slack: SlackStandIn, thread: Message) -> None:
+    """`@aksdns capture --coredns --duration 20s` in the incident's thread, Start pressed, while a client
+    pod asks names through the kube-dns VIP (some of them land on the dead pod)."""
+    from console.capture_demo import capture_in_slack
+
+    text = "capture --coredns --pod default/incident-client --duration 20s"
+    print(f"\n@aksdns {text}   (in the thread; then Start on the confirmation)", flush=True)
+    client = tb.dns_client("incident-client")
+    try:
+        capture_in_slack(engineer.events_url, SIGNING_SECRET, slack, CHANNEL, text, thread_ts=thread.ts,
+                         traffic=lambda: client.query(["www.example.com.", "microsoft.com."], count=4, rate=4))
+    finally:
+        client.delete()
+
+
+def _incident(tb: Any, engineer: Engineer, slack: SlackStandIn, capture: bool = True) -> Message:
+    """check finds a dead CoreDNS pod; dig and a capture in the thread; the pod comes back; Re-run says
+    what changed; the thread is handed over."""
     _say("an incident: one CoreDNS pod stops answering")
     dead = tb.coredns_kill()
     print(f"(testbed: {dead} no longer answers)")
     try:
         thread = engineer.slash("check www.example.com --repeat 2")
         engineer.mention("dig www.example.com kubernetes.default.svc.cluster.local", thread)
+        if capture:
+            _capture_in_incident(tb, engineer, slack, thread)
     finally:
         tb.coredns_reset()
     print(f"(testbed: {dead} answers again)")

@@ -35,6 +35,8 @@ def test_demo_prints_the_threads_and_ends_with_a_handoff(testbed: Any) -> None:
     # It ends with an incident handed over: the Re-run saw the pod come back, the handoff says so.
     incident = out.split("an incident, re-run and handed over", 1)[1]
     assert "Since the previous run" in incident and "no longer: One CoreDNS pod misbehaves" in incident
+    # check → dig → capture (confirmed with Start, its merged pcapng in the thread) → Re-run → handoff
+    assert "Started by <@U0ONCALL>" in incident and ".pcapng" in incident
     assert "*Timeline* (UTC)" in incident and "*Ruled out*" in incident
     assert "# DNS incident handoff" in incident and "~~One CoreDNS pod misbehaves" in incident
     assert "Traceback" not in out + result.stderr
