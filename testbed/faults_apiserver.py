@@ -279,9 +279,14 @@ class ApiserverFaults:
             binding = next(o for o in manifests.kube_system() if o["kind"] == "ClusterRoleBinding"
                            and o["metadata"]["name"] == COREDNS_BINDING)
             apply_object(self.kube, binding)
-            self._restart_coredns(timeout_s)  # a fresh start syncs at once; the old ones back off
-            procs.wait_for("CoreDNS answering cluster names again", lambda: all(
-                _rcode(p.ip) == "NOERROR" for p in self.tb.coredns_pods()), timeout_s, 0.5)
+            # Replace the pods (as `kubectl delete pod` would): a fresh start syncs at once, and the
+            # restarts the knob caused stay in a pod's status for good, where later tests would see them.
+            old = {p.name for p in self.tb.coredns_pods()}
+            for name in old:
+                self.kube.delete(f"/api/v1/namespaces/kube-system/pods/{name}")
+            procs.wait_for("the replaced CoreDNS pods to answer cluster names", lambda: (
+                len(pods := self.tb.coredns_pods()) >= 2 and not old & {p.name for p in pods}
+                and all(p.ready and _rcode(p.ip) == "NOERROR" for p in pods)), 2 * timeout_s, 0.5)
 
 
 def _deny_policy() -> JSON:
