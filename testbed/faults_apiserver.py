@@ -287,6 +287,9 @@ class ApiserverFaults:
             procs.wait_for("the replaced CoreDNS pods to answer cluster names", lambda: (
                 len(pods := self.tb.coredns_pods()) >= 2 and not old & {p.name for p in pods}
                 and all(p.ready and _rcode(p.ip) == "NOERROR" for p in pods)), 2 * timeout_s, 0.5)
+            # ... and through the kube-dns Service, once its endpoints and the node dataplane follow.
+            procs.wait_for("the kube-dns Service answering through the new pods", lambda: all(
+                _rcode(layout.KUBE_DNS_IP) == "NOERROR" for _ in range(8)), 2 * timeout_s, 0.5)
 
 
 def _deny_policy() -> JSON:
