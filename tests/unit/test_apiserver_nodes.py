@@ -9,7 +9,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from workers.evidence.apiserver import EndpointProbe, Stage, to_plain
+from workers.evidence.apiserver import EndpointProbe, Stage
+from workers.evidence.plain import to_plain
 from workers.probes.apiserver_nodes import OUTPUT_VERSION, ProbePlan, Target, run_node_probes
 
 

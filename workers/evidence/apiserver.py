@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_args, get_origin
 
+from workers.evidence.plain import to_plain  # one JSON-ready form for every evidence type
+
 WORKER = "worker"  # the vantage point of the worker pod itself; nodes are named by their node name
 
 # Stage outcomes (``Stage.error``): what kind of failure a stage met, in the words of the thread.
@@ -288,17 +290,6 @@ class ApiserverEvidence:
 
 
 # ---------------------------------------------------------------------------- JSON
-
-
-def to_plain(value: Any) -> Any:
-    """Dataclasses → dicts, tuples → lists (JSON-ready)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    return value
 
 
 T = TypeVar("T")

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from aksdns.errors import ClusterError
-from workers.evidence.apiserver import EndpointProbe, NodeRun, from_plain, to_plain
+from workers.evidence.apiserver import EndpointProbe, NodeRun, from_plain
+from workers.evidence.plain import to_plain
 from workers.probes import node_probe, pods
 from workers.probes.apiserver_endpoint import probe
 
