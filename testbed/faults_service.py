@@ -11,6 +11,8 @@ succeed for real. Each knob returns ``(namespace, name)`` of the Service to ask 
 * :func:`deny_policy` — a NetworkPolicy selecting the pods with no ingress rule (drops everything
   but traffic from the pods' own nodes), enforced by the dataplane.
 
+:func:`restore_service` puts the healthy Service back over a selector or targetPort knob.
+
 :func:`reset` removes them all (``Testbed.reset_faults`` calls it).
 """
 
@@ -155,6 +157,13 @@ def not_listening(tb: Testbed) -> tuple[str, str]:
     ref = service(tb)
     _programmed(tb, 2)
     return ref
+
+
+def restore_service(tb: Testbed) -> None:
+    """The fix for :func:`wrong_selector` and :func:`target_port_mismatch`: the healthy Service applied
+    over the knob's (selector app=web, targetPort http; same ClusterIP), once both endpoints forward."""
+    service(tb)
+    _programmed(tb, 2)
 
 
 def deny_policy(tb: Testbed, name: str = "deny-web-ingress") -> tuple[str, str]:

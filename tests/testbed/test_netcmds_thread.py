@@ -9,7 +9,7 @@ docs/ipam.md and docs/service.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,31 +62,81 @@ def ask_and_rerun(slack: SlackStandIn, events: str, text: str, command: dict[str
     return first, whole
 
 
-def test_ipam_thread(netbed: Any, events: str, slack: SlackStandIn) -> None:
+def _stale_with_sandbox(tb: Any) -> str:
+    node = faults_ipam.kubenet_stale(tb)
+    faults_ipam.sandbox_failures(tb, node)
+    return node
+
+
+def _sandbox_only(tb: Any) -> str:
+    faults_ipam.sandbox_failures(tb, tb.nodes[0])
+    return str(tb.nodes[0])
+
+
+# knob (returns the node it chose) → the thread's top finding ({node}: that node), and what else the
+# first thread must show; each fault is then reset, and Re-run must say it is gone and all is healthy
+IPAM_FAULTS: dict[str, tuple[Callable[[Any], str], str, tuple[str, ...]]] = {
+    "stale_store_sandbox": (_stale_with_sandbox, "Addresses leaked by the network plugin on {node}",
+                            ("FailedCreatePodSandBox ×204", "Contact Microsoft")),
+    "pod_churn": (faults_ipam.pod_churn, "Pod churn faster than garbage collection on {node}",
+                  ("Finished pods not yet garbage-collected",)),
+    "nnc_exhausted": (faults_ipam.nnc_exhausted, "Subnet exhausted: aks-podsubnet", ("{node}", "Azure CNI")),
+    "nnc_leaked": (faults_ipam.nnc_leaked, "Addresses leaked by the network plugin on {node}", ("Azure CNI",)),
+    "sandbox_only": (_sandbox_only, "Pods cannot get an IP address on {node} (FailedCreatePodSandBox)",
+                     ("stuck in ContainerCreating",)),
+}
+
+
+@pytest.mark.parametrize("fault", IPAM_FAULTS)
+def test_ipam_thread(netbed: Any, events: str, slack: SlackStandIn, fault: str) -> None:
+    knob, title, shows = IPAM_FAULTS[fault]
     try:
-        node = faults_ipam.kubenet_stale(netbed)
-        faults_ipam.sandbox_failures(netbed, node)
+        node = knob(netbed)
         first, whole = ask_and_rerun(slack, events, f"ipam --node {node}", IpamCommand(node=node).to_dict(),
                                      lambda: faults_ipam.reset(netbed), "aksdns-ipam-testbed")
-        assert f"Addresses leaked by the network plugin on {node}" in first
-        assert "FailedCreatePodSandBox ×204" in first and "Contact Microsoft" in first
-        assert "Since the previous run" in whole and "no longer: Addresses leaked" in whole
+        top = title.format(node=node)
+        assert f"*1. {top}" in first, first  # the fault's finding, nothing ranked above it
+        for text in shows:
+            assert text.format(node=node) in first, (text, first)
+        assert f"no longer: {top}" in whole and "✅ All healthy" in whole, whole
     finally:
         faults_ipam.reset(netbed)
 
 
-def test_service_thread(netbed: Any, events: str, slack: SlackStandIn) -> None:
+def _not_listening_fixed(tb: Any) -> None:
+    faults_service.reset(tb)
+    faults_service.healthy(tb)
+
+
+def _drop_policy(tb: Any) -> None:
+    tb.kube.delete(f"/apis/networking.k8s.io/v1/namespaces/{faults_service.NAMESPACE}/networkpolicies/"
+                   "deny-web-ingress")
+
+
+# knob → (its fix, the thread's top finding, what else the first thread must show)
+SERVICE_FAULTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], None], str, tuple[str, ...]]] = {
+    "deny_policy": (faults_service.deny_policy, _drop_policy,
+                    "A NetworkPolicy drops the traffic to the Service's pods", ("deny-web-ingress", "timeout")),
+    "wrong_selector": (faults_service.wrong_selector, faults_service.restore_service,
+                       "The Service's selector matches no pod", ("app=web (wants app=webapp)",)),
+    "target_port_mismatch": (faults_service.target_port_mismatch, faults_service.restore_service,
+                             "targetPort does not match the containers' ports", ("8081", "refused")),
+    "not_listening": (faults_service.not_listening, _not_listening_fixed,
+                      "The pods do not accept connections on the target port", ("refused",)),
+}
+
+
+@pytest.mark.parametrize("fault", SERVICE_FAULTS)
+def test_service_thread(netbed: Any, events: str, slack: SlackStandIn, fault: str) -> None:
+    knob, fix, title, shows = SERVICE_FAULTS[fault]
     try:
-        ns, name = faults_service.deny_policy(netbed)
-
-        def fix() -> None:
-            netbed.kube.delete(f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/deny-web-ingress")
-
+        ns, name = knob(netbed)
         first, whole = ask_and_rerun(slack, events, f"service {ns}/{name}",
-                                     ServiceCommand(ref=ObjectRef(ns, name)).to_dict(), fix,
+                                     ServiceCommand(ref=ObjectRef(ns, name)).to_dict(), lambda: fix(netbed),
                                      f"aksdns-service-{ns}-{name}")
-        assert "A NetworkPolicy drops the traffic to the Service's pods" in first
-        assert "deny-web-ingress" in first and "timeout" in first
-        assert "no longer: A NetworkPolicy drops" in whole and "All healthy" in whole
+        assert f"*1. {title} ({ns}/{name})*" in first, first  # the first failing rung, nothing above it
+        for text in shows:
+            assert text in first, (text, first)
+        assert f"no longer: {title}" in whole and "✅ All healthy" in whole, whole
     finally:
         faults_service.reset(netbed)
