@@ -160,7 +160,7 @@ impl Hot {
 /// 5; may give 0.0 for -0.0, which compares equal everywhere a bucket number is used.
 #[inline]
 fn floor(x: f64) -> f64 {
-    if !(x.abs() < 9.0e18) {
+    if x.is_nan() || x.abs() >= 9.0e18 {
         return x.floor();
     }
     let t = x as i64 as f64;
