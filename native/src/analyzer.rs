@@ -1765,8 +1765,16 @@ impl Analyzer {
         let ReadSummary { files, warnings, frames, ignored, first_ts, last_ts, short_messages } = summary;
         self.malformed += short_messages;
         self.settle_mdns();
-        let keys: Vec<TxKey> = self.txs.keys();
-        for k in keys {
+        // Settled in capture order (request time, then serial), not the hash map's order: that
+        // order is random per process, and the statistics thread numbers servers as it meets them.
+        let mut left: Vec<(i64, u64, TxKey)> = self
+            .txs
+            .keys()
+            .into_iter()
+            .filter_map(|k| self.txs.get(&k).map(|tx| (tx.req_ns, tx.serial, k)))
+            .collect();
+        left.sort_unstable_by_key(|&(req_ns, serial, _)| (req_ns, serial));
+        for (_, _, k) in left {
             let tx = self.txs.remove(&k).unwrap();
             if !tx.answered {
                 self.finalize_unanswered(&k, tx);

@@ -46,7 +46,9 @@ impl Name {
     pub fn labels(&self) -> u32 {
         if self.len > 1 {
             let n = self.len.min(self.bytes.len());
-            self.bytes[..n].iter().filter(|&&b| b == b'.').count() as u32 + 1
+            // Summing comparisons (instead of filter().count()) vectorises: every query's
+            // name is counted.
+            self.bytes[..n].iter().map(|&b| u32::from(b == b'.')).sum::<u32>() + 1
         } else {
             0
         }

@@ -137,7 +137,7 @@ pub struct DnsTree44 {
     rcodes: usize,
     opcodes: usize,
     rest: MessageStats,
-    by_value: ChildCache<(usize, u32)>,
+    by_value: NamedChildren,
 }
 
 impl DnsTree44 {
@@ -157,13 +157,13 @@ impl DnsTree44 {
         for id in [qr, qtypes, qclasses, rcodes, opcodes, rest.avg_size] {
             t.mirror_burst(id, packets);
         }
-        let by_value = ChildCache::default();
+        let by_value = NamedChildren::default();
         DnsTree44 { tree: t, packets, qr, qtypes, rr_types, qclasses, rcodes, opcodes, rest, by_value }
     }
 
     /// stats_tree_tick_pivot with the child found by the value its name stands for.
     fn pivot(&mut self, pivot: usize, value: u32, name: impl FnOnce() -> String) {
-        self.by_value.tick(&mut self.tree, pivot, (pivot, value), name);
+        self.by_value.tick_n(&mut self.tree, pivot, value, 1, name);
     }
 
     pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
@@ -176,8 +176,13 @@ impl DnsTree44 {
         self.pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
         self.pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
         if p.qr != 0 {
-            for &rt in tap.rr_types {
-                self.pivot(self.rr_types, rt as u32, || short_type_name(rt));
+            // Every record ticks its type: equal types are ticked together (see tick_n;
+            // the children's creation order is irrelevant, they are sorted when printed).
+            let mut rest = tap.rr_types;
+            while let Some((&rt, tail)) = rest.split_first() {
+                let n = 1 + tail.iter().take_while(|&&t| t == rt).count();
+                self.by_value.tick_n(&mut self.tree, self.rr_types, rt as u32, n as i64, || short_type_name(rt));
+                rest = &rest[n..];
             }
         }
         self.rest.packet(&mut self.tree, p);
@@ -211,6 +216,67 @@ impl<K: std::hash::Hash + Eq> ChildCache<K> {
     }
 }
 
+/// Values below this find their child in a flat table (every pivot's common values).
+const DENSE_VALUES: usize = 256;
+
+/// Children found by their parent and the number their name stands for: a flat table
+/// indexed by (parent, value) for small values, a map for the rest.  Several lookups per
+/// message, so no hashing on the common path.
+#[derive(Default)]
+struct NamedChildren {
+    /// `parent * DENSE_VALUES + value` -> child id + 1 (0: not created yet).
+    dense: Vec<u32>,
+    rest: FastMap<(usize, u32), usize>,
+}
+
+impl NamedChildren {
+    /// The child of `parent` for `value`, created on first use (named by `name`; with
+    /// `mirror`, it borrows that node's burst figures: see `StatsTree::mirror_burst`).
+    #[inline]
+    fn get(&mut self, t: &mut StatsTree, parent: usize, value: u32, name: impl FnOnce() -> String, mirror: Option<usize>) -> usize {
+        let create = |t: &mut StatsTree| {
+            let c = t.child(parent, &name());
+            if let Some(like) = mirror {
+                t.mirror_burst(c, like);
+            }
+            c
+        };
+        if (value as usize) < DENSE_VALUES {
+            let i = parent * DENSE_VALUES + value as usize;
+            if let Some(&c) = self.dense.get(i) {
+                if c != 0 {
+                    return c as usize - 1;
+                }
+            }
+            let c = create(t);
+            if self.dense.len() <= i {
+                self.dense.resize((parent + 1) * DENSE_VALUES, 0);
+            }
+            self.dense[i] = c as u32 + 1;
+            c
+        } else {
+            match self.rest.get(&(parent, value)) {
+                Some(&c) => c,
+                None => {
+                    let c = create(t);
+                    self.rest.insert((parent, value), c);
+                    c
+                }
+            }
+        }
+    }
+
+    /// tick_stat_node(name, parent) `n` times at one instant: the parent, then its child
+    /// for `value`.  One increase by `n` leaves a node as `n` ticks would (the values are
+    /// positive, so the burst maximum is reached at the last one, with the same window).
+    #[inline]
+    fn tick_n(&mut self, t: &mut StatsTree, parent: usize, value: u32, n: i64, name: impl FnOnce() -> String) {
+        t.increase_or_count(parent, n);
+        let c = self.get(t, parent, value, name, None);
+        t.increase_or_count(c, n);
+    }
+}
+
 /// The 4.4 `dns_qr,tree` ("DNS/Query-Response").
 pub struct DnsQrTree {
     pub tree: StatsTree,
@@ -226,7 +292,11 @@ pub struct DnsQrTree {
     r_counts: [usize; 3],
     ttl_sections: [usize; 3],
     from: ChildCache<(bool, IpAddr)>,
-    named: ChildCache<(usize, u32)>,
+    named: NamedChildren,
+    /// Detached nodes ticked once per query and once per response: every node ticked
+    /// exactly once per query (or response) borrows its burst figures from them.
+    q_burst: usize,
+    r_burst: usize,
 }
 
 /// The child nodes every message of one side (query or response) ticks.
@@ -336,6 +406,13 @@ impl DnsQrTree {
             t.create("Additionals", ttl, DataType::Int),
         ];
         let r = Side { from, opcodes_or_rcodes: rcodes, kind, types: 0, labels: 0, payload, servicing };
+        let (q_burst, r_burst) = (t.detached(), t.detached());
+        for id in [q.from, q.opcodes_or_rcodes, q.kind, q.types, q.labels, q.payload, q.servicing] {
+            t.mirror_burst(id, q_burst);
+        }
+        for id in [r.from, r.opcodes_or_rcodes, r.kind, r.payload, r.servicing, r_counts[0], r_counts[1], r_counts[2]] {
+            t.mirror_burst(id, r_burst);
+        }
         DnsQrTree {
             tree: t,
             total,
@@ -350,12 +427,22 @@ impl DnsQrTree {
             r_counts,
             ttl_sections,
             from: ChildCache::default(),
-            named: ChildCache::default(),
+            named: NamedChildren::default(),
+            q_burst,
+            r_burst,
         }
     }
 
     fn tick_named(&mut self, parent: usize, key: u32, name: impl FnOnce() -> String) {
-        self.named.tick(&mut self.tree, parent, (parent, key), name);
+        self.named.tick_n(&mut self.tree, parent, key, 1, name);
+    }
+
+    /// `tick_named` for a child ticked exactly once per query (or response): it borrows
+    /// the burst figures of `like` (`q_burst` or `r_burst`).
+    fn tick_named_mirrored(&mut self, parent: usize, key: u32, like: usize, name: impl FnOnce() -> String) {
+        self.tree.tick_or_count(parent);
+        let c = self.named.get(&mut self.tree, parent, key, name, Some(like));
+        self.tree.tick_or_count(c);
     }
 
     fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
@@ -365,17 +452,19 @@ impl DnsQrTree {
     pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
         let p = tap.base;
         self.tree.set_now(now_ms);
-        self.tick_named(self.total, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        let like = if p.qr == 0 { self.q_burst } else { self.r_burst };
+        self.tree.tick(like);
+        self.tick_named_mirrored(self.total, p.qr as u32, like, || if p.qr == 0 { "Query".into() } else { "Response".into() });
         if p.qr == 0 {
             self.tick_from(false, self.q.from, tap.src);
             self.tick_named(self.q.opcodes_or_rcodes, p.opcode as u32, || opcode_name(p.opcode));
-            self.tick_named(self.q.kind, 0, || "Iteration Desired".into());
+            self.tick_named_mirrored(self.q.kind, 0, like, || "Iteration Desired".into());
             self.tick_named(self.q.types, p.qtype as u32, || short_type_name(p.qtype));
             let level = (p.qname_labels as usize).wrapping_sub(1).min(8);
             self.tick_named(self.q.labels, level as u32, || LEVEL_LABELS[level].into());
             let b = payload_bucket(p.payload_size, false);
             self.tick_named(self.q.payload, b as u32, || PAYLOAD_LABELS[b].into());
-            self.tree.tick(self.q.servicing);
+            self.tree.tick_or_count(self.q.servicing);
             if p.retransmission {
                 self.tree.tick(self.q_retrans);
             } else {
@@ -385,14 +474,14 @@ impl DnsQrTree {
         }
         self.tick_from(true, self.r.from, tap.src);
         self.tick_named(self.r.opcodes_or_rcodes, p.rcode as u32, || rcode_name(p.rcode));
-        self.tick_named(self.r.kind, 0, || "Non-Authoritative".into());
+        self.tick_named_mirrored(self.r.kind, 0, like, || "Non-Authoritative".into());
         for (i, n) in [p.nanswers, p.nauthorities, p.nadditionals].into_iter().enumerate() {
             let b = count_bucket(n);
             self.tick_named(self.r_counts[i], b as u32, || COUNT_LABELS[b].into());
         }
         let b = payload_bucket(p.payload_size, true);
         self.tick_named(self.r.payload, b as u32, || PAYLOAD_LABELS[b].into());
-        self.tree.tick(self.r.servicing);
+        self.tree.tick_or_count(self.r.servicing);
         if !p.retransmission && !p.unsolicited {
             self.tree.avg_float(self.r_answered, p.rrt_ms);
             self.tree.avg_float(self.q_answered, p.rrt_ms);
@@ -405,9 +494,14 @@ impl DnsQrTree {
             self.tree.tick(self.r_retrans);
         }
         for (i, ttls) in tap.ttls.iter().enumerate() {
+            // Each TTL ticks its bucket; a message's ticks share one instant, so they are
+            // counted per bucket first (see tick_n).
+            let mut per_bucket = [0i64; TTL_LABELS.len()];
             for &ttl in ttls.iter() {
-                let b = ttl_bucket(ttl);
-                self.tick_named(self.ttl_sections[i], b as u32, || TTL_LABELS[b].into());
+                per_bucket[ttl_bucket(ttl)] += 1;
+            }
+            for (b, &n) in per_bucket.iter().enumerate().filter(|(_, &n)| n > 0) {
+                self.named.tick_n(&mut self.tree, self.ttl_sections[i], b as u32, n, || TTL_LABELS[b].into());
             }
         }
     }
