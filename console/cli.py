@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,9 +18,6 @@ from typing import Any, NoReturn
 from aksdns import grammar
 from aksdns.commands import AnalyzeCommand, CaptureCommand, Command, HelpCommand
 from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
-from aksdns.help import help_text
-from aksdns.jobspec import JobSpec
-from aksdns.keys import queue_name
 from aksdns.settings import Settings
 from aksdns.validate import printable
 from aksdns.verbs import REGISTRY, spec_of
@@ -59,12 +55,18 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
     rest, options = _split_cli_options(argv)
     command = grammar.parse_tokens(rest)
     if isinstance(command, HelpCommand):
+        from aksdns.help import help_text
+
         print(help_text(command.topic, prefix="aksdns").replace("`", "").replace("*", ""))
         print(CLI_OPTIONS_HELP)
         return 0
     settings = Settings.from_env(env)
     cluster = command.cluster or settings.cluster
     if options.dry_run:
+        # Imported here: `analyze`, the command timed against tshark, needs neither.
+        from aksdns.jobspec import JobSpec
+        from aksdns.keys import queue_name
+
         spec = JobSpec.new(command, cluster=cluster, user=env.get("USER", "cli"), thread=None)
         print(json.dumps({"queue": queue_name(cluster), "job": spec.to_dict()}, indent=2, sort_keys=True))
         return 0
@@ -211,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # one line for the user; the traceback only when asked for
         if env.get("AKSDNS_DEBUG"):
+            import logging
+
             logging.exception("unexpected error")
         print(f"aksdns: unexpected error ({type(exc).__name__}); set AKSDNS_DEBUG=1 for details", file=sys.stderr)
         return 1
