@@ -9,8 +9,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import idna
-
 from aksdns.errors import UsageError
 
 # Characters a shell or a Slack formatter would give meaning to. None of our values
@@ -50,6 +48,8 @@ def dns_name(text: str) -> str:
         if not label:
             raise UsageError(f"name `{clip(text)}` has an empty label")
         if not label.isascii():
+            import idna  # only for non-ASCII labels: most commands never pay for its tables
+
             try:
                 label = idna.alabel(label).decode("ascii")
             except idna.IDNAError as exc:

@@ -12,12 +12,16 @@ hits every command alike) and the child's peak resident set (wait4's ru_maxrss) 
 reported, with the load average before and after each capture's runs.  The worker job runs what a worker's
 job process runs for a Slack thread: the job (analysis, report, both PNG pictures, both CSV
 files) and the Slack message built from it; only the upload itself is left out (no network).
+It is measured twice: forked from a process that has started like `aksdns worker`, as RQ runs
+every job (benchmarks/forked_job.py: the job process's own time, fork to exit), and as a cold
+process that imports everything itself (the worst case, for comparison).
 Prints numbers only: nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -76,6 +80,19 @@ class Figures:
                 f"{ratio:>10}")
 
 
+FORKED = "worker job (forked)"
+
+
+def measure_forked(path: Path) -> Run:
+    """The worker job's own process, forked from a worker-like parent (benchmarks/forked_job.py)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "forked_job.py"), str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"forked_job.py exited {done.returncode}: {done.stderr[-300:]}")
+    seconds, mib = done.stdout.split()
+    return Run(float(seconds), float(mib), done.stderr)
+
+
 def measure(argv: list[str], *, cwd: Path | None = None) -> Run:
     """Run argv as a child; wall time and that child's own peak RSS (wait4)."""
     start = time.perf_counter()
@@ -130,7 +147,8 @@ def user_commands(path: Path, out_dir: Path) -> dict[str, list[str]]:
         cmds[f"cli {fmt}"] = base
         cmds[f"cli {fmt} --out"] = [*base, "--out", str(out_dir / fmt)]
     cmds["cli tshark --wireshark 4.4"] = [AKSDNS, "analyze", str(path), "--format", "tshark", "--wireshark", "4.4"]
-    cmds["worker job + pictures"] = [sys.executable, "-c", WORKER_JOB, str(path)]
+    cmds[FORKED] = []  # measured by measure_forked
+    cmds["worker job (cold process)"] = [sys.executable, "-c", WORKER_JOB, str(path)]
     return cmds
 
 
@@ -143,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hostile", action="store_true",
                     help="instead: never-answered queries from ever-new sockets (memory bound)")
     args = ap.parse_args(argv)
+    # pip compiles a package to bytecode when it installs it (the image, a user's virtualenv); this
+    # checkout is an editable install, and with PYTHONDONTWRITEBYTECODE set (as on this machine)
+    # every command would compile every module again, a cost no installed aksdns pays.
+    for package in ("aksdns", "console", "workers"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="aksdns-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     tshark = shutil.which("tshark")
@@ -166,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[Run]] = {name: [] for name in cmds}
             for _ in range(args.repeat):  # round-robin: each command sees the same noise
                 for name, cmd in cmds.items():
-                    runs[name].append(measure(cmd, cwd=ROOT))
+                    runs[name].append(measure_forked(path) if name == FORKED else measure(cmd, cwd=ROOT))
             figures = {name: Figures.of(r) for name, r in runs.items()}
             base = figures.get("tshark -q -z dns,tree")
             for name, fig in figures.items():

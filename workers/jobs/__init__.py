@@ -17,7 +17,6 @@ from typing import Any
 from aksdns.commands import Command
 from aksdns.errors import NotAvailableYet
 from aksdns.verbs import spec_of
-from workers.analysis import rerun_diff
 from workers.jobenv import JobEnv
 from workers.report import Report
 
@@ -57,6 +56,8 @@ def run(command: Command, env: JobEnv) -> Report:
     report.basis = rerun_basis(command, report)
     if report.basis is None or env.previous is None:
         return report
+    from workers.analysis import rerun_diff  # only a Re-run compares: a first run (and the CLI) skips its import
+
     d = rerun_diff.diff(rerun_diff.Basis.from_dict(env.previous), rerun_diff.Basis.from_dict(report.basis))
     report.sections[:0] = rerun_diff.sections(d)
     report.changes = tuple(rerun_diff.lines(d))

@@ -22,9 +22,13 @@ MAX_SERVER_PANELS = 4
 
 
 def preload() -> None:
-    """Import the drawing library and its font once (the worker calls this before forking
-    job processes, so no job pays for it)."""
+    """Import the drawing library, its font and its file-format plugins once (the worker calls
+    this before forking job processes, so no job pays for it): Image.save loads the BMP, GIF,
+    JPEG, PPM and PNG plugins on first use, about as long as drawing both pictures."""
+    from PIL import Image
+
     _font(12)
+    Image.preinit()
 
 
 def _font(size: int) -> Any:
