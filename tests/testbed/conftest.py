@@ -1,4 +1,5 @@
-"""Fixtures shared by the testbed tests of `ipam` and `service`."""
+"""Fixtures shared by the testbed tests: every knob reset after a test (`clean`), and the dataplane and
+worker environment of `ipam` and `service`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ import pytest
 
 from testbed import cluster, procs
 from workers.jobenv import JobEnv
+
+
+@pytest.fixture
+def clean(testbed: Any) -> Iterator[None]:
+    """Every fault knob reset after the test, whatever it left behind (test_ipam and test_service
+    narrow this to their own knobs)."""
+    try:
+        yield
+    finally:
+        testbed.reset_faults()
 
 
 @pytest.fixture(scope="session")

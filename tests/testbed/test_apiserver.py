@@ -38,14 +38,6 @@ def env(testbed: Any) -> JobEnv:
                   probe_command=PROBE_COMMAND)
 
 
-@pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        testbed.reset_faults()
-
-
 def run(env: JobEnv, **kw: Any) -> Report:
     return apiserver.execute(ApiserverCommand(**kw), env)
 

@@ -49,14 +49,6 @@ def env(testbed: Any, tmp_path: Path) -> JobEnv:
     )
 
 
-@pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        testbed.reset_faults()
-
-
 def run(env: JobEnv, **kw: Any) -> Report:
     return check.execute(CheckCommand(**kw), env)
 

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +82,6 @@ def _key(testbed: Any) -> str | None:
     data = (testbed.kube.get(CUSTOM).get("data") or {})
     value = data.get(KEY)
     return None if value is None else str(value)
-
-
-@pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        testbed.reset_faults()
 
 
 def test_verbose_log_reverts_after_the_worker_is_killed(

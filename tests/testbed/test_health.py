@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,6 @@ def env(testbed: Any, tmp_path: Path) -> JobEnv:
                       "cluster.local\noptions ndots:5\n")
     return JobEnv(cluster="testbed", namespace=NAMESPACE, kubeconfig=str(testbed.write_worker_kubeconfig()),
                   resolv_conf=resolv, azure_dns=testbed.upstream, external_name="microsoft.com")
-
-
-@pytest.fixture
-def clean(testbed: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        testbed.reset_faults()
 
 
 def run(env: JobEnv, minutes: int = 1) -> Report:
