@@ -686,6 +686,10 @@ pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
     tree44: Option<(DnsTree44, DnsQrTree)>,
+    /// The 4.4 dns tree is fed only its own rows and takes the others from `tree` at the
+    /// end (`DnsTree44::derive_from`): when the first frame has a time stamp both trees
+    /// get the same instants.  (Without one, 4.4 puts every message at 0.)
+    derive44: bool,
     qr_unanswered: i64,
     dns_messages: u64,
     queries: u64,
@@ -823,6 +827,7 @@ impl Stats {
             list_limit,
             tree: DnsTree::new(),
             tree44: if ws44 { Some((DnsTree44::new(), DnsQrTree::new())) } else { None },
+            derive44: false,
             qr_unanswered: 0,
             dns_messages: 0,
             queries: 0,
@@ -939,7 +944,13 @@ impl Stats {
                 rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
                 ttls,
             };
-            dns44.packet(now_ms_44, &tap44);
+            // first_has_ts is the first frame's: the same for every batch.
+            self.derive44 = batch.first_has_ts;
+            if self.derive44 {
+                dns44.packet_own_rows(now_ms, &tap44);
+            } else {
+                dns44.packet(now_ms_44, &tap44);
+            }
             qr.packet(now_ms_44, &tap44);
         }
 
@@ -1782,7 +1793,7 @@ impl Analyzer {
         }
         self.send(Batch::default());
         self.sender = None; // closes the channel: the statistics thread finishes
-        let st = match self.stats.take().map(|h| h.join()) {
+        let mut st = match self.stats.take().map(|h| h.join()) {
             Some(Ok(st)) => st,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => unreachable!("finish runs once"),
@@ -1919,7 +1930,12 @@ impl Analyzer {
             first_time_ns: first_ts,
             last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
-            tshark_tree_44: st.tree44.as_ref().map(|(d, q)| dns_tree44::render_both(d, q)),
+            tshark_tree_44: st.tree44.as_mut().map(|(d, q)| {
+                if st.derive44 {
+                    d.derive_from(&st.tree);
+                }
+                dns_tree44::render_both(d, q)
+            }),
             qr_unanswered: st.qr_unanswered,
             tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,

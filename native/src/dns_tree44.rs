@@ -10,7 +10,7 @@
 //! - TTLs are read from three global arrays that only the records dissected since the last
 //!   tapped message overwrite (OPT records write nothing), so stale values show through.
 
-use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, MessageStats};
+use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, DnsTree, MessageStats};
 use crate::stats_tree::{DataType, StatsTree};
 use crate::FastMap;
 use std::net::IpAddr;
@@ -175,7 +175,22 @@ impl DnsTree44 {
         self.pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
         self.pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
         self.pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
-        if p.qr != 0 {
+        self.tick_answer_types(tap);
+        self.rest.packet(&mut self.tree, p);
+    }
+
+    /// Only the rows Wireshark 4.0's tree lacks ("Answer Type"), for a tree whose other rows
+    /// will be copied from a 4.0 tree fed the same messages at the same instants
+    /// (`derive_from`): those rows are about half the 4.4 tree's ticks.
+    pub fn packet_own_rows(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+        if tap.base.qr != 0 && !tap.rr_types.is_empty() {
+            self.tree.set_now(now_ms);
+            self.tick_answer_types(tap);
+        }
+    }
+
+    fn tick_answer_types(&mut self, tap: &Tap44<'_>) {
+        if tap.base.qr != 0 {
             // Every record ticks its type: equal types are ticked together (see tick_n;
             // the children's creation order is irrelevant, they are sorted when printed).
             let mut rest = tap.rr_types;
@@ -185,7 +200,39 @@ impl DnsTree44 {
                 rest = &rest[n..];
             }
         }
-        self.rest.packet(&mut self.tree, p);
+    }
+
+    /// After `packet_own_rows` for every message: the rows 4.4 shares with 4.0 (the same
+    /// ticks at the same instants, only placed and named differently) copied from the
+    /// 4.0 tree `t40`, with its clock.  The pivots' children are created here, in the
+    /// 4.0 tree's order, which is the order of first appearance 4.4 would have used.
+    pub fn derive_from(&mut self, t40: &DnsTree) {
+        let src = &t40.tree;
+        self.tree.copy_clock(src);
+        self.tree.copy_node(self.packets, src, t40.packets);
+        for (mine, theirs) in self.rest.ticked().into_iter().zip(t40.rest.ticked()) {
+            self.tree.copy_node(mine, src, theirs);
+        }
+        let pivots = [
+            (self.qr, t40.qr),
+            (self.qtypes, t40.qtypes),
+            (self.qclasses, t40.qclasses),
+            (self.rcodes, t40.rcodes),
+            (self.opcodes, t40.opcodes),
+        ];
+        for (i, (mine, theirs)) in pivots.into_iter().enumerate() {
+            self.tree.copy_node(mine, src, theirs);
+            for &(value, child) in src.pivot_children(theirs) {
+                // The same names as `packet` gives them (only the types' are shorter than 4.0's).
+                let name = || match i {
+                    0 => if value == 0 { "Query".into() } else { "Response".into() },
+                    1 => short_type_name(value as u16),
+                    _ => src.nodes[child].name.clone(),
+                };
+                let c = self.by_value.get(&mut self.tree, mine, value, name, None);
+                self.tree.copy_node(c, src, child);
+            }
+        }
     }
 }
 

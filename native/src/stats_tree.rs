@@ -48,6 +48,7 @@ pub struct Node {
 /// message ticks 20 to 50 nodes of up to three trees, and with the whole node (four
 /// cache lines) those ticks were mostly L1 misses.
 #[repr(align(64))]
+#[derive(Clone)]
 struct Hot {
     /// Signed: Wireshark 4.4 decrements some counters (dns_qr's "Unanswered").
     counter: i64,
@@ -270,6 +271,35 @@ impl StatsTree {
             }
         };
         self.tick(child);
+    }
+
+    /// The children of a pivot ticked by `tick_pivot`, with the value each stands for,
+    /// in creation order.
+    pub fn pivot_children(&self, pivot: usize) -> &[(u32, usize)] {
+        &self.nodes[pivot].by_value
+    }
+
+    /// Make node `id` what node `from` of `src` is: counter, burst figures and averages
+    /// (for a node that received exactly the same ticks in `src`).  Its name, links and
+    /// burst borrowing stay; a borrowing node must borrow in `src` too.
+    pub fn copy_node(&mut self, id: usize, src: &StatsTree, from: usize) {
+        debug_assert_eq!(self.hot[id].mirrored, src.hot[from].mirrored);
+        self.hot[id] = src.hot[from].clone();
+        self.older[id].clone_from(&src.older[from]);
+        let (n, f) = (&mut self.nodes[id], &src.nodes[from]);
+        n.int_total = f.int_total;
+        n.int_min = f.int_min;
+        n.int_max = f.int_max;
+        n.float_total = f.float_total;
+        n.float_min = f.float_min;
+        n.float_max = f.float_max;
+        n.average = f.average;
+    }
+
+    /// Take `src`'s clock (first and latest instant) as if it had been given the same
+    /// `set_now` calls.
+    pub fn copy_clock(&mut self, src: &StatsTree) {
+        (self.now, self.bucket, self.start, self.elapsed) = (src.now, src.bucket, src.start, src.elapsed);
     }
 
     /// Declare that `id` is ticked exactly when `like` is, from the first message on; ticks of
