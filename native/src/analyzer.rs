@@ -142,18 +142,6 @@ impl TxTable {
             None => self.other.get_mut(k),
         }
     }
-    fn insert(&mut self, k: TxKey, tx: Tx) {
-        match k.packed_v4() {
-            Some(w) => self.v4.insert(w, tx),
-            None => self.other.insert(k, tx),
-        };
-    }
-    fn remove(&mut self, k: &TxKey) -> Option<Tx> {
-        match k.packed_v4() {
-            Some(w) => self.v4.remove(&w),
-            None => self.other.remove(k),
-        }
-    }
     /// One lookup: drop transaction `serial` of `k` if it was answered.  Some(answered)
     /// when that transaction is still the live one, None when a newer one replaced it.
     fn forget_if_answered(&mut self, k: &TxKey, serial: u64) -> Option<bool> {
@@ -176,8 +164,41 @@ impl TxTable {
         }
     }
 
-    fn keys(&self) -> Vec<TxKey> {
-        self.v4.keys().map(|&w| TxKey::unpack_v4(w)).chain(self.other.keys().copied()).collect()
+    /// The transaction of `k`, made by `fresh` if there is none (one probe either way,
+    /// where get_mut then insert took two for every new query); true when just made.
+    #[inline]
+    fn get_or_insert_with(&mut self, k: TxKey, fresh: impl FnOnce() -> Tx) -> (&mut Tx, bool) {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, fresh: impl FnOnce() -> Tx) -> (&mut Tx, bool) {
+            match e {
+                Entry::Occupied(o) => (o.into_mut(), false),
+                Entry::Vacant(v) => (v.insert(fresh()), true),
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), fresh),
+            None => go(self.other.entry(k), fresh),
+        }
+    }
+
+    /// One lookup: remove transaction `serial` of `k` if it is still the live one.
+    fn remove_if_serial(&mut self, k: &TxKey, serial: u64) -> Option<Tx> {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, serial: u64) -> Option<Tx> {
+            match e {
+                Entry::Occupied(o) if o.get().serial == serial => Some(o.remove()),
+                _ => None,
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), serial),
+            None => go(self.other.entry(*k), serial),
+        }
+    }
+
+    /// Empty the table: every transaction with its key (in the maps' order).
+    fn drain(&mut self) -> impl Iterator<Item = (TxKey, Tx)> + '_ {
+        self.v4.drain().map(|(w, tx)| (TxKey::unpack_v4(w), tx)).chain(self.other.drain())
     }
 }
 
@@ -1460,42 +1481,38 @@ impl Analyzer {
                 qtype,
                 qname: name_id,
             };
-            match self.txs.get_mut(&key) {
-                Some(tx) => {
-                    if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
-                        race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
-                    }
-                    // A re-send younger than dns.retransmission_timer, still unanswered, is
-                    // a retransmission; anything else opens a new transaction.
-                    if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
-                        retransmission = true;
-                        tx.retransmissions += 1;
-                        tx_retransmissions = tx.retransmissions;
-                        if tx.paired && !tx.loss_counted {
-                            tx.loss_counted = true;
-                            self.pair_lost += 1;
-                        }
-                    } else {
-                        self.serial += 1;
-                        let old = std::mem::replace(tx, fresh(self.serial));
-                        if !old.answered {
-                            retired = Some(old);
-                        }
-                        new_tx = true;
-                    }
-                    if let Some(mr) = multiple {
-                        tx.multiple_responds = mr;
-                    }
+            let serial = &mut self.serial;
+            let (tx, created) = self.txs.get_or_insert_with(key, || {
+                *serial += 1;
+                fresh(*serial)
+            });
+            if created {
+                new_tx = true;
+            } else {
+                if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
+                    race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
                 }
-                None => {
-                    self.serial += 1;
-                    let mut tx = fresh(self.serial);
-                    if let Some(mr) = multiple {
-                        tx.multiple_responds = mr;
+                // A re-send younger than dns.retransmission_timer, still unanswered, is
+                // a retransmission; anything else opens a new transaction.
+                if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
+                    retransmission = true;
+                    tx.retransmissions += 1;
+                    tx_retransmissions = tx.retransmissions;
+                    if tx.paired && !tx.loss_counted {
+                        tx.loss_counted = true;
+                        self.pair_lost += 1;
                     }
-                    self.txs.insert(key, tx);
+                } else {
+                    self.serial += 1;
+                    let old = std::mem::replace(tx, fresh(self.serial));
+                    if !old.answered {
+                        retired = Some(old);
+                    }
                     new_tx = true;
                 }
+            }
+            if let Some(mr) = multiple {
+                tx.multiple_responds = mr;
             }
             if new_tx {
                 self.transactions += 1;
@@ -1731,9 +1748,7 @@ impl Analyzer {
                 break;
             }
             self.fifo_unanswered.pop_front();
-            let matches = matches!(self.txs.get(&key), Some(tx) if tx.serial == serial);
-            if matches {
-                let tx = self.txs.remove(&key).unwrap();
+            if let Some(tx) = self.txs.remove_if_serial(&key, serial) {
                 if !tx.answered {
                     self.finalize_unanswered(&key, tx);
                 }
@@ -1763,8 +1778,7 @@ impl Analyzer {
                 (None, None) => break,
             };
             let (key, _, serial) = next;
-            if matches!(self.txs.get(&key), Some(tx) if tx.serial == serial) {
-                let tx = self.txs.remove(&key).unwrap();
+            if let Some(tx) = self.txs.remove_if_serial(&key, serial) {
                 if !tx.answered {
                     self.finalize_unanswered(&key, tx);
                 }
@@ -1778,18 +1792,11 @@ impl Analyzer {
         self.settle_mdns();
         // Settled in capture order (request time, then serial), not the hash map's order: that
         // order is random per process, and the statistics thread numbers servers as it meets them.
-        let mut left: Vec<(i64, u64, TxKey)> = self
-            .txs
-            .keys()
-            .into_iter()
-            .filter_map(|k| self.txs.get(&k).map(|tx| (tx.req_ns, tx.serial, k)))
-            .collect();
-        left.sort_unstable_by_key(|&(req_ns, serial, _)| (req_ns, serial));
-        for (_, _, k) in left {
-            let tx = self.txs.remove(&k).unwrap();
-            if !tx.answered {
-                self.finalize_unanswered(&k, tx);
-            }
+        // The answered ones are simply dropped (no figure depends on them).
+        let mut left: Vec<(TxKey, Tx)> = self.txs.drain().filter(|(_, tx)| !tx.answered).collect();
+        left.sort_unstable_by_key(|(_, tx)| (tx.req_ns, tx.serial));
+        for (k, tx) in left {
+            self.finalize_unanswered(&k, tx);
         }
         self.send(Batch::default());
         self.sender = None; // closes the channel: the statistics thread finishes
