@@ -71,6 +71,14 @@ impl Name {
 
 /// expand_dns_name + get_dns_name: returns the name and the bytes used at `offset`.
 pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
+    match get_plain_name(m, offset, out) {
+        Some(used) => finish_get_name(out, used),
+        None => get_name_by_labels(m, offset, out),
+    }
+}
+
+/// `get_name` label by label: expand_dns_name's loop.
+fn get_name_by_labels(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
     out.bytes.clear();
     out.len = 0;
     let start = offset;
@@ -168,6 +176,43 @@ pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
     }
     let l = len.unwrap_or(off - start);
     finish_get_name(out, l)
+}
+
+/// The common case of `get_name` in one copy: plain labels (no pointer, no extended
+/// label) that are all in the message and end with the root label, in fewer than 255
+/// bytes.  Then Wireshark copies every label whole (maxname never runs out) and the name
+/// is the encoded bytes with each length byte after the first replaced by a dot; the
+/// label-by-label loop made a copy (a memcpy call) per label.  None: take that loop
+/// (which also reports any error).
+#[inline]
+fn get_plain_name(m: &[u8], offset: usize, out: &mut Name) -> Option<usize> {
+    let mut off = offset;
+    loop {
+        let c = *m.get(off)? as usize;
+        if c == 0 {
+            break;
+        }
+        if c & 0xC0 != 0 {
+            return None;
+        }
+        off += 1 + c;
+    }
+    // m[offset..off]: k length bytes and L label bytes; the loop would end with
+    // maxname = 255 - k - L, which must stay positive.  The root alone has its own rules.
+    let encoded = off - offset;
+    if encoded == 0 || encoded >= MAX_DNAME_LEN as usize {
+        return None;
+    }
+    out.bytes.clear();
+    out.bytes.extend_from_slice(&m[offset + 1..off]);
+    let mut i = m[offset] as usize;
+    while let Some(c) = out.bytes.get_mut(i) {
+        let label = *c as usize;
+        *c = b'.';
+        i += 1 + label;
+    }
+    out.len = out.bytes.len();
+    Some(encoded + 1)
 }
 
 fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
@@ -395,4 +440,53 @@ fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
         return Err(Malformed);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(labels: &[&[u8]]) -> Vec<u8> {
+        let mut m = vec![0u8; 12];
+        for l in labels {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l);
+        }
+        m.push(0);
+        m
+    }
+
+    /// The one-copy path gives what the label loop gives, and declines what it must not take.
+    #[test]
+    fn plain_names_as_the_label_loop() {
+        let long = [b'x'; 63];
+        let mut cases: Vec<Vec<u8>> = vec![
+            encode(&[b"kubernetes", b"default", b"svc", b"cluster", b"local"]),
+            encode(&[b"a"]),
+            encode(&[b"with.dot", b"\0\x00"]),
+            encode(&[b"\0"]),
+            encode(&[]),
+        ];
+        // Around the 255-byte limit: 4 x 63-byte labels (256 encoded bytes) and shorter.
+        for last in [59usize, 60, 61, 62, 63] {
+            cases.push(encode(&[&long, &long, &long, &long[..last]]));
+        }
+        let mut truncated = encode(&[b"abc", b"def"]);
+        truncated.truncate(truncated.len() - 3);
+        cases.push(truncated);
+        let mut pointer = encode(&[b"abc"]);
+        let end = pointer.len() - 1;
+        pointer[end] = 0xC0;
+        pointer.push(12);
+        cases.push(pointer);
+        for m in &cases {
+            let (mut a, mut b) = (Name { bytes: Vec::new(), len: 0 }, Name { bytes: Vec::new(), len: 0 });
+            let fast = get_name(m, 12, &mut a);
+            let slow = get_name_by_labels(m, 12, &mut b);
+            assert_eq!(fast, slow, "{m:?}");
+            if slow.is_ok() {
+                assert_eq!((a.bytes, a.len), (b.bytes, b.len), "{m:?}");
+            }
+        }
+    }
 }
