@@ -190,13 +190,17 @@ impl DnsTree44 {
     }
 
     fn tick_answer_types(&mut self, tap: &Tap44<'_>) {
-        if tap.base.qr != 0 {
-            // Every record ticks its type: equal types are ticked together (see tick_n;
-            // the children's creation order is irrelevant, they are sorted when printed).
+        if tap.base.qr != 0 && !tap.rr_types.is_empty() {
+            // Every record ticks "Answer Type" and its type's child.  A message's ticks
+            // share one instant, so they are applied as increases (see tick_n): the parent
+            // once for all, each child once per run of equal types (the children's
+            // creation order is irrelevant, they are sorted when printed).
+            self.tree.increase_or_count(self.rr_types, tap.rr_types.len() as i64);
             let mut rest = tap.rr_types;
             while let Some((&rt, tail)) = rest.split_first() {
                 let n = 1 + tail.iter().take_while(|&&t| t == rt).count();
-                self.by_value.tick_n(&mut self.tree, self.rr_types, rt as u32, n as i64, || short_type_name(rt));
+                let c = self.by_value.get(&mut self.tree, self.rr_types, rt as u32, || short_type_name(rt), None);
+                self.tree.increase_or_count(c, n as i64);
                 rest = &rest[n..];
             }
         }
@@ -236,26 +240,30 @@ impl DnsTree44 {
     }
 }
 
-/// Children found by a small key instead of their name (no string built per message).
+/// Children of one parent found by a small key instead of their name (no string built
+/// per message).  The last key found is kept apart: messages from one address come in
+/// runs (a client's A and AAAA queries, a server's responses), and comparing it is
+/// cheaper than hashing.
 struct ChildCache<K> {
     ids: FastMap<K, usize>,
+    last: Option<(K, usize)>,
 }
 
 impl<K> Default for ChildCache<K> {
     fn default() -> Self {
-        ChildCache { ids: FastMap::default() }
+        ChildCache { ids: FastMap::default(), last: None }
     }
 }
 
-impl<K: std::hash::Hash + Eq> ChildCache<K> {
+impl<K: std::hash::Hash + Eq + Copy> ChildCache<K> {
     /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
     fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
         t.tick_or_count(parent);
-        let child = match self.ids.get(&key) {
-            Some(&c) => c,
-            None => {
-                let c = t.child(parent, &name());
-                self.ids.insert(key, c);
+        let child = match self.last {
+            Some((k, c)) if k == key => c,
+            _ => {
+                let c = *self.ids.entry(key).or_insert_with(|| t.child(parent, &name()));
+                self.last = Some((key, c));
                 c
             }
         };
@@ -338,7 +346,8 @@ pub struct DnsQrTree {
     r_retrans: usize,
     r_counts: [usize; 3],
     ttl_sections: [usize; 3],
-    from: ChildCache<(bool, IpAddr)>,
+    /// "From" of queries and of responses.
+    from: [ChildCache<IpAddr>; 2],
     named: NamedChildren,
     /// Detached nodes ticked once per query and once per response: every node ticked
     /// exactly once per query (or response) borrows its burst figures from them.
@@ -375,13 +384,10 @@ fn payload_bucket(size: u32, response: bool) -> usize {
         2 => 2,
         3 | 4 => 3,
         _ => {
-            // Buckets 4.. are "<= 2^(k-1)" bytes for k = 4..17, then "> 64KB".
-            for (i, limit) in (3..=16).map(|e| 1u32 << e).enumerate() {
-                if (response && size <= limit) || (!response && size < limit) {
-                    return 4 + i;
-                }
-            }
-            18
+            // Bucket 1 + e is "<= 2^e bytes" for e = 3..16, then "> 64KB": the least e
+            // with size <= 2^e (a response) or size < 2^e (a query), by the bit length.
+            let e = if response { u32::BITS - (size - 1).leading_zeros() } else { u32::BITS - size.leading_zeros() };
+            (e as usize + 1).min(18)
         }
     }
 }
@@ -392,12 +398,10 @@ fn count_bucket(n: u16) -> usize {
         1 => 1,
         2 => 2,
         _ => {
-            for (i, limit) in (2..=12).map(|e| 1u32 << e).enumerate() {
-                if n as u32 <= limit {
-                    return 3 + i;
-                }
-            }
-            14
+            // Bucket 1 + e is "<= 2^e" for e = 2..12, then "> 4K": the least e with
+            // n <= 2^e, by the bit length of n - 1.
+            let e = u16::BITS - (n - 1).leading_zeros();
+            (e as usize + 1).min(14)
         }
     }
 }
@@ -473,7 +477,7 @@ impl DnsQrTree {
             r_retrans,
             r_counts,
             ttl_sections,
-            from: ChildCache::default(),
+            from: Default::default(),
             named: NamedChildren::default(),
             q_burst,
             r_burst,
@@ -493,7 +497,7 @@ impl DnsQrTree {
     }
 
     fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
-        self.from.tick(&mut self.tree, parent, (response, ip), || ip.to_string());
+        self.from[response as usize].tick(&mut self.tree, parent, ip, || ip.to_string());
     }
 
     pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
@@ -540,15 +544,19 @@ impl DnsQrTree {
         if p.retransmission && !p.unsolicited {
             self.tree.tick(self.r_retrans);
         }
-        for (i, ttls) in tap.ttls.iter().enumerate() {
-            // Each TTL ticks its bucket; a message's ticks share one instant, so they are
-            // counted per bucket first (see tick_n).
+        for (i, ttls) in tap.ttls.iter().enumerate().filter(|(_, ttls)| !ttls.is_empty()) {
+            // Each TTL ticks the section's row and its bucket; a message's ticks share one
+            // instant, so they are applied as increases (see tick_n): the row once, each
+            // bucket once with its count.
+            let section = self.ttl_sections[i];
+            self.tree.increase_or_count(section, ttls.len() as i64);
             let mut per_bucket = [0i64; TTL_LABELS.len()];
             for &ttl in ttls.iter() {
                 per_bucket[ttl_bucket(ttl)] += 1;
             }
             for (b, &n) in per_bucket.iter().enumerate().filter(|(_, &n)| n > 0) {
-                self.named.tick_n(&mut self.tree, self.ttl_sections[i], b as u32, n, || TTL_LABELS[b].into());
+                let c = self.named.get(&mut self.tree, section, b as u32, || TTL_LABELS[b].into(), None);
+                self.tree.increase_or_count(c, n);
             }
         }
     }
@@ -559,4 +567,36 @@ pub fn render_both(dns: &DnsTree44, qr: &DnsQrTree) -> String {
     let mut s = qr.tree.render_plain();
     s.push_str(&dns.tree.render_plain());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bit-length buckets against the comparisons Wireshark makes, one limit after another.
+    #[test]
+    fn buckets_as_the_comparisons() {
+        for size in (0..=70_000u32).chain([u32::MAX / 2, u32::MAX - 1, u32::MAX]) {
+            for response in [false, true] {
+                let want = match size {
+                    0 => 0,
+                    1 => 1,
+                    2 => 2,
+                    3 | 4 => 3,
+                    _ => (3..=16)
+                        .map(|e| 1u32 << e)
+                        .position(|limit| if response { size <= limit } else { size < limit })
+                        .map_or(18, |i| 4 + i),
+                };
+                assert_eq!(payload_bucket(size, response), want, "{size} {response}");
+            }
+        }
+        for n in 0..=u16::MAX {
+            let want = match n {
+                0 | 1 | 2 => n as usize,
+                _ => (2..=12).map(|e| 1u32 << e).position(|limit| n as u32 <= limit).map_or(14, |i| 3 + i),
+            };
+            assert_eq!(count_bucket(n), want, "{n}");
+        }
+    }
 }
