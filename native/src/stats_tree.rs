@@ -98,27 +98,43 @@ impl Hot {
     /// `current` is floor(now / resolution), computed once per message.  The newest bucket
     /// lives inline (`tail`), the older ones of the window in `older` (touched only when
     /// the bucket changes or a new maximum needs the oldest bucket's start).
+    /// Inlined where a tick is made: the common case (another tick in the newest bucket,
+    /// no new maximum) is a few instructions; the rest is out of line.
     #[inline]
-    fn burst(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64) {
-        let win = BURST_WINDOW_MS / BURST_RESOLUTION_MS;
+    /// `older[id]` is this node's older buckets (indexed only off the common path).
+    fn burst(&mut self, older: &mut [VecDeque<Bucket>], id: usize, now: f64, current: f64, value: i64) {
         if current == self.tail.no {
-            // The common case: another message in the newest bucket.
             self.tail.count += value;
             if self.tail.start_time > now {
                 self.tail.start_time = now;
             }
             self.bcount += value;
+            if self.bcount > self.max_burst {
+                self.new_max(&older[id]);
+            }
         } else {
-            self.burst_slow(older, now, current, value, win);
-        }
-        if self.bcount > self.max_burst {
-            self.max_burst = self.bcount;
-            // The oldest bucket of the window (the head of Wireshark's bucket list).
-            self.burst_time = older.front().unwrap_or(&self.tail).start_time;
+            self.burst_moved(&mut older[id], now, current, value);
         }
     }
 
+    /// The window's count is a new maximum: it starts at the oldest bucket of the window
+    /// (the head of Wireshark's bucket list).
     #[inline(never)]
+    fn new_max(&mut self, older: &VecDeque<Bucket>) {
+        self.max_burst = self.bcount;
+        self.burst_time = older.front().unwrap_or(&self.tail).start_time;
+    }
+
+    /// `burst` when the tick is not in the newest bucket.
+    #[inline(never)]
+    fn burst_moved(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64) {
+        self.burst_slow(older, now, current, value, BURST_WINDOW_MS / BURST_RESOLUTION_MS);
+        if self.bcount > self.max_burst {
+            self.new_max(older);
+        }
+    }
+
+    #[inline]
     fn burst_slow(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64, win: f64) {
         let head_no = |older: &VecDeque<Bucket>, tail: &Bucket| older.front().unwrap_or(tail).no;
         if current > self.tail.no {
@@ -235,11 +251,13 @@ impl StatsTree {
     }
 
     /// stats_tree_manip_node(MN_INCREASE): the counter and the burst buckets move by `value`.
+    /// Inlined: some twenty per message, and the common path is a few instructions.
+    #[inline]
     pub fn increase(&mut self, id: usize, value: i64) {
         let (now, bucket) = (self.now, self.bucket);
         let h = &mut self.hot[id];
         h.counter += value;
-        h.burst(&mut self.older[id], now, bucket, value);
+        h.burst(&mut self.older, id, now, bucket, value);
     }
 
     /// The child of `parent` called `name`, created on first use (a node looked up by
