@@ -707,9 +707,10 @@ pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
     tree44: Option<(DnsTree44, DnsQrTree)>,
-    /// The 4.4 dns tree is fed only its own rows and takes the others from `tree` at the
-    /// end (`DnsTree44::derive_from`): when the first frame has a time stamp both trees
-    /// get the same instants.  (Without one, 4.4 puts every message at 0.)
+    /// The 4.4 trees are fed only the rows 4.0 lacks and take the others from `tree` at
+    /// the end (`DnsTree44::derive_from`, `DnsQrTree::derive_from`): when the first frame
+    /// has a time stamp all trees get the same instants.  (Without one, 4.4 puts every
+    /// message at 0.)
     derive44: bool,
     qr_unanswered: i64,
     dns_messages: u64,
@@ -972,7 +973,7 @@ impl Stats {
             } else {
                 dns44.packet(now_ms_44, &tap44);
             }
-            qr.packet(now_ms_44, &tap44);
+            qr.packet(now_ms_44, &tap44, self.derive44);
         }
 
         // --- everything beyond the tshark tree ---
@@ -1940,6 +1941,7 @@ impl Analyzer {
             tshark_tree_44: st.tree44.as_mut().map(|(d, q)| {
                 if st.derive44 {
                     d.derive_from(&st.tree);
+                    q.derive_from(&st.tree);
                 }
                 dns_tree44::render_both(d, q)
             }),

@@ -496,16 +496,35 @@ impl DnsQrTree {
         self.tree.tick_or_count(c);
     }
 
+    /// After `packet(.., derived = true)` for every message: "Total" is ticked by every
+    /// message as the 4.0 tree's "Total Packets", `q_burst` and `r_burst` by every query and
+    /// response as its "Query/Response" children; given the same instants (the first
+    /// frame has a time stamp), they are copied from that tree.
+    pub fn derive_from(&mut self, t40: &DnsTree) {
+        let src = &t40.tree;
+        self.tree.copy_node(self.total, src, t40.packets);
+        for &(value, child) in src.pivot_children(t40.qr) {
+            let like = if value == 0 { self.q_burst } else { self.r_burst };
+            self.tree.copy_node(like, src, child);
+        }
+    }
+
     fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
         self.from[response as usize].tick(&mut self.tree, parent, ip, || ip.to_string());
     }
 
-    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+    /// One message.  With `derived`, "Total" and the per-query and per-response burst
+    /// figures are left to `derive_from` (see there).
+    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>, derived: bool) {
         let p = tap.base;
         self.tree.set_now(now_ms);
         let like = if p.qr == 0 { self.q_burst } else { self.r_burst };
-        self.tree.tick(like);
-        self.tick_named_mirrored(self.total, p.qr as u32, like, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        if !derived {
+            self.tree.tick(like);
+            self.tree.tick(self.total);
+        }
+        let c = self.named.get(&mut self.tree, self.total, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() }, Some(like));
+        self.tree.count(c);
         if p.qr == 0 {
             self.tick_from(false, self.q.from, tap.src);
             self.tick_named(self.q.opcodes_or_rcodes, p.opcode as u32, || opcode_name(p.opcode));
