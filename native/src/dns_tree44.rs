@@ -240,30 +240,31 @@ impl DnsTree44 {
     }
 }
 
-/// Children of one parent found by a small key instead of their name (no string built
-/// per message).  The last key found is kept apart: messages from one address come in
-/// runs (a client's A and AAAA queries, a server's responses), and comparing it is
-/// cheaper than hashing.
-struct ChildCache<K> {
-    ids: FastMap<K, usize>,
-    last: Option<(K, usize)>,
+/// The children of one "From" row, found by address instead of their name (no string
+/// built per message).  The last address found is kept apart: messages from one address
+/// come in runs (a client's A and AAAA queries, a server's responses), and comparing it
+/// is cheaper than hashing.  IPv4 addresses are keyed by their 32 bits (hashing an
+/// `IpAddr` costs several times more); IPv6 ones, IPv4-mapped included, apart.
+#[derive(Default)]
+struct FromChildren {
+    v4: FastMap<u32, usize>,
+    v6: FastMap<u128, usize>,
+    last: Option<(IpAddr, usize)>,
 }
 
-impl<K> Default for ChildCache<K> {
-    fn default() -> Self {
-        ChildCache { ids: FastMap::default(), last: None }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Copy> ChildCache<K> {
-    /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
-    fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
+impl FromChildren {
+    /// tick_stat_node(address, parent): tick the parent, then the address's child.
+    fn tick(&mut self, t: &mut StatsTree, parent: usize, ip: IpAddr) {
         t.tick_or_count(parent);
         let child = match self.last {
-            Some((k, c)) if k == key => c,
+            Some((k, c)) if k == ip => c,
             _ => {
-                let c = *self.ids.entry(key).or_insert_with(|| t.child(parent, &name()));
-                self.last = Some((key, c));
+                let make = || t.child(parent, &ip.to_string());
+                let c = match ip {
+                    IpAddr::V4(a) => *self.v4.entry(a.to_bits()).or_insert_with(make),
+                    IpAddr::V6(a) => *self.v6.entry(a.to_bits()).or_insert_with(make),
+                };
+                self.last = Some((ip, c));
                 c
             }
         };
@@ -347,7 +348,7 @@ pub struct DnsQrTree {
     r_counts: [usize; 3],
     ttl_sections: [usize; 3],
     /// "From" of queries and of responses.
-    from: [ChildCache<IpAddr>; 2],
+    from: [FromChildren; 2],
     named: NamedChildren,
     /// Detached nodes ticked once per query and once per response: every node ticked
     /// exactly once per query (or response) borrows its burst figures from them.
@@ -510,7 +511,7 @@ impl DnsQrTree {
     }
 
     fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
-        self.from[response as usize].tick(&mut self.tree, parent, ip, || ip.to_string());
+        self.from[response as usize].tick(&mut self.tree, parent, ip);
     }
 
     /// One message.  With `derived`, "Total" and the per-query and per-response burst
