@@ -613,7 +613,7 @@ mod tests {
         }
         for n in 0..=u16::MAX {
             let want = match n {
-                0 | 1 | 2 => n as usize,
+                0..=2 => n as usize,
                 _ => (2..=12).map(|e| 1u32 << e).position(|limit| n as u32 <= limit).map_or(14, |i| 3 + i),
             };
             assert_eq!(count_bucket(n), want, "{n}");
