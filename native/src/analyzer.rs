@@ -142,18 +142,6 @@ impl TxTable {
             None => self.other.get_mut(k),
         }
     }
-    fn insert(&mut self, k: TxKey, tx: Tx) {
-        match k.packed_v4() {
-            Some(w) => self.v4.insert(w, tx),
-            None => self.other.insert(k, tx),
-        };
-    }
-    fn remove(&mut self, k: &TxKey) -> Option<Tx> {
-        match k.packed_v4() {
-            Some(w) => self.v4.remove(&w),
-            None => self.other.remove(k),
-        }
-    }
     /// One lookup: drop transaction `serial` of `k` if it was answered.  Some(answered)
     /// when that transaction is still the live one, None when a newer one replaced it.
     fn forget_if_answered(&mut self, k: &TxKey, serial: u64) -> Option<bool> {
@@ -176,8 +164,41 @@ impl TxTable {
         }
     }
 
-    fn keys(&self) -> Vec<TxKey> {
-        self.v4.keys().map(|&w| TxKey::unpack_v4(w)).chain(self.other.keys().copied()).collect()
+    /// The transaction of `k`, made by `fresh` if there is none (one probe either way,
+    /// where get_mut then insert took two for every new query); true when just made.
+    #[inline]
+    fn get_or_insert_with(&mut self, k: TxKey, fresh: impl FnOnce() -> Tx) -> (&mut Tx, bool) {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, fresh: impl FnOnce() -> Tx) -> (&mut Tx, bool) {
+            match e {
+                Entry::Occupied(o) => (o.into_mut(), false),
+                Entry::Vacant(v) => (v.insert(fresh()), true),
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), fresh),
+            None => go(self.other.entry(k), fresh),
+        }
+    }
+
+    /// One lookup: remove transaction `serial` of `k` if it is still the live one.
+    fn remove_if_serial(&mut self, k: &TxKey, serial: u64) -> Option<Tx> {
+        use std::collections::hash_map::Entry;
+        fn go<K>(e: Entry<'_, K, Tx>, serial: u64) -> Option<Tx> {
+            match e {
+                Entry::Occupied(o) if o.get().serial == serial => Some(o.remove()),
+                _ => None,
+            }
+        }
+        match k.packed_v4() {
+            Some(w) => go(self.v4.entry(w), serial),
+            None => go(self.other.entry(*k), serial),
+        }
+    }
+
+    /// Empty the table: every transaction with its key (in the maps' order).
+    fn drain(&mut self) -> impl Iterator<Item = (TxKey, Tx)> + '_ {
+        self.v4.drain().map(|(w, tx)| (TxKey::unpack_v4(w), tx)).chain(self.other.drain())
     }
 }
 
@@ -686,6 +707,11 @@ pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
     tree44: Option<(DnsTree44, DnsQrTree)>,
+    /// The 4.4 trees are fed only the rows 4.0 lacks and take the others from `tree` at
+    /// the end (`DnsTree44::derive_from`, `DnsQrTree::derive_from`): when the first frame
+    /// has a time stamp all trees get the same instants.  (Without one, 4.4 puts every
+    /// message at 0.)
+    derive44: bool,
     qr_unanswered: i64,
     dns_messages: u64,
     queries: u64,
@@ -823,6 +849,7 @@ impl Stats {
             list_limit,
             tree: DnsTree::new(),
             tree44: if ws44 { Some((DnsTree44::new(), DnsQrTree::new())) } else { None },
+            derive44: false,
             qr_unanswered: 0,
             dns_messages: 0,
             queries: 0,
@@ -939,8 +966,14 @@ impl Stats {
                 rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
                 ttls,
             };
-            dns44.packet(now_ms_44, &tap44);
-            qr.packet(now_ms_44, &tap44);
+            // first_has_ts is the first frame's: the same for every batch.
+            self.derive44 = batch.first_has_ts;
+            if self.derive44 {
+                dns44.packet_own_rows(now_ms, &tap44);
+            } else {
+                dns44.packet(now_ms_44, &tap44);
+            }
+            qr.packet(now_ms_44, &tap44, self.derive44);
         }
 
         // --- everything beyond the tshark tree ---
@@ -1449,42 +1482,38 @@ impl Analyzer {
                 qtype,
                 qname: name_id,
             };
-            match self.txs.get_mut(&key) {
-                Some(tx) => {
-                    if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
-                        race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
-                    }
-                    // A re-send younger than dns.retransmission_timer, still unanswered, is
-                    // a retransmission; anything else opens a new transaction.
-                    if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
-                        retransmission = true;
-                        tx.retransmissions += 1;
-                        tx_retransmissions = tx.retransmissions;
-                        if tx.paired && !tx.loss_counted {
-                            tx.loss_counted = true;
-                            self.pair_lost += 1;
-                        }
-                    } else {
-                        self.serial += 1;
-                        let old = std::mem::replace(tx, fresh(self.serial));
-                        if !old.answered {
-                            retired = Some(old);
-                        }
-                        new_tx = true;
-                    }
-                    if let Some(mr) = multiple {
-                        tx.multiple_responds = mr;
-                    }
+            let serial = &mut self.serial;
+            let (tx, created) = self.txs.get_or_insert_with(key, || {
+                *serial += 1;
+                fresh(*serial)
+            });
+            if created {
+                new_tx = true;
+            } else {
+                if tx.paired && !tx.answered && RACE_RESEND_NS.contains(&(ts - tx.req_ns)) {
+                    race = Some((tx.req_ns, tx.client_is_a, tx.qtype, tx.qname, ts - tx.req_ns));
                 }
-                None => {
-                    self.serial += 1;
-                    let mut tx = fresh(self.serial);
-                    if let Some(mr) = multiple {
-                        tx.multiple_responds = mr;
+                // A re-send younger than dns.retransmission_timer, still unanswered, is
+                // a retransmission; anything else opens a new transaction.
+                if !tx.answered && ((ts - tx.req_ns) as f64 / 1e9) < RETRANSMISSION_TIMER_S {
+                    retransmission = true;
+                    tx.retransmissions += 1;
+                    tx_retransmissions = tx.retransmissions;
+                    if tx.paired && !tx.loss_counted {
+                        tx.loss_counted = true;
+                        self.pair_lost += 1;
                     }
-                    self.txs.insert(key, tx);
+                } else {
+                    self.serial += 1;
+                    let old = std::mem::replace(tx, fresh(self.serial));
+                    if !old.answered {
+                        retired = Some(old);
+                    }
                     new_tx = true;
                 }
+            }
+            if let Some(mr) = multiple {
+                tx.multiple_responds = mr;
             }
             if new_tx {
                 self.transactions += 1;
@@ -1720,9 +1749,7 @@ impl Analyzer {
                 break;
             }
             self.fifo_unanswered.pop_front();
-            let matches = matches!(self.txs.get(&key), Some(tx) if tx.serial == serial);
-            if matches {
-                let tx = self.txs.remove(&key).unwrap();
+            if let Some(tx) = self.txs.remove_if_serial(&key, serial) {
                 if !tx.answered {
                     self.finalize_unanswered(&key, tx);
                 }
@@ -1752,8 +1779,7 @@ impl Analyzer {
                 (None, None) => break,
             };
             let (key, _, serial) = next;
-            if matches!(self.txs.get(&key), Some(tx) if tx.serial == serial) {
-                let tx = self.txs.remove(&key).unwrap();
+            if let Some(tx) = self.txs.remove_if_serial(&key, serial) {
                 if !tx.answered {
                     self.finalize_unanswered(&key, tx);
                 }
@@ -1767,22 +1793,15 @@ impl Analyzer {
         self.settle_mdns();
         // Settled in capture order (request time, then serial), not the hash map's order: that
         // order is random per process, and the statistics thread numbers servers as it meets them.
-        let mut left: Vec<(i64, u64, TxKey)> = self
-            .txs
-            .keys()
-            .into_iter()
-            .filter_map(|k| self.txs.get(&k).map(|tx| (tx.req_ns, tx.serial, k)))
-            .collect();
-        left.sort_unstable_by_key(|&(req_ns, serial, _)| (req_ns, serial));
-        for (_, _, k) in left {
-            let tx = self.txs.remove(&k).unwrap();
-            if !tx.answered {
-                self.finalize_unanswered(&k, tx);
-            }
+        // The answered ones are simply dropped (no figure depends on them).
+        let mut left: Vec<(TxKey, Tx)> = self.txs.drain().filter(|(_, tx)| !tx.answered).collect();
+        left.sort_unstable_by_key(|(_, tx)| (tx.req_ns, tx.serial));
+        for (k, tx) in left {
+            self.finalize_unanswered(&k, tx);
         }
         self.send(Batch::default());
         self.sender = None; // closes the channel: the statistics thread finishes
-        let st = match self.stats.take().map(|h| h.join()) {
+        let mut st = match self.stats.take().map(|h| h.join()) {
             Some(Ok(st)) => st,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => unreachable!("finish runs once"),
@@ -1919,7 +1938,13 @@ impl Analyzer {
             first_time_ns: first_ts,
             last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
-            tshark_tree_44: st.tree44.as_ref().map(|(d, q)| dns_tree44::render_both(d, q)),
+            tshark_tree_44: st.tree44.as_mut().map(|(d, q)| {
+                if st.derive44 {
+                    d.derive_from(&st.tree);
+                    q.derive_from(&st.tree);
+                }
+                dns_tree44::render_both(d, q)
+            }),
             qr_unanswered: st.qr_unanswered,
             tree_rows: st.tree.tree.rows(),
             transactions: self.transactions,

@@ -71,6 +71,19 @@ impl Name {
 
 /// expand_dns_name + get_dns_name: returns the name and the bytes used at `offset`.
 pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
+    get_name_plain(m, offset, out).0
+}
+
+/// `get_name`, and whether the name was plain labels (see `get_plain_name`).
+fn get_name_plain(m: &[u8], offset: usize, out: &mut Name) -> (R<usize>, bool) {
+    match get_plain_name(m, offset, out) {
+        Some(used) => (finish_get_name(out, used), true),
+        None => (get_name_by_labels(m, offset, out), false),
+    }
+}
+
+/// `get_name` label by label: expand_dns_name's loop.
+fn get_name_by_labels(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
     out.bytes.clear();
     out.len = 0;
     let start = offset;
@@ -170,6 +183,43 @@ pub fn get_name(m: &[u8], offset: usize, out: &mut Name) -> R<usize> {
     finish_get_name(out, l)
 }
 
+/// The common case of `get_name` in one copy: plain labels (no pointer, no extended
+/// label) that are all in the message and end with the root label, in fewer than 255
+/// bytes.  Then Wireshark copies every label whole (maxname never runs out) and the name
+/// is the encoded bytes with each length byte after the first replaced by a dot; the
+/// label-by-label loop made a copy (a memcpy call) per label.  None: take that loop
+/// (which also reports any error).
+#[inline]
+fn get_plain_name(m: &[u8], offset: usize, out: &mut Name) -> Option<usize> {
+    let mut off = offset;
+    loop {
+        let c = *m.get(off)? as usize;
+        if c == 0 {
+            break;
+        }
+        if c & 0xC0 != 0 {
+            return None;
+        }
+        off += 1 + c;
+    }
+    // m[offset..off]: k length bytes and L label bytes; the loop would end with
+    // maxname = 255 - k - L, which must stay positive.  The root alone has its own rules.
+    let encoded = off - offset;
+    if encoded == 0 || encoded >= MAX_DNAME_LEN as usize {
+        return None;
+    }
+    out.bytes.clear();
+    out.bytes.extend_from_slice(&m[offset + 1..off]);
+    let mut i = m[offset] as usize;
+    while let Some(c) = out.bytes.get_mut(i) {
+        let label = *c as usize;
+        *c = b'.';
+        i += 1 + label;
+    }
+    out.len = out.bytes.len();
+    Some(encoded + 1)
+}
+
 fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
     // get_dns_name: an empty name of at most MIN_DNAME_LEN bytes is the root.
     let empty = out.bytes.first().is_none_or(|&b| b == 0);
@@ -185,7 +235,16 @@ fn finish_get_name(out: &mut Name, used: usize) -> R<usize> {
 
 /// The bytes a name occupies at `offset`, with the same errors as `get_name` but
 /// without building the name (record owners and RDATA names are only validated).
-pub fn skip_name(m: &[u8], offset: usize) -> R<usize> {
+/// `plain` is the offset of a name already expanded without error from plain labels
+/// (no pointer), or usize::MAX: a name that is just a pointer to it (most record
+/// owners point at the question) takes 2 bytes and cannot fail, since following the
+/// pointer walks those labels again with the same limits.
+pub fn skip_name(m: &[u8], offset: usize, plain: usize) -> R<usize> {
+    if let (Some(&hi), Some(&lo)) = (m.get(offset), m.get(offset + 1)) {
+        if hi & 0xC0 == 0xC0 && ((hi as usize & 0x3F) << 8 | lo as usize) == plain {
+            return Ok(2);
+        }
+    }
     let start = offset;
     let mut off = offset;
     let mut len: Option<usize> = None;
@@ -323,10 +382,15 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     let mut qtype = 0u16;
     let mut qclass = 0u16;
     let mut multiple = false;
+    // The question's name, when it is plain labels (see skip_name).
+    let mut plain = usize::MAX;
     for i in 0..qd {
         let target = if i == 0 { &mut sc.qname } else { &mut sc.other };
-        let used = get_name(m, off, target)?;
-        off += used;
+        let (used, is_plain) = get_name_plain(m, off, target);
+        if i == 0 && is_plain {
+            plain = off;
+        }
+        off += used?;
         let t = be16(m, off)?;
         let c = be16(m, off + 2)?;
         off += 4;
@@ -341,7 +405,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
     for section in 0..3 {
         let count = [an, ns, ar][section];
         for _ in 0..count {
-            let used = skip_name(m, off)?;
+            let used = skip_name(m, off, plain)?;
             off += used;
             let rtype = be16(m, off)?;
             let _class = be16(m, off + 2)?;
@@ -351,7 +415,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
             if sc.want_records {
                 sc.records.push(RrRec { section: section as u8, rtype, ttl });
             }
-            check_rdata(m, off, rtype, rdlen)?;
+            check_rdata(m, off, rtype, rdlen, plain)?;
             if section == 0 {
                 sc.answers.push(RrInfo { rtype, ttl });
             }
@@ -363,7 +427,7 @@ pub fn parse_body(m: &[u8], sc: &mut Scratch) -> R<Parsed> {
 
 /// The parts of RDATA whose dissection can throw for the common types; other types are
 /// shown as bytes, which throws only when the data runs past the message.
-fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
+fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize, plain: usize) -> R<()> {
     match rtype {
         1
             if rdlen > 0 => {
@@ -374,20 +438,20 @@ fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
                 byte(m, off + 15)?;
             }
         2 | 5 | 12 | 39 => {
-            skip_name(m, off)?;
+            skip_name(m, off, plain)?;
         }
         15 => {
             be16(m, off)?;
-            skip_name(m, off + 2)?;
+            skip_name(m, off + 2, plain)?;
         }
         6 => {
-            let a = skip_name(m, off)?;
-            let b = skip_name(m, off + a)?;
+            let a = skip_name(m, off, plain)?;
+            let b = skip_name(m, off + a, plain)?;
             byte(m, off + a + b + 19)?;
         }
         33 => {
             be16(m, off + 4)?;
-            skip_name(m, off + 6)?;
+            skip_name(m, off + 6, plain)?;
         }
         _ => {}
     }
@@ -395,4 +459,65 @@ fn check_rdata(m: &[u8], off: usize, rtype: u16, rdlen: usize) -> R<()> {
         return Err(Malformed);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(labels: &[&[u8]]) -> Vec<u8> {
+        let mut m = vec![0u8; 12];
+        for l in labels {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l);
+        }
+        m.push(0);
+        m
+    }
+
+    /// A pointer to the plain question name is skipped as the full walk would skip it.
+    #[test]
+    fn pointer_to_the_plain_question() {
+        let mut m = encode(&[b"kubernetes", b"default", b"svc", b"cluster", b"local"]);
+        let owner = m.len();
+        m.extend_from_slice(&[0xC0, 12]);
+        let mut q = Name { bytes: Vec::new(), len: 0 };
+        assert!(get_name_plain(&m, 12, &mut q).1);
+        assert_eq!(skip_name(&m, owner, 12), skip_name(&m, owner, usize::MAX));
+        assert_eq!(skip_name(&m, owner, 12), Ok(2));
+    }
+
+    /// The one-copy path gives what the label loop gives, and declines what it must not take.
+    #[test]
+    fn plain_names_as_the_label_loop() {
+        let long = [b'x'; 63];
+        let mut cases: Vec<Vec<u8>> = vec![
+            encode(&[b"kubernetes", b"default", b"svc", b"cluster", b"local"]),
+            encode(&[b"a"]),
+            encode(&[b"with.dot", b"\0\x00"]),
+            encode(&[b"\0"]),
+            encode(&[]),
+        ];
+        // Around the 255-byte limit: 4 x 63-byte labels (256 encoded bytes) and shorter.
+        for last in [59usize, 60, 61, 62, 63] {
+            cases.push(encode(&[&long, &long, &long, &long[..last]]));
+        }
+        let mut truncated = encode(&[b"abc", b"def"]);
+        truncated.truncate(truncated.len() - 3);
+        cases.push(truncated);
+        let mut pointer = encode(&[b"abc"]);
+        let end = pointer.len() - 1;
+        pointer[end] = 0xC0;
+        pointer.push(12);
+        cases.push(pointer);
+        for m in &cases {
+            let (mut a, mut b) = (Name { bytes: Vec::new(), len: 0 }, Name { bytes: Vec::new(), len: 0 });
+            let fast = get_name(m, 12, &mut a);
+            let slow = get_name_by_labels(m, 12, &mut b);
+            assert_eq!(fast, slow, "{m:?}");
+            if slow.is_ok() {
+                assert_eq!((a.bytes, a.len), (b.bytes, b.len), "{m:?}");
+            }
+        }
+    }
 }

@@ -231,6 +231,25 @@ impl MessageStats {
         }
     }
 
+    /// Every node `packet` ticks, in a fixed order (to copy them from one tree to another).
+    pub fn ticked(&self) -> [usize; 13] {
+        [
+            self.avg_size,
+            self.qname_len,
+            self.l1,
+            self.l2,
+            self.l3,
+            self.lmore,
+            self.nquestions,
+            self.nanswers,
+            self.nauthorities,
+            self.nadditionals,
+            self.unsolicited,
+            self.retransmission,
+            self.rrt,
+        ]
+    }
+
     pub fn packet(&self, t: &mut StatsTree, p: &DnsTap) {
         t.avg_int(self.avg_size, p.payload_size as i32);
         if p.qr == 0 {
@@ -263,13 +282,13 @@ impl MessageStats {
 
 pub struct DnsTree {
     pub tree: StatsTree,
-    packets: usize,
-    qr: usize,
-    qtypes: usize,
-    qclasses: usize,
-    rcodes: usize,
-    opcodes: usize,
-    rest: MessageStats,
+    pub(crate) packets: usize,
+    pub(crate) qr: usize,
+    pub(crate) qtypes: usize,
+    pub(crate) qclasses: usize,
+    pub(crate) rcodes: usize,
+    pub(crate) opcodes: usize,
+    pub(crate) rest: MessageStats,
 }
 
 impl Default for DnsTree {

@@ -10,7 +10,7 @@
 //! - TTLs are read from three global arrays that only the records dissected since the last
 //!   tapped message overwrite (OPT records write nothing), so stale values show through.
 
-use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, MessageStats};
+use crate::dns_tree::{class_name, opcode_name, rcode_name, DnsTap, DnsTree, MessageStats};
 use crate::stats_tree::{DataType, StatsTree};
 use crate::FastMap;
 use std::net::IpAddr;
@@ -175,40 +175,96 @@ impl DnsTree44 {
         self.pivot(self.qclasses, p.qclass as u32, || class_name(p.qclass));
         self.pivot(self.rcodes, p.rcode as u32, || rcode_name(p.rcode));
         self.pivot(self.opcodes, p.opcode as u32, || opcode_name(p.opcode));
-        if p.qr != 0 {
-            // Every record ticks its type: equal types are ticked together (see tick_n;
-            // the children's creation order is irrelevant, they are sorted when printed).
+        self.tick_answer_types(tap);
+        self.rest.packet(&mut self.tree, p);
+    }
+
+    /// Only the rows Wireshark 4.0's tree lacks ("Answer Type"), for a tree whose other rows
+    /// will be copied from a 4.0 tree fed the same messages at the same instants
+    /// (`derive_from`): those rows are about half the 4.4 tree's ticks.
+    pub fn packet_own_rows(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+        if tap.base.qr != 0 && !tap.rr_types.is_empty() {
+            self.tree.set_now(now_ms);
+            self.tick_answer_types(tap);
+        }
+    }
+
+    fn tick_answer_types(&mut self, tap: &Tap44<'_>) {
+        if tap.base.qr != 0 && !tap.rr_types.is_empty() {
+            // Every record ticks "Answer Type" and its type's child.  A message's ticks
+            // share one instant, so they are applied as increases (see tick_n): the parent
+            // once for all, each child once per run of equal types (the children's
+            // creation order is irrelevant, they are sorted when printed).
+            self.tree.increase_or_count(self.rr_types, tap.rr_types.len() as i64);
             let mut rest = tap.rr_types;
             while let Some((&rt, tail)) = rest.split_first() {
                 let n = 1 + tail.iter().take_while(|&&t| t == rt).count();
-                self.by_value.tick_n(&mut self.tree, self.rr_types, rt as u32, n as i64, || short_type_name(rt));
+                let c = self.by_value.get(&mut self.tree, self.rr_types, rt as u32, || short_type_name(rt), None);
+                self.tree.increase_or_count(c, n as i64);
                 rest = &rest[n..];
             }
         }
-        self.rest.packet(&mut self.tree, p);
+    }
+
+    /// After `packet_own_rows` for every message: the rows 4.4 shares with 4.0 (the same
+    /// ticks at the same instants, only placed and named differently) copied from the
+    /// 4.0 tree `t40`, with its clock.  The pivots' children are created here, in the
+    /// 4.0 tree's order, which is the order of first appearance 4.4 would have used.
+    pub fn derive_from(&mut self, t40: &DnsTree) {
+        let src = &t40.tree;
+        self.tree.copy_clock(src);
+        self.tree.copy_node(self.packets, src, t40.packets);
+        for (mine, theirs) in self.rest.ticked().into_iter().zip(t40.rest.ticked()) {
+            self.tree.copy_node(mine, src, theirs);
+        }
+        let pivots = [
+            (self.qr, t40.qr),
+            (self.qtypes, t40.qtypes),
+            (self.qclasses, t40.qclasses),
+            (self.rcodes, t40.rcodes),
+            (self.opcodes, t40.opcodes),
+        ];
+        for (i, (mine, theirs)) in pivots.into_iter().enumerate() {
+            self.tree.copy_node(mine, src, theirs);
+            for &(value, child) in src.pivot_children(theirs) {
+                // The same names as `packet` gives them (only the types' are shorter than 4.0's).
+                let name = || match i {
+                    0 => if value == 0 { "Query".into() } else { "Response".into() },
+                    1 => short_type_name(value as u16),
+                    _ => src.nodes[child].name.clone(),
+                };
+                let c = self.by_value.get(&mut self.tree, mine, value, name, None);
+                self.tree.copy_node(c, src, child);
+            }
+        }
     }
 }
 
-/// Children found by a small key instead of their name (no string built per message).
-struct ChildCache<K> {
-    ids: FastMap<K, usize>,
+/// The children of one "From" row, found by address instead of their name (no string
+/// built per message).  The last address found is kept apart: messages from one address
+/// come in runs (a client's A and AAAA queries, a server's responses), and comparing it
+/// is cheaper than hashing.  IPv4 addresses are keyed by their 32 bits (hashing an
+/// `IpAddr` costs several times more); IPv6 ones, IPv4-mapped included, apart.
+#[derive(Default)]
+struct FromChildren {
+    v4: FastMap<u32, usize>,
+    v6: FastMap<u128, usize>,
+    last: Option<(IpAddr, usize)>,
 }
 
-impl<K> Default for ChildCache<K> {
-    fn default() -> Self {
-        ChildCache { ids: FastMap::default() }
-    }
-}
-
-impl<K: std::hash::Hash + Eq> ChildCache<K> {
-    /// tick_stat_node(name, parent): tick the parent, then its child called `name`.
-    fn tick(&mut self, t: &mut StatsTree, parent: usize, key: K, name: impl FnOnce() -> String) {
+impl FromChildren {
+    /// tick_stat_node(address, parent): tick the parent, then the address's child.
+    fn tick(&mut self, t: &mut StatsTree, parent: usize, ip: IpAddr) {
         t.tick_or_count(parent);
-        let child = match self.ids.get(&key) {
-            Some(&c) => c,
-            None => {
-                let c = t.child(parent, &name());
-                self.ids.insert(key, c);
+        let child = match self.last {
+            Some((k, c)) if k == ip => c,
+            _ => {
+                let make = || t.child(parent, &ip.to_string());
+                let c = match ip {
+                    IpAddr::V4(a) => *self.v4.entry(a.to_bits()).or_insert_with(make),
+                    IpAddr::V6(a) => *self.v6.entry(a.to_bits()).or_insert_with(make),
+                };
+                self.last = Some((ip, c));
                 c
             }
         };
@@ -291,7 +347,8 @@ pub struct DnsQrTree {
     r_retrans: usize,
     r_counts: [usize; 3],
     ttl_sections: [usize; 3],
-    from: ChildCache<(bool, IpAddr)>,
+    /// "From" of queries and of responses.
+    from: [FromChildren; 2],
     named: NamedChildren,
     /// Detached nodes ticked once per query and once per response: every node ticked
     /// exactly once per query (or response) borrows its burst figures from them.
@@ -328,13 +385,10 @@ fn payload_bucket(size: u32, response: bool) -> usize {
         2 => 2,
         3 | 4 => 3,
         _ => {
-            // Buckets 4.. are "<= 2^(k-1)" bytes for k = 4..17, then "> 64KB".
-            for (i, limit) in (3..=16).map(|e| 1u32 << e).enumerate() {
-                if (response && size <= limit) || (!response && size < limit) {
-                    return 4 + i;
-                }
-            }
-            18
+            // Bucket 1 + e is "<= 2^e bytes" for e = 3..16, then "> 64KB": the least e
+            // with size <= 2^e (a response) or size < 2^e (a query), by the bit length.
+            let e = if response { u32::BITS - (size - 1).leading_zeros() } else { u32::BITS - size.leading_zeros() };
+            (e as usize + 1).min(18)
         }
     }
 }
@@ -345,12 +399,10 @@ fn count_bucket(n: u16) -> usize {
         1 => 1,
         2 => 2,
         _ => {
-            for (i, limit) in (2..=12).map(|e| 1u32 << e).enumerate() {
-                if n as u32 <= limit {
-                    return 3 + i;
-                }
-            }
-            14
+            // Bucket 1 + e is "<= 2^e" for e = 2..12, then "> 4K": the least e with
+            // n <= 2^e, by the bit length of n - 1.
+            let e = u16::BITS - (n - 1).leading_zeros();
+            (e as usize + 1).min(14)
         }
     }
 }
@@ -426,7 +478,7 @@ impl DnsQrTree {
             r_retrans,
             r_counts,
             ttl_sections,
-            from: ChildCache::default(),
+            from: Default::default(),
             named: NamedChildren::default(),
             q_burst,
             r_burst,
@@ -445,16 +497,35 @@ impl DnsQrTree {
         self.tree.tick_or_count(c);
     }
 
-    fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
-        self.from.tick(&mut self.tree, parent, (response, ip), || ip.to_string());
+    /// After `packet(.., derived = true)` for every message: "Total" is ticked by every
+    /// message as the 4.0 tree's "Total Packets", `q_burst` and `r_burst` by every query and
+    /// response as its "Query/Response" children; given the same instants (the first
+    /// frame has a time stamp), they are copied from that tree.
+    pub fn derive_from(&mut self, t40: &DnsTree) {
+        let src = &t40.tree;
+        self.tree.copy_node(self.total, src, t40.packets);
+        for &(value, child) in src.pivot_children(t40.qr) {
+            let like = if value == 0 { self.q_burst } else { self.r_burst };
+            self.tree.copy_node(like, src, child);
+        }
     }
 
-    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>) {
+    fn tick_from(&mut self, response: bool, parent: usize, ip: IpAddr) {
+        self.from[response as usize].tick(&mut self.tree, parent, ip);
+    }
+
+    /// One message.  With `derived`, "Total" and the per-query and per-response burst
+    /// figures are left to `derive_from` (see there).
+    pub fn packet(&mut self, now_ms: f64, tap: &Tap44<'_>, derived: bool) {
         let p = tap.base;
         self.tree.set_now(now_ms);
         let like = if p.qr == 0 { self.q_burst } else { self.r_burst };
-        self.tree.tick(like);
-        self.tick_named_mirrored(self.total, p.qr as u32, like, || if p.qr == 0 { "Query".into() } else { "Response".into() });
+        if !derived {
+            self.tree.tick(like);
+            self.tree.tick(self.total);
+        }
+        let c = self.named.get(&mut self.tree, self.total, p.qr as u32, || if p.qr == 0 { "Query".into() } else { "Response".into() }, Some(like));
+        self.tree.count(c);
         if p.qr == 0 {
             self.tick_from(false, self.q.from, tap.src);
             self.tick_named(self.q.opcodes_or_rcodes, p.opcode as u32, || opcode_name(p.opcode));
@@ -493,15 +564,19 @@ impl DnsQrTree {
         if p.retransmission && !p.unsolicited {
             self.tree.tick(self.r_retrans);
         }
-        for (i, ttls) in tap.ttls.iter().enumerate() {
-            // Each TTL ticks its bucket; a message's ticks share one instant, so they are
-            // counted per bucket first (see tick_n).
+        for (i, ttls) in tap.ttls.iter().enumerate().filter(|(_, ttls)| !ttls.is_empty()) {
+            // Each TTL ticks the section's row and its bucket; a message's ticks share one
+            // instant, so they are applied as increases (see tick_n): the row once, each
+            // bucket once with its count.
+            let section = self.ttl_sections[i];
+            self.tree.increase_or_count(section, ttls.len() as i64);
             let mut per_bucket = [0i64; TTL_LABELS.len()];
             for &ttl in ttls.iter() {
                 per_bucket[ttl_bucket(ttl)] += 1;
             }
             for (b, &n) in per_bucket.iter().enumerate().filter(|(_, &n)| n > 0) {
-                self.named.tick_n(&mut self.tree, self.ttl_sections[i], b as u32, n, || TTL_LABELS[b].into());
+                let c = self.named.get(&mut self.tree, section, b as u32, || TTL_LABELS[b].into(), None);
+                self.tree.increase_or_count(c, n);
             }
         }
     }
@@ -512,4 +587,36 @@ pub fn render_both(dns: &DnsTree44, qr: &DnsQrTree) -> String {
     let mut s = qr.tree.render_plain();
     s.push_str(&dns.tree.render_plain());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bit-length buckets against the comparisons Wireshark makes, one limit after another.
+    #[test]
+    fn buckets_as_the_comparisons() {
+        for size in (0..=70_000u32).chain([u32::MAX / 2, u32::MAX - 1, u32::MAX]) {
+            for response in [false, true] {
+                let want = match size {
+                    0 => 0,
+                    1 => 1,
+                    2 => 2,
+                    3 | 4 => 3,
+                    _ => (3..=16)
+                        .map(|e| 1u32 << e)
+                        .position(|limit| if response { size <= limit } else { size < limit })
+                        .map_or(18, |i| 4 + i),
+                };
+                assert_eq!(payload_bucket(size, response), want, "{size} {response}");
+            }
+        }
+        for n in 0..=u16::MAX {
+            let want = match n {
+                0..=2 => n as usize,
+                _ => (2..=12).map(|e| 1u32 << e).position(|limit| n as u32 <= limit).map_or(14, |i| 3 + i),
+            };
+            assert_eq!(count_bucket(n), want, "{n}");
+        }
+    }
 }

@@ -48,6 +48,7 @@ pub struct Node {
 /// message ticks 20 to 50 nodes of up to three trees, and with the whole node (four
 /// cache lines) those ticks were mostly L1 misses.
 #[repr(align(64))]
+#[derive(Clone)]
 struct Hot {
     /// Signed: Wireshark 4.4 decrements some counters (dns_qr's "Unanswered").
     counter: i64,
@@ -97,27 +98,43 @@ impl Hot {
     /// `current` is floor(now / resolution), computed once per message.  The newest bucket
     /// lives inline (`tail`), the older ones of the window in `older` (touched only when
     /// the bucket changes or a new maximum needs the oldest bucket's start).
+    /// Inlined where a tick is made: the common case (another tick in the newest bucket,
+    /// no new maximum) is a few instructions; the rest is out of line.
     #[inline]
-    fn burst(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64) {
-        let win = BURST_WINDOW_MS / BURST_RESOLUTION_MS;
+    /// `older[id]` is this node's older buckets (indexed only off the common path).
+    fn burst(&mut self, older: &mut [VecDeque<Bucket>], id: usize, now: f64, current: f64, value: i64) {
         if current == self.tail.no {
-            // The common case: another message in the newest bucket.
             self.tail.count += value;
             if self.tail.start_time > now {
                 self.tail.start_time = now;
             }
             self.bcount += value;
+            if self.bcount > self.max_burst {
+                self.new_max(&older[id]);
+            }
         } else {
-            self.burst_slow(older, now, current, value, win);
-        }
-        if self.bcount > self.max_burst {
-            self.max_burst = self.bcount;
-            // The oldest bucket of the window (the head of Wireshark's bucket list).
-            self.burst_time = older.front().unwrap_or(&self.tail).start_time;
+            self.burst_moved(&mut older[id], now, current, value);
         }
     }
 
+    /// The window's count is a new maximum: it starts at the oldest bucket of the window
+    /// (the head of Wireshark's bucket list).
     #[inline(never)]
+    fn new_max(&mut self, older: &VecDeque<Bucket>) {
+        self.max_burst = self.bcount;
+        self.burst_time = older.front().unwrap_or(&self.tail).start_time;
+    }
+
+    /// `burst` when the tick is not in the newest bucket.
+    #[inline(never)]
+    fn burst_moved(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64) {
+        self.burst_slow(older, now, current, value, BURST_WINDOW_MS / BURST_RESOLUTION_MS);
+        if self.bcount > self.max_burst {
+            self.new_max(older);
+        }
+    }
+
+    #[inline]
     fn burst_slow(&mut self, older: &mut VecDeque<Bucket>, now: f64, current: f64, value: i64, win: f64) {
         let head_no = |older: &VecDeque<Bucket>, tail: &Bucket| older.front().unwrap_or(tail).no;
         if current > self.tail.no {
@@ -234,11 +251,13 @@ impl StatsTree {
     }
 
     /// stats_tree_manip_node(MN_INCREASE): the counter and the burst buckets move by `value`.
+    /// Inlined: some twenty per message, and the common path is a few instructions.
+    #[inline]
     pub fn increase(&mut self, id: usize, value: i64) {
         let (now, bucket) = (self.now, self.bucket);
         let h = &mut self.hot[id];
         h.counter += value;
-        h.burst(&mut self.older[id], now, bucket, value);
+        h.burst(&mut self.older, id, now, bucket, value);
     }
 
     /// The child of `parent` called `name`, created on first use (a node looked up by
@@ -270,6 +289,35 @@ impl StatsTree {
             }
         };
         self.tick(child);
+    }
+
+    /// The children of a pivot ticked by `tick_pivot`, with the value each stands for,
+    /// in creation order.
+    pub fn pivot_children(&self, pivot: usize) -> &[(u32, usize)] {
+        &self.nodes[pivot].by_value
+    }
+
+    /// Make node `id` what node `from` of `src` is: counter, burst figures and averages
+    /// (for a node that received exactly the same ticks in `src`).  Its name, links and
+    /// burst borrowing stay; a borrowing node must borrow in `src` too.
+    pub fn copy_node(&mut self, id: usize, src: &StatsTree, from: usize) {
+        debug_assert_eq!(self.hot[id].mirrored, src.hot[from].mirrored);
+        self.hot[id] = src.hot[from].clone();
+        self.older[id].clone_from(&src.older[from]);
+        let (n, f) = (&mut self.nodes[id], &src.nodes[from]);
+        n.int_total = f.int_total;
+        n.int_min = f.int_min;
+        n.int_max = f.int_max;
+        n.float_total = f.float_total;
+        n.float_min = f.float_min;
+        n.float_max = f.float_max;
+        n.average = f.average;
+    }
+
+    /// Take `src`'s clock (first and latest instant) as if it had been given the same
+    /// `set_now` calls.
+    pub fn copy_clock(&mut self, src: &StatsTree) {
+        (self.now, self.bucket, self.start, self.elapsed) = (src.now, src.bucket, src.start, src.elapsed);
     }
 
     /// Declare that `id` is ticked exactly when `like` is, from the first message on; ticks of
