@@ -13,7 +13,7 @@ reported, with the load average before and after each capture's runs.  The worke
 job process runs for a Slack thread: the job (analysis, report, both PNG pictures, both CSV
 files) and the Slack message built from it; only the upload itself is left out (no network).
 It is measured twice: forked from a process that has started like `aksdns worker`, as RQ runs
-every job (benchmarks/forked_job.py: the job process's own time, fork to exit), and as a cold
+every job (benchmarks/worker_job.py: the job process's own time, fork to exit), and as a cold
 process that imports everything itself (the worst case, for comparison).
 Prints numbers only: nothing here asserts.
 """
@@ -39,16 +39,7 @@ from workers.pcap.native import synthesize  # noqa: E402
 
 AKSDNS = str(Path(sys.executable).parent / "aksdns")
 
-# A worker's job process for `@aksdns analyze` in a thread with the capture uploaded.
-WORKER_JOB = (
-    "import json, sys; from pathlib import Path; "
-    "from aksdns.commands import AnalyzeCommand; from workers import jobs; from workers.jobenv import JobEnv; "
-    "from workers.render.blocks import render_blocks; "
-    "env = JobEnv(cluster='bench', source='slack', thread_files=lambda: [Path(sys.argv[1])]); "
-    "report = jobs.execute(AnalyzeCommand(), env); message = render_blocks(report); "
-    "sys.stdout.write(json.dumps(message.blocks)[:100]); "
-    "sys.stdout.write(' '.join(f'{a.filename}={len(a.content)}' for a in report.attachments))"
-)
+WORKER_JOB = ROOT / "benchmarks" / "worker_job.py"
 
 
 @dataclass(frozen=True)
@@ -84,11 +75,11 @@ FORKED = "worker job (forked)"
 
 
 def measure_forked(path: Path) -> Run:
-    """The worker job's own process, forked from a worker-like parent (benchmarks/forked_job.py)."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "forked_job.py"), str(path)], cwd=ROOT,
+    """The worker job's own process, forked from a worker-like parent (benchmarks/worker_job.py)."""
+    done = subprocess.run([sys.executable, str(WORKER_JOB), str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"forked_job.py exited {done.returncode}: {done.stderr[-300:]}")
+        raise SystemExit(f"worker_job.py exited {done.returncode}: {done.stderr[-300:]}")
     seconds, mib = done.stdout.split()
     return Run(float(seconds), float(mib), done.stderr)
 
@@ -148,7 +139,7 @@ def user_commands(path: Path, out_dir: Path) -> dict[str, list[str]]:
         cmds[f"cli {fmt} --out"] = [*base, "--out", str(out_dir / fmt)]
     cmds["cli tshark --wireshark 4.4"] = [AKSDNS, "analyze", str(path), "--format", "tshark", "--wireshark", "4.4"]
     cmds[FORKED] = []  # measured by measure_forked
-    cmds["worker job (cold process)"] = [sys.executable, "-c", WORKER_JOB, str(path)]
+    cmds["worker job (cold process)"] = [sys.executable, str(WORKER_JOB), str(path), "--cold"]
     return cmds
 
 

@@ -1,12 +1,14 @@
-"""One `analyze` job as a worker runs it: this process starts like `aksdns worker` (its modules and
-``warm.preload()``), then forks a job process, as RQ's work-horse model does for every job; the
-job process reads the capture as a thread upload, runs the job (analysis, report, both pictures,
-both CSV files) and builds the Slack message. Only the upload is left out (no network).
+"""One `analyze` job as a worker runs it for a Slack thread: the capture read as a thread upload,
+the job (analysis, report, both pictures, both CSV files) and the Slack message built from it.
+Only the upload is left out (no network).
 
-    .venv/bin/python benchmarks/forked_job.py CAPTURE
+    .venv/bin/python benchmarks/worker_job.py CAPTURE          # forked, as RQ runs it
+    .venv/bin/python benchmarks/worker_job.py CAPTURE --cold   # in this process, imports and all
 
-Prints the job process's wall time (fork to exit) and its peak RSS in MiB: "SECONDS MIB".
-Used by bench_analyze.py; nothing here asserts.
+Forked: this process starts like `aksdns worker` (its modules and ``warm.preload()``), then forks
+the job process, as RQ's work-horse model does for every job, and prints that process's wall time
+(fork to exit) and peak RSS: "SECONDS MIB". Cold: the job runs here and prints nothing (the caller
+times the whole process). Used by bench_analyze.py; nothing here asserts.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import workers.main  # noqa: E402,F401  (what `aksdns worker` has loaded before its first job)
-from workers.analysis.traffic import warm  # noqa: E402
-
 
 def job(capture: Path) -> None:
     from aksdns.commands import AnalyzeCommand
@@ -34,12 +33,14 @@ def job(capture: Path) -> None:
     report = jobs.execute(AnalyzeCommand(), env)
     message = render_blocks(report)
     sizes = {a.filename: len(a.content) for a in report.attachments}
-    # Written to stderr: the parent's stdout carries the figures only.
+    # Written to stderr: stdout carries the figures only.
     sys.stderr.write(json.dumps(message.blocks)[:100] + json.dumps(sizes) + "\n")
 
 
-def main() -> int:
-    capture = Path(sys.argv[1])
+def forked(capture: Path) -> int:
+    import workers.main  # noqa: F401  (what `aksdns worker` has loaded before its first job)
+    from workers.analysis.traffic import warm
+
     warm.preload()
     start = time.perf_counter()
     pid = os.fork()
@@ -57,6 +58,14 @@ def main() -> int:
         return 1
     print(f"{elapsed:.4f} {usage.ru_maxrss / 1024.0:.1f}")  # ru_maxrss: KiB on Linux
     return 0
+
+
+def main() -> int:
+    capture = Path(sys.argv[1])
+    if sys.argv[2:] == ["--cold"]:
+        job(capture)
+        return 0
+    return forked(capture)
 
 
 if __name__ == "__main__":
