@@ -84,9 +84,13 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
 
         paths = [Path(f) for f in command.files]
         if options.format == "tshark":
-            sys.stdout.write(analysis.tshark_text(paths, slow_s=command.slow_s, wireshark=options.wireshark))
+            pending = analysis.start(paths, slow_s=command.slow_s, wireshark=options.wireshark)
+            sys.stdout.write(pending.tshark_text())
         else:
-            sys.stdout.write(analysis.render(analysis.analyze_files(paths, slow_s=command.slow_s), "csv"))
+            pending = analysis.start(paths, slow_s=command.slow_s)
+            from workers.analysis.traffic import formats, model  # noqa: F401  (loaded while the core runs)
+
+            sys.stdout.write(formats.render_csv(pending.result()))
         return 0
     # Worker-side code loads only here, so `aksdns bot` never imports it.
     from workers import jobs

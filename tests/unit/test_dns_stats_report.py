@@ -12,6 +12,7 @@ import pytest
 from workers.analysis.traffic.analysis import analyze_files, render
 from workers.analysis.traffic.findings import expansion_storms, search_bases
 from workers.analysis.traffic.report import build_report
+from workers.analysis.traffic.timefmt import iso_time
 from workers.pcap import synth as S
 from workers.render.text import render_text
 from workers.report import Status
@@ -162,3 +163,22 @@ def test_lookup_followed_from_client_to_upstream(tmp_path: Path) -> None:
     assert hop.client_ms == pytest.approx(6000.3)
     assert hop.client_query.client == "10.244.1.5:40000"
     assert hop.upstream_query.server == "168.63.129.16:53"
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (None, ""),
+        (0, "1970-01-01 00:00:00.000000"),
+        (1_711_990_000_123_456_000, "2024-04-01 16:46:40.123456"),
+        # Exact nanoseconds round to the nearest microsecond, half to even, where a float of
+        # the seconds (0.24 µs apart in 2024) cannot tell these apart.
+        (1_711_990_000_123_456_499, "2024-04-01 16:46:40.123456"),
+        (1_711_990_000_123_456_501, "2024-04-01 16:46:40.123457"),
+        (1_711_990_000_123_456_500, "2024-04-01 16:46:40.123456"),
+        (1_711_990_000_123_457_500, "2024-04-01 16:46:40.123458"),
+        (1_711_990_000_999_999_600, "2024-04-01 16:46:41.000000"),  # carries into the next second
+    ],
+)
+def test_iso_time_from_exact_nanoseconds(ns: int | None, text: str) -> None:
+    assert iso_time(ns) == text

@@ -18,15 +18,23 @@ def execute(cmd: AnalyzeCommand, env: JobEnv) -> Report:
     files: nothing would show them.
     """
     # The pcap core loads only for this job.
-    from workers.analysis.traffic.analysis import analyze_files
-    from workers.analysis.traffic.report import build_report
+    from workers.analysis.traffic import analysis
 
     from_thread = env.source == "slack"
     paths: list[Path] = env.thread_files() if from_thread else [Path(f) for f in cmd.files]
     if not paths:
         raise AksDnsError("analyze needs at least one capture file")
     env.progress(f"🔬 analyze: reading {len(paths)} capture file(s)…")
-    result = analyze_files(paths, slow_s=cmd.slow_s)
+    pending = analysis.start(paths, slow_s=cmd.slow_s)
+    # While the core's threads read the captures, this thread loads what the report needs
+    # (a forked worker job has it loaded already: then this costs nothing).
+    from workers.analysis.traffic.report import build_report
+
+    if env.attachments:
+        from workers.analysis.traffic import charts
+
+        charts.preload()
+    result = pending.result()
     names = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
     return build_report(result, title=f"DNS traffic analysis — {names}",
                         attachments=env.attachments)

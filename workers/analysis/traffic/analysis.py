@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from workers.pcap.native import analyze_raw
+from workers.pcap.native import PendingAnalysis, start_analysis
 
 if TYPE_CHECKING:
     from workers.analysis.traffic.model import AnalysisResult
@@ -20,33 +20,72 @@ WIRESHARK_VERSIONS = ("4.0", "4.4")
 LIST_LIMIT = 1000  # list entries kept per list (unanswered, slow, followed lookups, evidence)
 
 
+class Pending:
+    """An analysis under way (the core on its own thread): import and prepare meanwhile."""
+
+    def __init__(self, native: PendingAnalysis, wireshark: str) -> None:
+        self._native = native
+        self._wireshark = wireshark
+
+    def result(self) -> AnalysisResult:
+        """Wait for the pass; the typed result."""
+        # The typed model loads here, not at import: `--format tshark` does not need it.
+        from workers.analysis.traffic.model import AnalysisResult
+
+        return AnalysisResult.from_json(self._native.result())
+
+    def tshark_text(self) -> str:
+        """Wait for the pass; only tshark's text (``--format tshark``), without the typed model."""
+        return str(self._native.result()["tshark_tree_44" if self._wireshark == "4.4" else "tshark_tree"])
+
+
+def start(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> Pending:
+    """Start the one pass over the captures, read as one merged capture (mergecap order: by
+    time stamp); the core runs on its own threads while the caller goes on.
+
+    ``wireshark="4.4"`` also computes Wireshark 4.4's two trees (``result.tshark_tree_44``).
+    ``Pending.result()`` raises :class:`aksdns.errors.CaptureFileError` for a file that is
+    empty, not a capture or cut short in its header; a capture cut short mid-packet gives
+    statistics for every complete packet and a warning in ``result.warnings``.
+    """
+    if not paths:
+        raise ValueError("analyze needs at least one capture file")
+    if wireshark not in WIRESHARK_VERSIONS:
+        raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
+    early = _prestarted.pop(_inputs(paths, slow_s, wireshark), None)
+    if early is not None:
+        return early
+    native = start_analysis(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
+    return Pending(native, wireshark)
+
+
+# Passes the CLI started before it had parsed its command (console.entry), by their inputs:
+# at most one, adopted by the start() that asks for exactly the same inputs.
+Inputs = tuple[tuple[str, ...], float, str]
+_prestarted: dict[Inputs, Pending] = {}
+
+
+def _inputs(paths: Sequence[str | os.PathLike[str]], slow_s: float, wireshark: str) -> Inputs:
+    return tuple(os.fspath(p) for p in paths), float(slow_s), wireshark
+
+
+def prestart(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> None:
+    """Start a pass now for a later :func:`start` with the same inputs to adopt (a head start)."""
+    pending = start(paths, slow_s=slow_s, wireshark=wireshark)
+    _prestarted.clear()
+    _prestarted[_inputs(paths, slow_s, wireshark)] = pending
+
+
 def analyze_files(
     paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0"
 ) -> AnalysisResult:
-    """Analyse the captures as one merged capture (mergecap order: by time stamp).
-
-    ``wireshark="4.4"`` also computes Wireshark 4.4's two trees (``result.tshark_tree_44``).
-    Raises :class:`aksdns.errors.CaptureFileError` for a file that is empty, not a
-    capture or cut short in its header; a capture cut short mid-packet gives statistics
-    for every complete packet and a warning in ``result.warnings``.
-    """
-    if not paths:
-        raise ValueError("analyze_files needs at least one capture file")
-    if wireshark not in WIRESHARK_VERSIONS:
-        raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
-    # The typed model and the renderings load here, not at import: `--format tshark` needs neither.
-    from workers.analysis.traffic.model import AnalysisResult
-
-    doc = analyze_raw(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
-    return AnalysisResult.from_json(doc)
+    """Analyse the captures and wait for the result (see :func:`start`)."""
+    return start(paths, slow_s=slow_s, wireshark=wireshark).result()
 
 
 def tshark_text(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> str:
     """Only tshark's text (``--format tshark``): the pass without building the typed model."""
-    if wireshark not in WIRESHARK_VERSIONS:
-        raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
-    doc = analyze_raw(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
-    return str(doc["tshark_tree_44" if wireshark == "4.4" else "tshark_tree"])
+    return start(paths, slow_s=slow_s, wireshark=wireshark).tshark_text()
 
 
 def render(result: AnalysisResult, fmt: str, *, wireshark: str = "4.0") -> str:

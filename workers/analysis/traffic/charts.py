@@ -40,7 +40,9 @@ def _font(size: int) -> Any:
 
 def _png(image: Any) -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    # zlib level 1: a third less time than 6 (5 ms of the two pictures, measured), files about
+    # 40 % larger (16 and 24 KB for the 1 M-packet benchmark), nothing for a Slack upload.
+    image.save(buf, format="PNG", optimize=False, compress_level=1)
     return buf.getvalue()
 
 

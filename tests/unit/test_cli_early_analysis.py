@@ -1,0 +1,112 @@
+"""The CLI's head start for `analyze` (console.entry) and the analysis started on its own thread."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aksdns.errors import CaptureFileError
+from console import entry
+from workers.analysis.traffic import analysis
+from workers.pcap import native
+from workers.pcap import synth as S
+
+T0 = 1_711_990_000_000_000_000
+CLIENT = S.Endpoint("10.0.0.5", 40000)
+SERVER = S.Endpoint("10.0.0.10", 53)
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    packets = []
+    for i in range(50):
+        t = T0 + i * 10_000_000
+        packets.append(S.udp_packet(t, CLIENT, SERVER, S.dns_message(i, "db.contoso.com")))
+        if i % 10:  # every tenth lookup is never answered
+            packets.append(S.udp_packet(t + 2_000_000, SERVER, CLIENT,
+                                        S.dns_message(i, "db.contoso.com", response=True)))
+    path = tmp_path / "c.pcap"
+    with path.open("wb") as f:
+        S.write_pcap(f, packets)
+    return path
+
+
+class CountingCore:
+    """The real core, with a count of the passes it was asked for."""
+
+    def __init__(self) -> None:
+        self.core = native._core()
+        self.CaptureError = self.core.CaptureError
+        self.calls: list[tuple[Any, ...]] = []
+
+    def analyze(self, *args: Any) -> str:
+        self.calls.append(args)
+        text: str = self.core.analyze(*args)
+        return text
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> CountingCore:
+    core = CountingCore()
+    monkeypatch.setattr(native, "_core", lambda: core)
+    monkeypatch.setattr(analysis, "_prestarted", {})
+    return core
+
+
+def test_inputs_of_a_plain_analyze_command_line(capture: Path) -> None:
+    c = str(capture)
+    assert entry.early_analysis_inputs(["analyze", c]) == ([c], "4.0")
+    assert entry.early_analysis_inputs(["analyze", c, c, "--out", "/tmp/x"]) == ([c, c], "4.0")
+    assert entry.early_analysis_inputs(["analyze", c, "--format", "tshark", "--wireshark", "4.4"]) == ([c], "4.4")
+    # 4.4's trees are only read by --format tshark: every other format runs the 4.0 pass.
+    assert entry.early_analysis_inputs(["analyze", c, "--format", "json", "--wireshark", "4.4"]) == ([c], "4.0")
+
+
+@pytest.mark.parametrize("tail", [
+    [],  # no file
+    ["--dry-run"],
+    ["--help"],
+    ["--slow", "2"],  # a grammar option: the quick look does not guess its meaning
+    ["--format=tshark"],
+    ["missing.pcap"],
+    ["--format", "tshark", "--wireshark", "3.6"],
+])
+def test_no_head_start_for_what_the_quick_look_does_not_fully_understand(capture: Path, tail: list[str]) -> None:
+    args = ["analyze", *([str(capture)] if tail != [] else []), *tail]
+    assert entry.early_analysis_inputs(args) is None
+    assert entry.early_analysis_inputs(["dig", str(capture)]) is None
+    assert entry.early_analysis_inputs(["analyze", str(capture.parent)]) is None  # a directory
+
+
+def test_the_cli_adopts_its_head_start_one_pass_only(
+    capture: Path, counting: CountingCore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["aksdns", "analyze", str(capture), "--format", "tshark"])
+    assert entry.main() == 0
+    out = capsys.readouterr().out
+    assert out == analysis.tshark_text([capture])
+    assert "DNS" in out
+    assert len(counting.calls) == 2  # the command's one pass, then the comparison's own
+
+
+def test_a_head_start_with_other_inputs_is_not_used(capture: Path, counting: CountingCore) -> None:
+    analysis.prestart([capture], wireshark="4.4")
+    result = analysis.analyze_files([capture], slow_s=0.001)  # other inputs: a pass of its own
+    assert [c[1] for c in counting.calls] == [5.0, 0.001]
+    assert result.slow_threshold_s == 0.001
+    assert result.tshark_tree_44 is None  # not the 4.4 pass started early
+    assert analysis.start([capture], wireshark="4.4").tshark_text() == analysis.tshark_text([capture], wireshark="4.4")
+    assert len(counting.calls) == 3  # the early 4.4 pass was adopted by the start() that matched it
+
+
+def test_errors_of_a_pass_reach_the_caller_when_it_waits(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"GET / HTTP/1.1\r\n\r\n")
+    pending = analysis.start([bad])  # the pass runs on its own thread: the failure comes with the result
+    with pytest.raises(CaptureFileError, match="not a pcap or pcapng capture"):
+        pending.result()
+    with pytest.raises(CaptureFileError, match="is a directory"):
+        analysis.start([tmp_path])
