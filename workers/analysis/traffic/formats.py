@@ -11,12 +11,12 @@ from typing import Any
 
 from workers.analysis.traffic import guide_table, pattern, signatures
 from workers.analysis.traffic.findings import expansion_storms, headline, servfail_count, verdict
-from workers.analysis.traffic.model import AnalysisResult, Peer, TxRecord
+from workers.analysis.traffic.model import HOPS_KEPT, AnalysisResult, Peer, TxRecord
 from workers.analysis.traffic.timefmt import iso_time
 
 LIST_SHOWN = 20
 JSON_LIST_LIMIT = 200
-JSON_HOPS = 100
+JSON_HOPS = HOPS_KEPT
 # Which Wireshark definition each headline figure uses.
 DEFINITIONS = {
     "unanswered_queries": "queries matching `(dns.flags.response == 0) && ! dns.response_in` with tshark -2 "

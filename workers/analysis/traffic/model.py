@@ -172,6 +172,11 @@ class FailingName:
     count: int
 
 
+# Followed lookups the model keeps (the JSON payload lists them; nothing else does): the core
+# sends up to its list limit, and 1,000 hops were 2,000 records built for 100 shown.
+HOPS_KEPT = 100
+
+
 @dataclass(frozen=True)
 class Hop:
     """One lookup followed from the client to CoreDNS to its upstream."""
@@ -243,7 +248,7 @@ class AnalysisResult:
     aaaa_pair_members_lost: int
     timeline: tuple[Second, ...]
     guide: GuideTable
-    hops: tuple[Hop, ...]
+    hops: tuple[Hop, ...]  # the first HOPS_KEPT of hop_count
     hop_count: int
     # dns_qr's "Unanswered" (Wireshark 4.4): queries not re-sent, less one per answered response.
     qr_unanswered: int = 0
@@ -329,7 +334,7 @@ class AnalysisResult:
                     after_upstream_ms=None if h["after_upstream_ms"] is None else float(h["after_upstream_ms"]),
                     client_ms=None if h["client_ms"] is None else float(h["client_ms"]),
                 )
-                for h in d["hops"]
+                for h in d["hops"][:HOPS_KEPT]
             ),
             hop_count=int(d["hop_count"]),
             qr_unanswered=int(d["qr_unanswered"]),
