@@ -58,3 +58,7 @@ def main() -> int:
     from console.cli import main as cli_main
 
     return cli_main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

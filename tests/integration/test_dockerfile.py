@@ -232,7 +232,7 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
         names = zf.namelist()
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         scripts = zf.read(entry_points).decode()
-    assert re.search(r"^aksdns = console\.cli:main$", scripts, re.MULTILINE), scripts
+    assert re.search(r"^aksdns = console\.entry:main$", scripts, re.MULTILINE), scripts
     # Every tracked module of the runtime packages is in the wheel.
     for rel in context_files():
         if rel.startswith(("aksdns/", "bot/", "workers/", "console/")) and rel.endswith(".py"):
@@ -247,7 +247,7 @@ def test_builder_stage_builds_an_installable_wheel_from_the_context(tmp_path: Pa
                            env=env, capture_output=True, text=True, timeout=60)
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
     for args in (["--help"], ["bot", "--help"], ["worker", "--help"], ["healthcheck", "--help"]):
-        proc = subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=tmp_path, env=env,
+        proc = subprocess.run([sys.executable, "-m", "console.entry", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"aksdns {' '.join(args)}: {proc.stdout}{proc.stderr}"
 
