@@ -71,6 +71,54 @@ pub struct CaptureReader {
     data: Vec<u8>,
     pos: usize,
     end: usize,
+    /// A plain classic pcap file mapped whole: records are parsed in place from the page
+    /// cache (`pos..end` index it instead of `data`), with no read() copy of every byte.
+    map: Option<Mapping>,
+}
+
+/// A read-only mapping of a whole file.
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by one reader; moving it to another thread
+// (the reading thread) is as safe as moving a Vec.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Map `file` (a regular file, non-empty) or None, when the caller should read() it.
+    fn new(file: &File) -> Option<Mapping> {
+        use std::os::unix::io::AsRawFd;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() == 0 || meta.len() > isize::MAX as u64 {
+            return None;
+        }
+        let len = meta.len() as usize;
+        // SAFETY: a fresh shared read-only mapping of a file we hold open; the result is
+        // checked.  A file truncated while mapped would fault on access (SIGBUS): captures
+        // being rotated away are replaced, not truncated in place, and Wireshark's own
+        // reading has the same window for a shrinking file.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on the mapping just made; failure only loses the read-ahead hint.
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Some(Mapping { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped, once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 /// Size of the in-place buffer: large reads (the BufReader passes them straight through)
@@ -144,7 +192,15 @@ impl CaptureReader {
             _ => return Err(OpenError("not a pcap or pcapng capture".into())),
         };
         let mut reader =
-            CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new(), data: Vec::new(), pos: 0, end: 0 };
+            CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new(), data: Vec::new(), pos: 0, end: 0, map: None };
+        if let (Kind::Pcap { .. }, Input::Plain(r)) = (&reader.kind, &reader.input) {
+            if let Some(m) = Mapping::new(r.get_ref()) {
+                // The magic and the file header (24 bytes) were read through `input`.
+                reader.pos = 24.min(m.len);
+                reader.end = m.len;
+                reader.map = Some(m);
+            }
+        }
         if let Kind::Pcapng(_) = reader.kind {
             reader.read_shb_after_type().map_err(OpenError)?;
         }
@@ -202,14 +258,26 @@ impl CaptureReader {
     fn next_pcap(&mut self, buf: &mut Vec<u8>, be: bool, nanos: bool, linktype: u32) -> Option<PacketMeta> {
         let (meta, range) = self.next_pcap_in_place(be, nanos, linktype)?;
         buf.clear();
-        buf.extend_from_slice(&self.data[range]);
+        buf.extend_from_slice(&self.buf()[range]);
         Some(meta)
+    }
+
+    /// The bytes `pos..end` index: the mapping, or the in-place buffer.
+    #[inline]
+    fn buf(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.data,
+        }
     }
 
     /// At least `n` bytes in `data[pos..end]` unless the file ends first: Ok(bytes there).
     fn fill(&mut self, n: usize) -> io::Result<usize> {
         if self.end - self.pos >= n {
             return Ok(self.end - self.pos);
+        }
+        if self.map.is_some() {
+            return Ok(self.end - self.pos); // all of the file is there already
         }
         if self.data.len() < DATA_BUF {
             self.data.resize(DATA_BUF, 0);
@@ -242,7 +310,7 @@ impl CaptureReader {
                 return None;
             }
         }
-        let hdr = &self.data[self.pos..self.pos + 16];
+        let hdr = &self.buf()[self.pos..self.pos + 16];
         let sec = rd_u32(&hdr[0..4], be) as i64;
         let frac = rd_u32(&hdr[4..8], be) as i64;
         let caplen = rd_u32(&hdr[8..12], be) as usize;
@@ -543,7 +611,7 @@ impl MergedReader {
             if let Kind::Pcap { big_endian, nanos, linktype } = r.kind {
                 let (meta, range) = r.next_pcap_in_place(big_endian, nanos, linktype)?;
                 r.packets += 1;
-                return Some((meta, &self.readers[0].data[range]));
+                return Some((meta, &self.readers[0].buf()[range]));
             }
         }
         let mut held = std::mem::take(&mut self.held);
