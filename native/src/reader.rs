@@ -80,7 +80,13 @@ pub struct CaptureReader {
 struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
+    /// Bytes before this offset were handed back (`release_before`).
+    released: usize,
 }
+
+/// Parsed bytes of a mapping are unmapped from the process in steps of this size (a
+/// multiple of any page size).
+const RELEASE_STEP: usize = 8 << 20;
 
 // SAFETY: the mapping is read-only and owned by one reader; moving it to another thread
 // (the reading thread) is as safe as moving a Vec.
@@ -105,7 +111,22 @@ impl Mapping {
         }
         // SAFETY: advice on the mapping just made; failure only loses the read-ahead hint.
         unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-        Some(Mapping { ptr, len })
+        Some(Mapping { ptr, len, released: 0 })
+    }
+
+    /// Drop the pages before `pos` from the process (they stay in the page cache): a
+    /// capture read once would otherwise count whole in the resident size, which memory
+    /// limits and the OOM killer look at.  Touching them again would only fault them in.
+    #[inline]
+    fn release_before(&mut self, pos: usize) {
+        if pos - self.released >= 2 * RELEASE_STEP {
+            let upto = (pos - RELEASE_STEP) & !(RELEASE_STEP - 1);
+            // SAFETY: advice on whole pages of our own mapping (`released` and `upto` are
+            // multiples of RELEASE_STEP); for a shared file mapping MADV_DONTNEED only
+            // unmaps them, later reads fault the same bytes back in.
+            unsafe { libc::madvise(self.ptr.add(self.released), upto - self.released, libc::MADV_DONTNEED) };
+            self.released = upto;
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -335,6 +356,9 @@ impl CaptureReader {
         }
         let start = self.pos + 16;
         self.pos = start + caplen;
+        if let Some(m) = &mut self.map {
+            m.release_before(start);
+        }
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
         Some((PacketMeta { ts_ns, linktype, has_ts: true }, start..start + caplen))
     }
