@@ -129,7 +129,9 @@ const MAX_DIST: usize = 255;
 
 impl Default for V4Table {
     fn default() -> Self {
-        V4Table::with_capacity(1 << 10, ahash::RandomState::new())
+        // One 2 MB page of slots: smaller tables take a whole huge page anyway, and
+        // every size passed through on the way up was zeroed in full by the kernel.
+        V4Table::with_capacity((2 << 20) / std::mem::size_of::<V4Slot>(), ahash::RandomState::new())
     }
 }
 
