@@ -996,18 +996,14 @@ pub struct Analyzer {
     pending: Vec<Unanswered>,
     sender: Option<SyncSender<Batch>>,
     stats: Option<JoinHandle<Stats>>,
+    /// Wireshark 4.4's trees (4.4 mode): their thread, joined after the statistics one.
+    trees44: Option<JoinHandle<Trees44>>,
 }
 
 /// The second half (a second thread): the tshark tree and every other figure.
 pub struct Stats {
     slow_ns: i64,
     tree: DnsTree,
-    tree44: Option<(DnsTree44, DnsQrTree)>,
-    /// The 4.4 trees are fed only the rows 4.0 lacks and take the others from `tree` at
-    /// the end (`DnsTree44::derive_from`, `DnsQrTree::derive_from`): when the first frame
-    /// has a time stamp all trees get the same instants.  (Without one, 4.4 puts every
-    /// message at 0.)
-    derive44: bool,
     qr_unanswered: i64,
     dns_messages: u64,
     queries: u64,
@@ -1144,14 +1140,84 @@ impl Batch {
     }
 }
 
+/// What the tree taps of one accounted message see (dissect_dns_common's tap record).
+fn dns_tap(e: &Rec, m: &Mark, p: &dns::Parsed) -> DnsTap {
+    let flags = e.flags;
+    let is_response = flags & 0x8000 != 0;
+    DnsTap {
+        qr: (flags >> 15),
+        qtype: p.qtype,
+        qclass: p.qclass,
+        rcode: flags & 0xF,
+        opcode: (flags >> 11) & 0xF,
+        payload_size: e.size,
+        qname_len: e.qname_len,
+        qname_labels: e.labels,
+        nquestions: p.qdcount,
+        nanswers: p.ancount,
+        nauthorities: p.nscount,
+        nadditionals: p.arcount,
+        unsolicited: m.unsolicited(),
+        // Wireshark 4.4 flags a re-sent query only when it has a question.
+        retransmission: m.retransmission() && (is_response || p.qdcount > 0),
+        rrt_ms: ns_to_ms(m.delta_ns) as f32,
+    }
+}
+
+/// Wireshark 4.4's two trees, on a thread of their own after the statistics thread: in
+/// 4.4 mode they cost about as much as everything else that thread does, which made it
+/// the one the other two waited for.
+struct Trees44 {
+    dns: DnsTree44,
+    qr: DnsQrTree,
+    /// The 4.4 trees are fed only the rows 4.0 lacks and take the others from the 4.0
+    /// tree at the end (`DnsTree44::derive_from`, `DnsQrTree::derive_from`): when the
+    /// first frame has a time stamp all trees get the same instants.  (Without one, 4.4
+    /// puts every message at 0.)
+    derive: bool,
+}
+
+impl Trees44 {
+    fn account(&mut self, batch: &Batch) {
+        for (e, m) in batch.recs.iter().zip(&batch.marks) {
+            if m.bits & Mark::ACCOUNT == 0 {
+                continue;
+            }
+            let Some(p) = e.parsed else { continue };
+            let tap = dns_tap(e, m, &p);
+            let now_ms = ns_to_ms(e.ts - batch.first_ts);
+            let now_ms_44 = if batch.first_has_ts { now_ms } else { 0.0 };
+            let (t0, counts) = e.ttls;
+            let mut start = t0 as usize;
+            let mut ttls: [&[u32]; 3] = [&[], &[], &[]];
+            for (i, &n) in counts.iter().enumerate() {
+                ttls[i] = &batch.ttls[start..start + n as usize];
+                start += n as usize;
+            }
+            let tap44 = Tap44 {
+                base: &tap,
+                src: e.src.ip,
+                rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
+                ttls,
+            };
+            // first_has_ts is the first frame's: the same for every batch.
+            self.derive = batch.first_has_ts;
+            if self.derive {
+                self.dns.packet_own_rows(now_ms, &tap44);
+            } else {
+                self.dns.packet(now_ms_44, &tap44);
+            }
+            self.qr.packet(now_ms_44, &tap44, self.derive);
+        }
+    }
+}
+
 impl Stats {
-    fn new(slow_s: f64, list_limit: usize, ws44: bool) -> Stats {
+    fn new(slow_s: f64, list_limit: usize) -> Stats {
         Stats {
             slow_ns: (slow_s * 1e9).round() as i64,
             list_limit,
             tree: DnsTree::new(),
-            tree44: if ws44 { Some((DnsTree44::new(), DnsQrTree::new())) } else { None },
-            derive44: false,
             qr_unanswered: 0,
             dns_messages: 0,
             queries: 0,
@@ -1221,31 +1287,12 @@ impl Stats {
     fn message(&mut self, e: &Rec, m: &Mark, p: &dns::Parsed, qname: &[u8], answers: &[RrInfo], batch: &Batch) {
         let (ts, src, dst, flags) = (e.ts, e.src, e.dst, e.flags);
         let now_ms = ns_to_ms(ts - batch.first_ts);
-        let now_ms_44 = if batch.first_has_ts { now_ms } else { 0.0 };
         let (unsolicited, retransmission) = (m.unsolicited(), m.retransmission());
         let is_response = flags & 0x8000 != 0;
         self.dns_messages += 1;
         let rcode = flags & 0xF;
-        let opcode = (flags >> 11) & 0xF;
         let delta_ns = m.delta_ns;
-        let tap = DnsTap {
-            qr: (flags >> 15),
-            qtype: p.qtype,
-            qclass: p.qclass,
-            rcode,
-            opcode,
-            payload_size: e.size,
-            qname_len: e.qname_len,
-            qname_labels: e.labels,
-            nquestions: p.qdcount,
-            nanswers: p.ancount,
-            nauthorities: p.nscount,
-            nadditionals: p.arcount,
-            unsolicited,
-            // Wireshark 4.4 flags a re-sent query only when it has a question.
-            retransmission: retransmission && (is_response || p.qdcount > 0),
-            rrt_ms: ns_to_ms(delta_ns) as f32,
-        };
+        let tap = dns_tap(e, m, p);
         self.tree.packet(now_ms, &tap);
         if !is_response {
             if !tap.retransmission {
@@ -1254,30 +1301,6 @@ impl Stats {
         } else if !retransmission && !unsolicited {
             self.qr_unanswered -= 1;
         }
-        if let Some((dns44, qr)) = &mut self.tree44 {
-            let (t0, counts) = e.ttls;
-            let mut start = t0 as usize;
-            let mut ttls: [&[u32]; 3] = [&[], &[], &[]];
-            for (i, &n) in counts.iter().enumerate() {
-                ttls[i] = &batch.ttls[start..start + n as usize];
-                start += n as usize;
-            }
-            let tap44 = Tap44 {
-                base: &tap,
-                src: src.ip,
-                rr_types: &batch.rr_types[e.rr_types.0 as usize..e.rr_types.1 as usize],
-                ttls,
-            };
-            // first_has_ts is the first frame's: the same for every batch.
-            self.derive44 = batch.first_has_ts;
-            if self.derive44 {
-                dns44.packet_own_rows(now_ms, &tap44);
-            } else {
-                dns44.packet(now_ms_44, &tap44);
-            }
-            qr.packet(now_ms_44, &tap44, self.derive44);
-        }
-
         // --- everything beyond the tshark tree ---
         let size_bucket = match e.size {
             0..=63 => 0,
@@ -1600,7 +1623,27 @@ fn tx_key(rec: &Rec) -> TxKey {
 
 impl Analyzer {
     fn new(slow_s: f64, list_limit: usize, ws44: bool, recycle: SyncSender<Batch>) -> Analyzer {
-        let stats = Stats::new(slow_s, list_limit, ws44);
+        let stats = Stats::new(slow_s, list_limit);
+        // In 4.4 mode the batches go on from the statistics thread to the 4.4 trees' own.
+        let (to44, trees44) = if ws44 {
+            let (sender, receiver) = sync_channel::<Batch>(QUEUED_BATCHES);
+            let recycle = recycle.clone();
+            let handle = std::thread::Builder::new()
+                .name("aksdns-ws44".into())
+                .spawn(move || {
+                    let mut t = Trees44 { dns: DnsTree44::new(), qr: DnsQrTree::new(), derive: false };
+                    for mut batch in receiver {
+                        t.account(&batch);
+                        batch.clear();
+                        let _ = recycle.try_send(batch);
+                    }
+                    t
+                })
+                .expect("cannot start the thread of the 4.4 trees");
+            (Some(sender), Some(handle))
+        } else {
+            (None, None)
+        };
         // Batches flow to the statistics thread in order; a few in flight keep both busy.
         let (sender, receiver) = sync_channel::<Batch>(QUEUED_BATCHES);
         let handle = std::thread::Builder::new()
@@ -1609,9 +1652,18 @@ impl Analyzer {
                 let mut stats = stats;
                 for mut batch in receiver {
                     stats.account(&batch);
-                    // Hand the emptied buffers back to the reading thread (no new allocations).
-                    batch.clear();
-                    let _ = recycle.try_send(batch);
+                    match &to44 {
+                        // The 4.4 thread only stops by panicking; its panic surfaces at join.
+                        Some(next) => {
+                            let _ = next.send(batch);
+                        }
+                        None => {
+                            // Hand the emptied buffers back to the reading thread (no new
+                            // allocations).
+                            batch.clear();
+                            let _ = recycle.try_send(batch);
+                        }
+                    }
                 }
                 stats
             })
@@ -1646,6 +1698,7 @@ impl Analyzer {
             pending: Vec::new(),
             sender: Some(sender),
             stats: Some(handle),
+            trees44,
         }
     }
 
@@ -1655,8 +1708,8 @@ impl Analyzer {
         // Three threads in a pipeline, batches in capture order: reading and parsing,
         // transaction matching (here), statistics.
         let (sender, receiver) = sync_channel::<Batch>(QUEUED_BATCHES);
-        // Room for every batch there is (both queues, one per thread): none is dropped.
-        let (recycle, recycled) = sync_channel::<Batch>(2 * QUEUED_BATCHES + 4);
+        // Room for every batch there is (every queue, one per thread): none is dropped.
+        let (recycle, recycled) = sync_channel::<Batch>(3 * QUEUED_BATCHES + 5);
         let reading = std::thread::Builder::new()
             .name("aksdns-read".into())
             .spawn(move || ReadStage::new(reader, recycled, ws44).run(&sender, &paths))
@@ -2150,10 +2203,16 @@ impl Analyzer {
         }
         self.send(Batch::default());
         self.sender = None; // closes the channel: the statistics thread finishes
-        let mut st = match self.stats.take().map(|h| h.join()) {
+        let st = match self.stats.take().map(|h| h.join()) {
             Some(Ok(st)) => st,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => unreachable!("finish runs once"),
+        };
+        // The statistics thread has closed the 4.4 thread's queue on its way out.
+        let trees44 = match self.trees44.take().map(|h| h.join()) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => None,
         };
         let mut unanswered = self.unanswered_heap.into_sorted_vec();
         unanswered.truncate(self.list_limit);
@@ -2287,12 +2346,12 @@ impl Analyzer {
             first_time_ns: first_ts,
             last_time_ns: last_ts,
             tshark_tree: st.tree.tree.render_plain(),
-            tshark_tree_44: st.tree44.as_mut().map(|(d, q)| {
-                if st.derive44 {
-                    d.derive_from(&st.tree);
-                    q.derive_from(&st.tree);
+            tshark_tree_44: trees44.map(|mut t| {
+                if t.derive {
+                    t.dns.derive_from(&st.tree);
+                    t.qr.derive_from(&st.tree);
                 }
-                dns_tree44::render_both(d, q)
+                dns_tree44::render_both(&t.dns, &t.qr)
             }),
             qr_unanswered: st.qr_unanswered,
             tree_rows: st.tree.tree.rows(),
