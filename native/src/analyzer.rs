@@ -28,6 +28,8 @@ const MAX_LIVE_TRANSACTIONS: usize = 200_000;
 const MAX_MULTICAST_TRANSACTIONS: usize = 200_000;
 const MAX_TIMELINE_SECONDS: usize = 200_000;
 const MAX_PEERS: usize = 100_000;
+/// Entries of each half of `Stats::peer_memo` (a power of two).
+const PEER_MEMO: usize = 4096;
 /// Servers that get a timeline of their own (the picture draws one line each).
 const MAX_TIMELINE_SERVERS: usize = 6;
 /// Name/type pairs whose UDP and TCP answers are remembered for comparison.
@@ -1021,6 +1023,10 @@ pub struct Stats {
     client_slots: FastMap<std::net::IpAddr, usize>,
     server_cache: Option<(std::net::IpAddr, usize)>,
     client_cache: Option<(std::net::IpAddr, usize)>,
+    /// IPv4 peers' rows remembered in a direct-mapped table (address, row + 1; 0 empty),
+    /// servers then clients: clients change from message to message, and a miss of the
+    /// one-entry cache cost a map lookup (hashing an IpAddr) each time.
+    peer_memo: Vec<(u32, u32)>,
     /// Lower-cased name bytes followed by the rcode (2 bytes).
     failing: FastMap<Box<[u8]>, u64>,
     failing_truncated: bool,
@@ -1235,6 +1241,7 @@ impl Stats {
             client_slots: FastMap::default(),
             server_cache: None,
             client_cache: None,
+            peer_memo: vec![(0, 0); 2 * PEER_MEMO],
             failing: FastMap::default(),
             failing_truncated: false,
             name_buf: Vec::new(),
@@ -1540,6 +1547,23 @@ impl Stats {
     }
 
     fn peer_index(&mut self, server: bool, ip: std::net::IpAddr) -> usize {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return self.peer_index_slow(server, ip);
+        };
+        let bits = u32::from(v4);
+        let slot = (bits.wrapping_mul(0x9E37_79B1) >> (32 - PEER_MEMO.trailing_zeros())) as usize + if server { 0 } else { PEER_MEMO };
+        let (memo_ip, row) = self.peer_memo[slot];
+        if row != 0 && memo_ip == bits {
+            return row as usize - 1;
+        }
+        let i = self.peer_index_slow(server, ip);
+        // A peer's row never changes once given (rows are only added; past MAX_PEERS a new
+        // address always folds into the same "other" row), so it can be remembered.
+        self.peer_memo[slot] = (bits, i as u32 + 1);
+        i
+    }
+
+    fn peer_index_slow(&mut self, server: bool, ip: std::net::IpAddr) -> usize {
         let (list, index, cache) = if server {
             (&mut self.servers, &mut self.server_slots, &mut self.server_cache)
         } else {
