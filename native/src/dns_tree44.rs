@@ -140,6 +140,12 @@ pub struct DnsTree44 {
     by_value: NamedChildren,
 }
 
+impl Default for DnsTree44 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DnsTree44 {
     pub fn new() -> DnsTree44 {
         let mut t = StatsTree::new("DNS");
@@ -417,6 +423,12 @@ fn ttl_bucket(ttl: u32) -> usize {
         604801..=2628000 => 5,
         2628001..=31536000 => 6,
         _ => 7,
+    }
+}
+
+impl Default for DnsQrTree {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -71,6 +71,90 @@ pub struct CaptureReader {
     data: Vec<u8>,
     pos: usize,
     end: usize,
+    /// A plain classic pcap file mapped whole: records are parsed in place from the page
+    /// cache (`pos..end` index it instead of `data`), with no read() copy of every byte.
+    map: Option<Mapping>,
+}
+
+/// A read-only mapping of a whole file.
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+    /// Bytes before this offset were handed back (`release_before`).
+    released: usize,
+}
+
+/// Parsed bytes of a mapping are unmapped from the process in steps of this size (a
+/// multiple of any page size).
+const RELEASE_STEP: usize = 8 << 20;
+
+/// How far ahead of the record being parsed the mapped bytes are prefetched.
+const PREFETCH_BYTES: usize = 1024;
+
+// SAFETY: the mapping is read-only and owned by one reader; moving it to another thread
+// (the reading thread) is as safe as moving a Vec.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Map `file` (a regular file, non-empty) or None, when the caller should read() it.
+    fn new(file: &File) -> Option<Mapping> {
+        use std::os::unix::io::AsRawFd;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() == 0 || meta.len() > isize::MAX as u64 {
+            return None;
+        }
+        let len = meta.len() as usize;
+        // SAFETY: a fresh shared read-only mapping of a file we hold open; the result is
+        // checked.  A file truncated while mapped would fault on access (SIGBUS): captures
+        // being rotated away are replaced, not truncated in place, and Wireshark's own
+        // reading has the same window for a shrinking file.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on the mapping just made; failure only loses the read-ahead hint.
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Some(Mapping { ptr, len, released: 0 })
+    }
+
+    /// Drop the pages before `pos` from the process (they stay in the page cache): a
+    /// capture read once would otherwise count whole in the resident size, which memory
+    /// limits and the OOM killer look at.  Touching them again would only fault them in.
+    #[inline]
+    fn release_before(&mut self, pos: usize) {
+        if pos - self.released >= 2 * RELEASE_STEP {
+            let upto = (pos - RELEASE_STEP) & !(RELEASE_STEP - 1);
+            // SAFETY: advice on whole pages of our own mapping (`released` and `upto` are
+            // multiples of RELEASE_STEP); for a shared file mapping MADV_DONTNEED only
+            // unmaps them, later reads fault the same bytes back in.
+            unsafe { libc::madvise(self.ptr.add(self.released), upto - self.released, libc::MADV_DONTNEED) };
+            self.released = upto;
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if at < self.len {
+            // SAFETY: a prefetch is only a hint: it cannot fault, and `at` is inside the
+            // mapping anyway.
+            unsafe { std::arch::x86_64::_mm_prefetch((self.ptr as *const i8).add(at), std::arch::x86_64::_MM_HINT_T0) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped, once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 /// Size of the in-place buffer: large reads (the BufReader passes them straight through)
@@ -144,7 +228,15 @@ impl CaptureReader {
             _ => return Err(OpenError("not a pcap or pcapng capture".into())),
         };
         let mut reader =
-            CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new(), data: Vec::new(), pos: 0, end: 0 };
+            CaptureReader { input, kind, packets: 0, warning: None, scratch: Vec::new(), data: Vec::new(), pos: 0, end: 0, map: None };
+        if let (Kind::Pcap { .. }, Input::Plain(r)) = (&reader.kind, &reader.input) {
+            if let Some(m) = Mapping::new(r.get_ref()) {
+                // The magic and the file header (24 bytes) were read through `input`.
+                reader.pos = 24.min(m.len);
+                reader.end = m.len;
+                reader.map = Some(m);
+            }
+        }
         if let Kind::Pcapng(_) = reader.kind {
             reader.read_shb_after_type().map_err(OpenError)?;
         }
@@ -202,14 +294,26 @@ impl CaptureReader {
     fn next_pcap(&mut self, buf: &mut Vec<u8>, be: bool, nanos: bool, linktype: u32) -> Option<PacketMeta> {
         let (meta, range) = self.next_pcap_in_place(be, nanos, linktype)?;
         buf.clear();
-        buf.extend_from_slice(&self.data[range]);
+        buf.extend_from_slice(&self.buf()[range]);
         Some(meta)
+    }
+
+    /// The bytes `pos..end` index: the mapping, or the in-place buffer.
+    #[inline]
+    fn buf(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m.bytes(),
+            None => &self.data,
+        }
     }
 
     /// At least `n` bytes in `data[pos..end]` unless the file ends first: Ok(bytes there).
     fn fill(&mut self, n: usize) -> io::Result<usize> {
         if self.end - self.pos >= n {
             return Ok(self.end - self.pos);
+        }
+        if self.map.is_some() {
+            return Ok(self.end - self.pos); // all of the file is there already
         }
         if self.data.len() < DATA_BUF {
             self.data.resize(DATA_BUF, 0);
@@ -242,7 +346,7 @@ impl CaptureReader {
                 return None;
             }
         }
-        let hdr = &self.data[self.pos..self.pos + 16];
+        let hdr = &self.buf()[self.pos..self.pos + 16];
         let sec = rd_u32(&hdr[0..4], be) as i64;
         let frac = rd_u32(&hdr[4..8], be) as i64;
         let caplen = rd_u32(&hdr[8..12], be) as usize;
@@ -267,6 +371,12 @@ impl CaptureReader {
         }
         let start = self.pos + 16;
         self.pos = start + caplen;
+        if let Some(m) = &mut self.map {
+            m.release_before(start);
+            // Records are read in order but each one only once: start loading the bytes a
+            // few records on (past the hardware prefetcher's reach at page boundaries).
+            m.prefetch(self.pos + PREFETCH_BYTES);
+        }
         let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
         Some((PacketMeta { ts_ns, linktype, has_ts: true }, start..start + caplen))
     }
@@ -543,7 +653,7 @@ impl MergedReader {
             if let Kind::Pcap { big_endian, nanos, linktype } = r.kind {
                 let (meta, range) = r.next_pcap_in_place(big_endian, nanos, linktype)?;
                 r.packets += 1;
-                return Some((meta, &self.readers[0].data[range]));
+                return Some((meta, &self.readers[0].buf()[range]));
             }
         }
         let mut held = std::mem::take(&mut self.held);
