@@ -46,8 +46,9 @@ def early_analysis_inputs(args: Sequence[str]) -> tuple[list[str], str] | None:
     return files, wireshark
 
 
-def main() -> int:
-    inputs = early_analysis_inputs(sys.argv[1:])
+def run(args: Sequence[str]) -> int:
+    """The whole CLI: `analyze`'s head start, then :func:`console.cli.main`."""
+    inputs = early_analysis_inputs(args)
     if inputs is not None:
         try:
             from workers.analysis.traffic import analysis
@@ -57,7 +58,24 @@ def main() -> int:
             pass
     from console.cli import main as cli_main
 
-    return cli_main()
+    return cli_main(list(args))
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    code = run(args)
+    if early_analysis_inputs(args) is not None:
+        # `analyze` has written everything (stdout, and --out files, closed): leave without the
+        # interpreter's teardown, which frees every module and the result object by object
+        # (5-20 ms of a 1 M-packet answer of about 0.35 s, measured).  Nothing of it needs
+        # atexit handlers.
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:  # `aksdns analyze ... | head`: the reader left
+            pass
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

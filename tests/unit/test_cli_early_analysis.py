@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,9 @@ def test_no_head_start_for_what_the_quick_look_does_not_fully_understand(capture
 
 
 def test_the_cli_adopts_its_head_start_one_pass_only(
-    capture: Path, counting: CountingCore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capture: Path, counting: CountingCore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sys, "argv", ["aksdns", "analyze", str(capture), "--format", "tshark"])
-    assert entry.main() == 0
+    assert entry.run(["analyze", str(capture), "--format", "tshark"]) == 0
     out = capsys.readouterr().out
     assert out == analysis.tshark_text([capture])
     assert "DNS" in out
@@ -110,3 +110,32 @@ def test_errors_of_a_pass_reach_the_caller_when_it_waits(tmp_path: Path) -> None
         pending.result()
     with pytest.raises(CaptureFileError, match="is a directory"):
         analysis.start([tmp_path])
+
+
+@pytest.mark.parametrize("tail", [["--format", "csv"], ["--out", "OUT"]])
+def test_the_console_script_writes_everything_before_its_quick_exit(capture: Path, tmp_path: Path,
+                                                                    tail: list[str]) -> None:
+    # The real console script in a process of its own: analyze leaves through os._exit, so
+    # whatever was buffered must have been flushed and the --out files closed by then.
+    tail = [str(tmp_path / "out") if t == "OUT" else t for t in tail]
+    script = Path(sys.executable).parent / "aksdns"
+    proc = subprocess.run([str(script), "analyze", str(capture), *tail], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    if "--out" in tail:
+        assert "Unanswered queries" in proc.stdout
+        files = sorted(p.name for p in (tmp_path / "out").iterdir())
+        assert files == ["dns-response-times.png", "dns-signatures.csv", "dns-timeline.png",
+                         "dns-unanswered-and-slow.csv"]
+        assert (tmp_path / "out" / "dns-unanswered-and-slow.csv").read_text().count("\nunanswered,") == 5
+    else:
+        assert proc.stdout.count("\nunanswered,") == 5  # every tenth of 50 lookups
+
+
+def test_a_failing_analyze_still_says_why_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    script = Path(sys.executable).parent / "aksdns"
+    proc = subprocess.run([str(script), "analyze", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("aksdns: ") and "not a pcap or pcapng capture" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -173,7 +173,8 @@ class FailingName:
 
 
 # Followed lookups the model keeps (the JSON payload lists them; nothing else does): the core
-# sends up to its list limit, and 1,000 hops were 2,000 records built for 100 shown.
+# lists the first 100 too (HOPS_LISTED in native/src/analyzer.rs); 1,000 were 2,000 records
+# built for 100 shown, and 40 % of the core's JSON.
 HOPS_KEPT = 100
 
 
