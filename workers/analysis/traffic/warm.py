@@ -1,6 +1,6 @@
 """What a worker loads once, before it forks job processes, so no `analyze` job pays for it:
 the compiled capture core, the analysis and report modules, and the drawing library with its
-font and its PNG encoder; then the heap is frozen for the garbage collector."""
+font; then the heap is frozen for the garbage collector."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ JOB_MODULES = (
 
 
 def preload() -> None:
-    """Import the pcap core, the analyze job's modules and Pillow (font, PNG encoder), then freeze
+    """Import the pcap core, the analyze job's modules and Pillow (with its font), then freeze
     the heap; cheap, idempotent.
 
     ``gc.freeze()`` moves every object the worker has made so far out of the collector's
