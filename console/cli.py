@@ -88,7 +88,7 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
             sys.stdout.write(pending.tshark_text())
         else:
             pending = analysis.start(paths, slow_s=command.slow_s)
-            from workers.analysis.traffic import formats, model  # noqa: F401  (loaded while the core runs)
+            from workers.analysis.traffic import formats  # loaded (with the model) while the core runs
 
             sys.stdout.write(formats.render_csv(pending.result()))
         return 0

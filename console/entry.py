@@ -48,7 +48,10 @@ def early_analysis_inputs(args: Sequence[str]) -> tuple[list[str], str] | None:
 
 def run(args: Sequence[str]) -> int:
     """The whole CLI: `analyze`'s head start, then :func:`console.cli.main`."""
-    inputs = early_analysis_inputs(args)
+    return _run(args, early_analysis_inputs(args))
+
+
+def _run(args: Sequence[str], inputs: tuple[list[str], str] | None) -> int:
     if inputs is not None:
         try:
             from workers.analysis.traffic import analysis
@@ -63,8 +66,9 @@ def run(args: Sequence[str]) -> int:
 
 def main() -> int:
     args = sys.argv[1:]
-    code = run(args)
-    if early_analysis_inputs(args) is not None:
+    inputs = early_analysis_inputs(args)
+    code = _run(args, inputs)
+    if inputs is not None:
         # `analyze` has written everything (stdout, and --out files, closed): leave without the
         # interpreter's teardown, which frees every module and the result object by object
         # (5-20 ms of a 1 M-packet answer of about 0.35 s, measured).  Nothing of it needs

@@ -94,13 +94,6 @@ def start_analysis(
     return PendingAnalysis(core, names, slow_s, list_limit, wireshark44)
 
 
-def analyze_raw(
-    paths: Sequence[str | os.PathLike[str]], *, slow_s: float, list_limit: int, wireshark44: bool = False
-) -> dict[str, Any]:
-    """Run the one-pass analysis and wait for it; the core's JSON document as a dict."""
-    return start_analysis(paths, slow_s=slow_s, list_limit=list_limit, wireshark44=wireshark44).result()
-
-
 def synthesize(path: str | os.PathLike[str], packets: int, *, seed: int = 1) -> int:
     """Write a realistic CoreDNS capture of about ``packets`` packets (benchmarks)."""
     written: int = _core().synthesize(os.fspath(path), int(packets), int(seed))
