@@ -7,13 +7,25 @@
   "registered on the queue" keeps meaning "serving the queue".
 - **Outbox.** Each maintenance pass (every ``maintenance_interval`` while idle) posts the
   thread messages Slack did not take earlier (:mod:`workers.outbox`).
+- **Outlives a Redis outage.** RQ retries Redis only while it waits for a job; a heartbeat that
+  fails while a job runs (every ``job_monitoring_interval``), the heartbeat after a job, the
+  suspension check or a maintenance pass end its ``work()`` loop ("found an unhandled
+  exception, quitting"), with the job still running in its work-horse and the queue left
+  unserved. Here those steps log the outage and go on: the job finishes and records its outcome
+  once Redis is back (:data:`workers.runner.RECORD_WAIT_S`), the next dequeue waits for Redis,
+  and a lost registration is written again. RQ's scheduler process still ends on the outage;
+  RQ's own maintenance pass starts it again once Redis answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import redis
 from redis.client import Pipeline
 from rq import Worker, worker_registration
 
@@ -21,6 +33,19 @@ from aksdns.settings import Settings
 from workers.slack_post import flush_outbox
 
 log = logging.getLogger(__name__)
+
+OUTAGE_PAUSE_S = 2.0  # between tries of a dequeue while Redis is unreachable (RQ's own pause)
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@contextlib.contextmanager
+def outage_logged(step: str, job: Any = None) -> Iterator[None]:
+    """Run one of the worker's own Redis steps; an outage is logged instead of ending the worker."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        log.warning("Redis unreachable: step skipped, the worker goes on",
+                    extra={"step": step, "job": getattr(job, "id", None), "error": type(exc).__name__})
 
 
 class AksDnsWorker(Worker):
@@ -31,13 +56,34 @@ class AksDnsWorker(Worker):
         self.settings = settings
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        super().heartbeat(timeout, pipeline)
-        if pipeline is None:
+        if pipeline is not None:  # part of RQ's own transaction: its caller handles the outcome
+            super().heartbeat(timeout, pipeline)
+            return
+        with outage_logged("heartbeat"):
+            super().heartbeat(timeout, pipeline)
             self.ensure_registered()
 
     def maintain_heartbeats(self, job: Any, execution: Any) -> None:
-        super().maintain_heartbeats(job, execution)
-        self.ensure_registered()  # also while a long job runs
+        with outage_logged("heartbeat while a job runs", job):  # the work-horse goes on with the job
+            super().maintain_heartbeats(job, execution)
+            self.ensure_registered()  # also while a long job runs
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        # Before the fork or after the work-horse ended: RQ's bookkeeping of this job. A job whose
+        # end could not be written is found by the maintenance pass once Redis answers again.
+        with outage_logged("job bookkeeping", job):
+            super().execute_job(job, queue)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        # RQ's dequeue waits out an outage in its loop, but writes the worker's state before it.
+        while True:
+            with outage_logged("dequeue"):
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            time.sleep(OUTAGE_PAUSE_S)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with outage_logged("suspension check"):  # the dequeue that follows waits for Redis
+            super().check_for_suspension(burst)
 
     def ensure_registered(self) -> bool:
         """Register again when Redis lost the registration; True when it had to."""
@@ -54,7 +100,8 @@ class AksDnsWorker(Worker):
         return True
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        with outage_logged("maintenance"):
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         posted = flush_outbox(self.settings, owner=self.name)
         if posted:
             log.info("results Slack did not take earlier are posted", extra={"jobs": posted})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +50,14 @@ def evidence(report: Report) -> dict[str, Any]:
 
 
 def wait_report(env: JobEnv, rule: str, timeout_s: float = 60.0, minutes: int = 1,
-                log_class: LogClass | None = None) -> Report:
-    """Run health until ``rule`` leads (and ``log_class`` is in the window): a knob takes effect within
-    seconds; never a timed assertion."""
+                log_class: LogClass | None = None, until: Callable[[Report], bool] | None = None) -> Report:
+    """Run health until ``rule`` leads (and ``log_class`` is in the window, and ``until`` holds): a knob
+    takes effect within seconds; never a timed assertion."""
     deadline = time.monotonic() + timeout_s
     while True:
         report = run(env, minutes)
         logged = log_class is None or any(s["kind"] == log_class.value for s in evidence(report)["logs"])
-        if (rules(report)[0] == rule and logged) or time.monotonic() > deadline:
+        if (rules(report)[0] == rule and logged and (until is None or until(report))) or time.monotonic() > deadline:
             return report
         time.sleep(1.0)
 
@@ -135,12 +136,19 @@ def test_oomkilled_restart(testbed: Any, env: JobEnv, clean: None) -> None:
     assert "OOMKilled" in facts["What kind of performance problems are affecting the CoreDNS pods?"]
 
 
+def _previous_tails(report: Report) -> str:
+    return " ".join(line for p in evidence(report)["pods"] for line in p["previous_log_tail"])
+
+
 def test_forward_loop_real_coredns_exits(testbed: Any, env: JobEnv, clean: None) -> None:
     testbed.coredns_loop()
-    report = wait_report(env, "forward_loop", timeout_s=90)
+    # The rule leads as soon as the loop line is in the current container's log; the previous
+    # container's log holds it only once the kubelet has restarted the crashed one (CI once ran
+    # health in between): wait for that too.
+    report = wait_report(env, "forward_loop", timeout_s=120, until=lambda r: "plugin/loop" in _previous_tails(r))
     assert rules(report)[0] == "forward_loop", report.data["hypotheses"][0]
     ev = evidence(report)
-    tails = " ".join(line for p in ev["pods"] for line in p["previous_log_tail"])
+    tails = _previous_tails(report)
     assert "plugin/loop" in tails and "detected for zone" in tails  # the real CoreDNS's words
     assert any(s["kind"] == LogClass.LOOP.value for s in ev["logs"]) or "plugin/loop" in tails
 
