@@ -98,6 +98,11 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     assert s.slack.wait_for(lambda _s: len(s.parents()) == 7 and all(s.results(p.ts) for p in s.parents()),
                             timeout=60)
     assert worker.poll() is None
+    # RQ's scheduler process (a watch's next run, a coredns-log revert) ends on the outage; RQ's
+    # maintenance pass in the same worker starts a new one.
+    log = s.tmp / "worker-east.log"
+    assert s.slack.wait_for(lambda _s: log.read_text().count("Scheduler for aksdns:east started") >= 2,
+                            timeout=60), s.log("east")
     assert not [t for t in s.ephemerals() if "unreachable" in t]
     store = ResultsStore(durable.client())
     assert s.slack.wait_for(lambda _s: all(store.history(CHANNEL, p.ts) for p in s.parents()), timeout=30)
