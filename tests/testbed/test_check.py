@@ -307,7 +307,10 @@ def test_custom_dns_configured_and_healthy(
             ).present
         ),
     )
-    time.sleep(3)  # CoreDNS's reload plugin checks every 2 s at the fastest
+    # The reload plugin picks the file up within seconds, later on a busy machine: wait until
+    # every CoreDNS pod answers the name through the new server block.
+    wait_for("CoreDNS to forward contoso.internal",
+             lambda: _coredns_says(testbed, "db.contoso.internal", {"NOERROR"}), 40)
     report = run(env, names=(EXTERNAL, "db.contoso.internal"), nodes=1)
     assert top(report) == "all_healthy", report.data["hypotheses"]
     assert f"forward contoso.internal → {testbed.upstream}" in facts(report)[QUESTIONS[4]]
