@@ -41,6 +41,7 @@ from workers.thread_files import fetch_thread_captures
 
 log = logging.getLogger(__name__)
 RECORD_WAIT_S = 60.0  # how long a finished job waits for Redis to come back to record its outcome
+RECORD_MARGIN_S = 5.0  # of the job's time-out, left for RQ's own bookkeeping after a late record
 
 
 @dataclass
@@ -144,13 +145,21 @@ def _findings(report: Report | None, basis: Basis) -> tuple[dict[str, Any], ...]
     )
 
 
-def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str, Any] | None = None) -> None:
-    """Into the thread's history; across a Redis restart (bounded wait), since the handoff reads it."""
+def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str, Any] | None = None,
+            wait_s: float = RECORD_WAIT_S) -> bool:
+    """Into the thread's history; across a Redis restart (waiting at most ``wait_s``), since the
+    handoff reads it. False when Redis did not take it."""
     if spec.thread is None:  # CLI runs have no thread to remember them in
-        return
+        return True
     store = _store(settings)
-    if not store.record(outcome, basis=basis) and wait_for_redis(store.connection, RECORD_WAIT_S):
-        store.record(outcome, basis=basis)
+    if store.record(outcome, basis=basis):
+        return True
+    return wait_s > 0 and wait_for_redis(store.connection, wait_s) and store.record(outcome, basis=basis)
+
+
+def _time_left_s(settings: Settings, started: float) -> float:
+    """What a job may still spend before RQ's time-out ends it (less a margin for RQ's own steps)."""
+    return min(RECORD_WAIT_S, settings.job_timeout_s - (time.monotonic() - started) - RECORD_MARGIN_S)
 
 
 def _watch_context(settings: Settings, spec: JobSpec) -> WatchContext | None:
@@ -281,13 +290,18 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         if poster:
             add_thread_buttons(spec.command, report)
+        outcome, recorded = None, True
         if not report.quiet:  # recorded before it is posted: `again` or a handoff right after it sees it
             outcome = _outcome(spec, started_at, report.status.value, report.summary, report)
-            _record(ctx.settings, spec, outcome, report.basis)
+            recorded = _record(ctx.settings, spec, outcome, report.basis, wait_s=0)
         if poster:
             if not report.quiet:
                 poster.post(render_blocks(report))
             poster.status(f"{report.status.mark} `{verb}` done in {elapsed:.1f}s — {report.summary}")
+        if outcome is not None and not recorded:
+            # Redis is down: the answer went to the thread first (a wait here could outlast the
+            # job's time-out and lose it); the record waits for Redis within the time left.
+            _record(ctx.settings, spec, outcome, report.basis, wait_s=_time_left_s(ctx.settings, started))
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
         return {"status": report.status.value, "summary": report.summary, "data": report.data}
     except AksDnsError as exc:
@@ -298,7 +312,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if poster:
             poster.reply(f"❌ {user_message(exc)}")
             poster.status(f"❌ `{verb}` could not finish: {user_message(exc)}")
-        _record(ctx.settings, spec, _outcome(spec, started_at, "error", user_message(exc)))
+        _record(ctx.settings, spec, _outcome(spec, started_at, "error", user_message(exc)),
+                wait_s=_time_left_s(ctx.settings, started))
         return {"status": "error", "summary": user_message(exc), "data": {}}
     finally:
         _release(ctx.settings, payload.get("dedup_key"))

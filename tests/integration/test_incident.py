@@ -71,10 +71,14 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     worker = s.start_worker("east")
     s.wait_live("east")
     first = [_dig(silent_server, extra="--timeout 20"), *(_dig(bind9_server, extra=f"--repeat {n}") for n in (2, 3, 4))]
+    client = durable.client()
     for n, text in enumerate(first, 1):
         status, _ = s.slash(text)
         assert status == 200
         assert s.slack.wait_for(lambda _s, n=n: len(s.parents()) == n, timeout=30)  # type: ignore[misc]
+        # The bot posts the parent (with the queue position) and then enqueues: the next command
+        # goes in only once this one is on the queue, or its position would miss it.
+        assert s.slack.wait_for(lambda _s, n=n: len(client.keys("rq:job:*")) >= n, timeout=30)  # type: ignore[misc]
     # The queue, told honestly: the fourth waits behind the second and third while the first runs
     # (20 s for its silent server: long enough that a busy machine still has both queued).
     posted = [a["text"] for _, m, a in s.slack.state.calls if m == "chat.postMessage" and "queued by" in a["text"]]
@@ -108,6 +112,30 @@ def test_redis_restarted_mid_run_loses_no_acknowledged_job(
     assert s.slack.wait_for(lambda _s: all(store.history(CHANNEL, p.ts) for p in s.parents()), timeout=30)
     statuses = [store.history(CHANNEL, p.ts)[-1].status for p in s.parents()]
     assert statuses[0] == "fail" and statuses[1:] == ["ok"] * 6, statuses
+
+
+@pytest.mark.slow
+def test_a_job_ending_in_a_long_redis_outage_still_answers_in_its_thread(
+    stack_factory: Callable[..., Stack], durable: DurableRedis, silent_server: FakeDnsServer
+) -> None:
+    """Redis stays down past the job's time-out (30 s here): the job's answer reaches its thread at
+    once, and its record waits for Redis only within the time the job has left. (Waiting first,
+    as before, let RQ's time-out end the job with its answer unposted.)"""
+    s = stack_factory("east")
+    s.start_bot()
+    worker = s.start_worker("east")
+    s.wait_live("east")
+    assert s.slash(_dig(silent_server, extra="--timeout 20"))[0] == 200
+    assert s.slack.wait_for(lambda _s: s.parents() and "`dig` on `east`" in s.parents()[0].text, timeout=30)
+    parent = s.parents()[0]
+    durable.stop()
+    try:
+        assert s.slack.wait_for(lambda _s: bool(s.results(parent.ts)), timeout=45), s.log("east")
+        assert "0 answered, 1 failed" in s.results(parent.ts)[0].text
+        assert s.slack.wait_for(lambda _s: "done in" in parent.text, timeout=15), parent.text
+    finally:
+        durable.start()
+    assert worker.poll() is None
 
 
 @pytest.mark.slow
