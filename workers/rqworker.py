@@ -11,10 +11,10 @@
   fails while a job runs (every ``job_monitoring_interval``), the heartbeat after a job, the
   suspension check or a maintenance pass end its ``work()`` loop ("found an unhandled
   exception, quitting"), with the job still running in its work-horse and the queue left
-  unserved. Here those steps log the outage and go on: the job finishes and records its outcome
-  once Redis is back (:data:`workers.runner.RECORD_WAIT_S`), the next dequeue waits for Redis,
-  and a lost registration is written again. RQ's scheduler process still ends on the outage;
-  RQ's own maintenance pass starts it again once Redis answers.
+  unserved. Here those steps log the outage and go on: the job finishes, posts its answer and
+  records its outcome once Redis is back, within the time it has left (:func:`workers.runner.run_job`),
+  the next dequeue waits for Redis, and a lost registration is written again. RQ's scheduler
+  process still ends on the outage; RQ's own maintenance pass starts it again once Redis answers.
 """
 
 from __future__ import annotations
