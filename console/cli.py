@@ -13,16 +13,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from aksdns import grammar
-from aksdns.commands import AnalyzeCommand, CaptureCommand, Command, HelpCommand
 from aksdns.errors import AksDnsError, NotAvailableYet, UsageError, user_message
-from aksdns.settings import Settings
 from aksdns.validate import printable
-from aksdns.verbs import REGISTRY, spec_of
+from console.entry import CLI_FORMATS, WIRESHARK_VERSIONS, AnalyzeRequest
 
-CLI_FORMATS = ("text", "json", "csv", "tshark")
+if TYPE_CHECKING:
+    from aksdns.commands import Command
+    from aksdns.settings import Settings
+
 PROGRAMS = frozenset({"bot", "worker", "healthcheck", "probe", "testbed", "demo", "standin"})
 CLI_OPTIONS_HELP = (
     "CLI options: --format text|json (analyze also csv|tshark, with --wireshark 4.0|4.4 for tshark), "
@@ -35,7 +35,7 @@ def _split_cli_options(argv: list[str]) -> tuple[list[str], argparse.Namespace]:
     """Take the CLI-only options out of a command line; the rest goes to the grammar."""
     parser = _RaisingParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--format", choices=CLI_FORMATS, default="text")
-    parser.add_argument("--wireshark", choices=("4.0", "4.4"), default="4.0")
+    parser.add_argument("--wireshark", choices=WIRESHARK_VERSIONS, default="4.0")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--out")
@@ -52,6 +52,12 @@ class _RaisingParser(argparse.ArgumentParser):
 
 def run_command(argv: list[str], env: dict[str, str]) -> int:
     """Parse and run one grammar command in-process."""
+    # The grammar and the registry load here: `analyze`'s short road (console.entry) needs neither.
+    from aksdns import grammar
+    from aksdns.commands import AnalyzeCommand, HelpCommand
+    from aksdns.settings import Settings
+    from aksdns.verbs import spec_of
+
     rest, options = _split_cli_options(argv)
     command = grammar.parse_tokens(rest)
     if isinstance(command, HelpCommand):
@@ -78,33 +84,21 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
 
 
 def _execute(command: Command, settings: Settings, options: argparse.Namespace) -> int:
-    if isinstance(command, AnalyzeCommand) and options.format in {"csv", "tshark"}:
-        # tshark's text and the CSV list need the capture core only: nothing else loads.
-        from workers.analysis.traffic import analysis
+    from aksdns.commands import AnalyzeCommand, CaptureCommand
+    from console.output import write_report
 
-        paths = [Path(f) for f in command.files]
-        if options.format == "tshark":
-            pending = analysis.start(paths, slow_s=command.slow_s, wireshark=options.wireshark)
-            sys.stdout.write(pending.tshark_text())
-        else:
-            pending = analysis.start(paths, slow_s=command.slow_s)
-            from workers.analysis.traffic import formats  # loaded (with the model) while the core runs
+    if isinstance(command, AnalyzeCommand):
+        # The same answer as the short road's (console.entry): local files only, no job table.
+        from console import analyze_cli
 
-            sys.stdout.write(formats.render_csv(pending.result()))
-        return 0
+        return analyze_cli.run(command.files, slow_s=command.slow_s, fmt=options.format,
+                               wireshark=options.wireshark, out=options.out)
     # Worker-side code loads only here, so `aksdns bot` never imports it.
     from workers import jobs
     from workers.render.text import render_text
+    from workers.runner import base_env
 
-    if isinstance(command, AnalyzeCommand):
-        # analyze reads local files only: no need for the worker's Redis and Slack clients.
-        from workers.jobenv import JobEnv
-
-        job_env = JobEnv(cluster=settings.cluster)
-    else:
-        from workers.runner import base_env
-
-        job_env = base_env(settings)
+    job_env = base_env(settings)
     if options.kubeconfig:
         job_env.kubeconfig = options.kubeconfig
     if isinstance(command, CaptureCommand):
@@ -118,20 +112,9 @@ def _execute(command: Command, settings: Settings, options: argparse.Namespace) 
             import shutil
 
             shutil.rmtree(job_env.workdir, ignore_errors=True)
-    if options.format == "json":
-        import orjson  # a 1 M-packet analyze report: 2 ms here, 35 ms with json's indenting encoder
-
-        flags = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-        sys.stdout.write(orjson.dumps(report.data, option=flags, default=str).decode() + "\n")
-    else:
-        sys.stdout.write(render_text(report))
-    if options.out:
-        out = Path(options.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for attachment in report.attachments:
-            (out / Path(attachment.filename).name).write_bytes(attachment.content)
-        if isinstance(command, CaptureCommand):
-            (out / "capture-report.txt").write_text(render_text(report))
+    write_report(report, options.format, options.out)
+    if options.out and isinstance(command, CaptureCommand):
+        (Path(options.out) / "capture-report.txt").write_text(render_text(report))
     return 0
 
 
@@ -201,15 +184,24 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("testbed", help="the local Kubernetes testbed: up|down|status", add_help=False)
     sub.add_parser("demo", help="run the whole product locally and print the Slack thread", add_help=False)
     sub.add_parser("standin", help="run the local Slack Web API stand-in", add_help=False)
+    from aksdns.verbs import REGISTRY
+
     for spec in REGISTRY.values():
         sub.add_parser(spec.name, help=f"{spec.summary} (see `aksdns {spec.name} --help`)", add_help=False)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, analyze: AnalyzeRequest | None = None) -> int:
+    """Run one command line; ``analyze`` is its meaning when console.entry understood it."""
     args = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
     try:
+        if analyze is not None:
+            from console import analyze_cli
+
+            if analyze_cli.grammar_accepts(analyze.files):
+                return analyze_cli.run(analyze.files, slow_s=analyze_cli.DEFAULT_SLOW_S, fmt=analyze.fmt,
+                                       wireshark=analyze.wireshark, out=analyze.out)
         return _dispatch(args, env)
     except AksDnsError as exc:
         print(f"aksdns: {printable(user_message(exc))}", file=sys.stderr)
@@ -276,6 +268,8 @@ def _dispatch(args: list[str], env: dict[str, str]) -> int:
 def _bot_healthcheck(port: int, env: dict[str, str]) -> int:
     """HTTP mode: /healthz answers. Socket Mode: Redis answers (the bot's one dependency)."""
     import urllib.request
+
+    from aksdns.settings import Settings
 
     settings = Settings.from_env(env)
     if not settings.slack_app_token:

@@ -139,3 +139,59 @@ def test_a_failing_analyze_still_says_why_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("aksdns: ") and "not a pcap or pcapng capture" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_short_roads_default_slow_threshold_is_the_commands() -> None:
+    from aksdns.commands import AnalyzeCommand
+    from console import analyze_cli
+
+    assert analyze_cli.DEFAULT_SLOW_S == AnalyzeCommand().slow_s
+
+
+def test_what_the_quick_look_understands(capture: Path) -> None:
+    c = str(capture)
+    assert entry.analyze_request(["analyze", c, "--format", "json", "--out", "D", "--format", "csv"]) == \
+        entry.AnalyzeRequest([c], "csv", "4.0", "D")  # argparse's rule: the last value counts
+    assert entry.analyze_request(["analyze", c, "--format", "xml"]) is None  # argparse's message, not a guess
+    assert entry.analyze_request(["analyze", c, "--format", "json", "--wireshark", "3.6"]) is None
+    assert entry.analyze_request(["analyze", c, "--out", "-x"]) is None  # argparse: "expected one argument"
+
+
+_ROAD_PROBE = """
+import sys
+from console import entry
+code = entry.run(sys.argv[1:])
+loaded = [m for m in ("aksdns.grammar", "aksdns.verbs", "aksdns.commands", "aksdns.settings", "workers.jobs")
+          if m in sys.modules]
+print("LOADED " + " ".join(loaded), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _road(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _ROAD_PROBE, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv", "tshark"])
+def test_the_short_road_prints_what_the_grammars_road_prints(capture: Path, tmp_path: Path, fmt: str) -> None:
+    # `--slow 5` (the default) sends the same command down the grammar's road.
+    short = _road(["analyze", str(capture), "--format", fmt, "--out", str(tmp_path / "short")])
+    full = _road(["analyze", str(capture), "--slow", "5", "--format", fmt, "--out", str(tmp_path / "full")])
+    assert short.returncode == full.returncode == 0, short.stderr + full.stderr
+    assert short.stderr.strip() == "LOADED"  # no grammar, registry, settings or job table
+    assert "aksdns.grammar" in full.stderr and "workers.jobs" not in full.stderr
+    assert short.stdout == full.stdout
+    assert ("DNS" in short.stdout) == (fmt != "csv")
+    assert short.stdout.count("\nunanswered,") == (5 if fmt == "csv" else 0)
+    if fmt in {"text", "json"}:
+        for name in ("dns-response-times.png", "dns-signatures.csv", "dns-timeline.png", "dns-unanswered-and-slow.csv"):
+            assert (tmp_path / "short" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_a_file_name_the_grammar_refuses_gets_the_grammars_message(capture: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "a;b.pcap"
+    odd.write_bytes(capture.read_bytes())
+    proc = _road(["analyze", str(odd)])
+    assert proc.returncode == 2
+    assert "aksdns.grammar" in proc.stderr  # the full road answered
+    assert proc.stderr.startswith("aksdns: argument `") and "forbidden characters (';')" in proc.stderr
