@@ -40,7 +40,8 @@ def run(files: Sequence[str], *, slow_s: float, fmt: str, wireshark: str, out: s
         from workers.analysis.traffic import analysis
 
         if fmt == "tshark":
-            sys.stdout.write(analysis.start(paths, slow_s=slow_s, wireshark=wireshark).tshark_text())
+            pending = analysis.start(paths, slow_s=slow_s, wireshark=wireshark, trees_only=True)
+            sys.stdout.write(pending.tshark_text())
         else:
             pending = analysis.start(paths, slow_s=slow_s)
             from workers.analysis.traffic import formats  # loaded (with the model) while the core runs

@@ -81,7 +81,7 @@ def _run(args: Sequence[str], request: AnalyzeRequest | None) -> int:
         try:
             from workers.analysis.traffic import analysis
 
-            analysis.prestart(request.files, wireshark=request.pass_version)
+            analysis.prestart(request.files, wireshark=request.pass_version, trees_only=request.fmt == "tshark")
         except Exception:  # noqa: S110 - only a head start: the command itself reports any problem
             pass
     from console.cli import main as cli_main

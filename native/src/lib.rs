@@ -18,10 +18,29 @@ pub mod stats_tree;
 pub mod synth;
 pub mod tcp;
 
+/// Only tshark's text: what `trees_only` serialises.
+#[derive(serde::Serialize)]
+struct Trees<'a> {
+    tshark_tree: &'a str,
+    tshark_tree_44: Option<&'a str>,
+}
+
 /// Run the analysis and serialise it; Err((path, reason)) when a file cannot be read.
-pub fn analyze_to_json(paths: &[String], slow_s: f64, list_limit: usize, wireshark44: bool) -> Result<String, (String, String)> {
-    let a = analyzer::Analyzer::run(paths, slow_s, list_limit, wireshark44).map_err(|(p, e)| (p, e.0))?;
-    serde_json::to_string(&a).map_err(|e| (String::new(), format!("cannot serialise the result: {e}")))
+/// With `trees_only`, the document holds only `tshark_tree` and `tshark_tree_44`.
+pub fn analyze_to_json(
+    paths: &[String],
+    slow_s: f64,
+    list_limit: usize,
+    wireshark44: bool,
+    trees_only: bool,
+) -> Result<String, (String, String)> {
+    let a = analyzer::Analyzer::run(paths, slow_s, list_limit, wireshark44, trees_only).map_err(|(p, e)| (p, e.0))?;
+    let text = if trees_only {
+        serde_json::to_string(&Trees { tshark_tree: &a.tshark_tree, tshark_tree_44: a.tshark_tree_44.as_deref() })
+    } else {
+        serde_json::to_string(&a)
+    };
+    text.map_err(|e| (String::new(), format!("cannot serialise the result: {e}")))
 }
 
 #[cfg(feature = "python")]
@@ -32,19 +51,27 @@ mod python {
 
     create_exception!(_core, CaptureError, PyException, "A capture file cannot be read: args are (path, reason).");
 
-    /// analyze(paths, slow_s=5.0, list_limit=1000, wireshark44=False) -> str (JSON)
+    /// analyze(paths, slow_s=5.0, list_limit=1000, wireshark44=False, trees_only=False) -> str (JSON)
     ///
-    /// With `wireshark44`, the result also carries Wireshark 4.4's two trees.
+    /// With `wireshark44`, the result also carries Wireshark 4.4's two trees; with
+    /// `trees_only`, it carries only tshark's text (`tshark_tree`, `tshark_tree_44`).
     #[pyfunction]
-    #[pyo3(signature = (paths, slow_s=5.0, list_limit=1000, wireshark44=false))]
-    fn analyze(py: Python<'_>, paths: Vec<String>, slow_s: f64, list_limit: usize, wireshark44: bool) -> PyResult<String> {
+    #[pyo3(signature = (paths, slow_s=5.0, list_limit=1000, wireshark44=false, trees_only=false))]
+    fn analyze(
+        py: Python<'_>,
+        paths: Vec<String>,
+        slow_s: f64,
+        list_limit: usize,
+        wireshark44: bool,
+        trees_only: bool,
+    ) -> PyResult<String> {
         if paths.is_empty() {
             return Err(PyValueError::new_err("no capture files given"));
         }
         if !slow_s.is_finite() || slow_s < 0.0 {
             return Err(PyValueError::new_err("slow_s must be a non-negative number of seconds"));
         }
-        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit, wireshark44));
+        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit, wireshark44, trees_only));
         res.map_err(|(path, reason)| CaptureError::new_err((path, reason)))
     }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import wireshark44
-from workers.analysis.traffic.analysis import analyze_files, render
+from workers.analysis.traffic.analysis import analyze_files, render, tshark_text
 from workers.pcap import synth as S
 
 TSHARK = shutil.which("tshark")
@@ -92,8 +92,11 @@ def assert_same_as_tshark(path: Path, oracle_path: Path | None = None, *paths: P
     expected_44 = tshark44_trees(_ORACLE_44[0], oracle)
     assert render(result, "tshark", wireshark="4.4") == expected_44
     assert result.qr_unanswered == dns_qr_unanswered(expected_44)
-    # The 4.0 text does not depend on whether the 4.4 trees were computed too.
+    # The 4.0 text does not depend on whether the 4.4 trees were computed too, nor on whether
+    # the pass computed only tshark's text (what `--format tshark` runs).
     assert render(analyze_files([path, *paths]), "tshark") == result.tshark_tree
+    assert tshark_text([path, *paths]) == result.tshark_tree
+    assert tshark_text([path, *paths], wireshark="4.4") == expected_44
 
 
 def write(path: Path, packets: list[S.Packet], **kw: object) -> Path:

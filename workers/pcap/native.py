@@ -40,21 +40,23 @@ class PendingAnalysis:
     on the CPU the core's pipeline leaves idle, instead of after the pass.
     """
 
-    def __init__(self, core: Any, names: list[str], slow_s: float, list_limit: int, wireshark44: bool) -> None:
+    def __init__(
+        self, core: Any, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool
+    ) -> None:
         self._core = core
         self._text: str | None = None
         self._error: BaseException | None = None
         # A daemon thread: Ctrl-C or an error in the caller ends the process without waiting
         # for a pass nobody will read.
         self._thread = threading.Thread(
-            target=self._run, args=(names, float(slow_s), int(list_limit), bool(wireshark44)),
+            target=self._run, args=(names, float(slow_s), int(list_limit), bool(wireshark44), bool(trees_only)),
             name="aksdns-analyze", daemon=True,
         )
         self._thread.start()
 
-    def _run(self, names: list[str], slow_s: float, list_limit: int, wireshark44: bool) -> None:
+    def _run(self, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool) -> None:
         try:
-            self._text = self._core.analyze(names, slow_s, list_limit, wireshark44)
+            self._text = self._core.analyze(names, slow_s, list_limit, wireshark44, trees_only)
         except BaseException as err:  # handed to the caller's thread by result()
             self._error = err
 
@@ -77,11 +79,17 @@ class PendingAnalysis:
 
 
 def start_analysis(
-    paths: Sequence[str | os.PathLike[str]], *, slow_s: float, list_limit: int, wireshark44: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    slow_s: float,
+    list_limit: int,
+    wireshark44: bool = False,
+    trees_only: bool = False,
 ) -> PendingAnalysis:
     """Start the one-pass analysis on its own thread; ``.result()`` gives the core's JSON document.
 
-    ``wireshark44`` adds Wireshark 4.4's ``dns,tree`` and ``dns_qr,tree`` text.  A missing
+    ``wireshark44`` adds Wireshark 4.4's ``dns,tree`` and ``dns_qr,tree`` text; ``trees_only``
+    makes the document only tshark's text (``tshark_tree``, ``tshark_tree_44``).  A missing
     core or a directory given as a capture raises here, before any work starts.
     """
     core = _core()
@@ -91,7 +99,7 @@ def start_analysis(
         # for the common mistakes before any work starts.
         if os.path.isdir(name):
             raise CaptureFileError(name, "is a directory, not a capture file")
-    return PendingAnalysis(core, names, slow_s, list_limit, wireshark44)
+    return PendingAnalysis(core, names, slow_s, list_limit, wireshark44, trees_only)
 
 
 def synthesize(path: str | os.PathLike[str], packets: int, *, seed: int = 1) -> int:

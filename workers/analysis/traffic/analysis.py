@@ -23,12 +23,15 @@ LIST_LIMIT = 1000  # list entries kept per list (unanswered, slow, followed look
 class Pending:
     """An analysis under way (the core on its own thread): import and prepare meanwhile."""
 
-    def __init__(self, native: PendingAnalysis, wireshark: str) -> None:
+    def __init__(self, native: PendingAnalysis, wireshark: str, trees_only: bool) -> None:
         self._native = native
         self._wireshark = wireshark
+        self._trees_only = trees_only
 
     def result(self) -> AnalysisResult:
         """Wait for the pass; the typed result."""
+        if self._trees_only:
+            raise ValueError("this pass computed tshark's text only (trees_only=True)")
         # The typed model loads here, not at import: `--format tshark` does not need it.
         from workers.analysis.traffic.model import AnalysisResult
 
@@ -39,11 +42,15 @@ class Pending:
         return str(self._native.result()["tshark_tree_44" if self._wireshark == "4.4" else "tshark_tree"])
 
 
-def start(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> Pending:
+def start(
+    paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0", trees_only: bool = False
+) -> Pending:
     """Start the one pass over the captures, read as one merged capture (mergecap order: by
     time stamp); the core runs on its own threads while the caller goes on.
 
     ``wireshark="4.4"`` also computes Wireshark 4.4's two trees (``result.tshark_tree_44``).
+    ``trees_only=True`` computes tshark's text and nothing else (``--format tshark``: the
+    statistics thread skips every other figure); such a pass has ``tshark_text()``, no ``result()``.
     ``Pending.result()`` raises :class:`aksdns.errors.CaptureFileError` for a file that is
     empty, not a capture or cut short in its header; a capture cut short mid-packet gives
     statistics for every complete packet and a warning in ``result.warnings``.
@@ -52,28 +59,32 @@ def start(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wires
         raise ValueError("analyze needs at least one capture file")
     if wireshark not in WIRESHARK_VERSIONS:
         raise ValueError(f"unknown Wireshark version {wireshark!r}; expected one of {', '.join(WIRESHARK_VERSIONS)}")
-    early = _prestarted.pop(_inputs(paths, slow_s, wireshark), None)
+    early = _prestarted.pop(_inputs(paths, slow_s, wireshark, trees_only), None)
     if early is not None:
         return early
-    native = start_analysis(paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4")
-    return Pending(native, wireshark)
+    native = start_analysis(
+        paths, slow_s=slow_s, list_limit=LIST_LIMIT, wireshark44=wireshark == "4.4", trees_only=trees_only
+    )
+    return Pending(native, wireshark, trees_only)
 
 
 # Passes the CLI started before it had parsed its command (console.entry), by their inputs:
 # at most one, adopted by the start() that asks for exactly the same inputs.
-Inputs = tuple[tuple[str, ...], float, str]
+Inputs = tuple[tuple[str, ...], float, str, bool]
 _prestarted: dict[Inputs, Pending] = {}
 
 
-def _inputs(paths: Sequence[str | os.PathLike[str]], slow_s: float, wireshark: str) -> Inputs:
-    return tuple(os.fspath(p) for p in paths), float(slow_s), wireshark
+def _inputs(paths: Sequence[str | os.PathLike[str]], slow_s: float, wireshark: str, trees_only: bool) -> Inputs:
+    return tuple(os.fspath(p) for p in paths), float(slow_s), wireshark, trees_only
 
 
-def prestart(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> None:
+def prestart(
+    paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0", trees_only: bool = False
+) -> None:
     """Start a pass now for a later :func:`start` with the same inputs to adopt (a head start)."""
-    pending = start(paths, slow_s=slow_s, wireshark=wireshark)
+    pending = start(paths, slow_s=slow_s, wireshark=wireshark, trees_only=trees_only)
     _prestarted.clear()
-    _prestarted[_inputs(paths, slow_s, wireshark)] = pending
+    _prestarted[_inputs(paths, slow_s, wireshark, trees_only)] = pending
 
 
 def analyze_files(
@@ -84,8 +95,8 @@ def analyze_files(
 
 
 def tshark_text(paths: Sequence[str | os.PathLike[str]], *, slow_s: float = 5.0, wireshark: str = "4.0") -> str:
-    """Only tshark's text (``--format tshark``): the pass without building the typed model."""
-    return start(paths, slow_s=slow_s, wireshark=wireshark).tshark_text()
+    """Only tshark's text (``--format tshark``): the pass that computes nothing else."""
+    return start(paths, slow_s=slow_s, wireshark=wireshark, trees_only=True).tshark_text()
 
 
 def render(result: AnalysisResult, fmt: str, *, wireshark: str = "4.0") -> str:
