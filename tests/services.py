@@ -162,6 +162,25 @@ def heartbeat_only(redis_url: str, cluster: str) -> Iterator[None]:
         beat.stop()
 
 
+def wait_for_worker(redis_url: str, cluster: str, log: Path, timeout: float = 60.0) -> None:
+    """Until the worker started for ``cluster`` has sent its first heartbeat.
+
+    The bot answers "no worker is serving" at once when the cluster's last worker stopped (its last
+    beat is still there: a previous test's worker on the same session Redis), and after a 10 s grace
+    when none was ever seen: a command typed before the new worker's first beat gets that answer,
+    not a thread.
+    """
+    import time
+
+    from aksdns.liveness import live_workers
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    deadline = time.monotonic() + timeout
+    while not any(b.cluster == cluster for b in live_workers(client)):
+        assert time.monotonic() < deadline, f"no heartbeat of a {cluster} worker:\n" + log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def served(redis_server: RedisServer, cluster: str) -> Iterator[None]:
     """The test's cluster looks served (a heartbeat, no worker): the bot queues its jobs, which stay queued."""

@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from aksdns.commands import ApiserverCommand
-from aksdns.liveness import live_workers
 from console import slackreq
 from console.standin import SlackStandIn, blocks_to_text
-from tests.services import RedisServer, cluster_of, post, run_aksdns, run_http_bot, sign, slash_body, stack_env
+from tests.services import (
+    RedisServer,
+    cluster_of,
+    post,
+    run_aksdns,
+    run_http_bot,
+    sign,
+    slash_body,
+    stack_env,
+    wait_for_worker,
+)
 from workers.analysis.apiserver_rules import CAUSES
 from workers.jobs.apiserver import RBAC_FIX
 
@@ -39,9 +47,7 @@ def bot_and_worker(testbed: Any, redis_server: RedisServer, slack: SlackStandIn,
     with run_http_bot(env, tmp_path / "bot.log") as (events, _bot), \
             run_aksdns(["worker"], env, tmp_path / "worker.log"):
         # The bot refuses a cluster with no live worker: wait for this one's first heartbeat.
-        client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
-        assert slack.wait_for(lambda _s: any(b.cluster == env["AKSDNS_CLUSTER"] for b in live_workers(client)),
-                              timeout=60), (tmp_path / "worker.log").read_text()[-3000:]
+        wait_for_worker(redis_server.url, env["AKSDNS_CLUSTER"], tmp_path / "worker.log")
         yield events, tmp_path / "worker.log"
 
 

@@ -14,7 +14,15 @@ import pytest
 
 from console.capture_demo import capture_in_slack
 from console.standin import SlackStandIn
-from tests.services import BOT_TOKEN, SIGNING_SECRET, RedisServer, aksdns_env, run_aksdns, running_bot
+from tests.services import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    RedisServer,
+    aksdns_env,
+    run_aksdns,
+    running_bot,
+    wait_for_worker,
+)
 from tests.testbed.capture_kit import nothing_left
 
 pytestmark = pytest.mark.testbed
@@ -29,6 +37,7 @@ def pipeline(testbed: Any, redis_server: RedisServer, slack: SlackStandIn,
                      KUBECONFIG=str(testbed.write_worker_kubeconfig()), AKSDNS_PRIVILEGED_USERS="U0ONCALL",
                      AKSDNS_NAMESPACE="aksdns", AKSDNS_PROBE_IMAGE="aksdns:test")
     with running_bot(env, tmp_path / "bot.log") as events, run_aksdns(["worker"], env, tmp_path / "worker.log"):
+        wait_for_worker(redis_server.url, "tbcap", tmp_path / "worker.log")
         yield events, tmp_path / "worker.log"
 
 

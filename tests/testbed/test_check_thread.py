@@ -27,6 +27,7 @@ from tests.services import (
     run_aksdns,
     sign,
     slash_body,
+    wait_for_worker,
     wait_http,
 )
 
@@ -72,6 +73,7 @@ def bot_and_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[tup
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
         with run_aksdns(["worker"], pipeline_env, tmp_path / "worker.log"):
+            wait_for_worker(pipeline_env["REDIS_URL"], pipeline_env["AKSDNS_CLUSTER"], tmp_path / "worker.log")
             yield url + "/slack/events", tmp_path / "worker.log"
 
 

@@ -19,7 +19,16 @@ from aksdns.commands import IpamCommand, ObjectRef, ServiceCommand
 from console import slackreq
 from console.standin import SlackStandIn
 from testbed import faults_ipam, faults_service
-from tests.services import RedisServer, post, run_aksdns, run_http_bot, sign, slash_body, stack_env
+from tests.services import (
+    RedisServer,
+    post,
+    run_aksdns,
+    run_http_bot,
+    sign,
+    slash_body,
+    stack_env,
+    wait_for_worker,
+)
 
 pytestmark = pytest.mark.testbed
 
@@ -32,6 +41,9 @@ def events(netbed: Any, redis_server: RedisServer, slack: SlackStandIn, tmp_path
     env = stack_env(redis_server.url, slack, "testbed", KUBECONFIG=str(netbed.write_worker_kubeconfig()),
                     AKSDNS_JOB_TIMEOUT="120")
     with run_http_bot(env, tmp_path / "bot.log") as (url, _bot), run_aksdns(["worker"], env, tmp_path / "worker.log"):
+        # Every test here serves cluster "testbed" on the session's Redis: the previous test's
+        # worker left its last beat, so the bot would refuse a command typed before this one's.
+        wait_for_worker(redis_server.url, "testbed", tmp_path / "worker.log")
         yield url
 
 
