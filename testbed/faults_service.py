@@ -120,13 +120,16 @@ def service(tb: Testbed, *, selector: dict[str, str] | None = None, target_port:
     return NAMESPACE, NAME
 
 
-def _programmed(tb: Testbed, want_endpoints: int) -> None:
-    """Wait until the dataplane forwards the ClusterIP to ``want_endpoints`` endpoints (or rejects it)."""
+def _programmed(tb: Testbed, want_endpoints: int, port: int = PORT) -> None:
+    """Wait until the dataplane forwards the ClusterIP to ``want_endpoints`` endpoints on ``port`` (or
+    rejects it). The port matters: restoring targetPort keeps the endpoint count, and a Re-run pressed
+    before the rules change still finds the ClusterIP refusing (seen in CI)."""
     key = f"{NAMESPACE}/{NAME} 80/tcp"
 
     def ready() -> bool:
-        services = dataplane.read_status(tb.run_dir).get("services", {})
-        return key in services and len(services[key]) == want_endpoints
+        endpoints = dataplane.read_status(tb.run_dir).get("services", {}).get(key)
+        return (endpoints is not None and len(endpoints) == want_endpoints
+                and all(e.rsplit(":", 1)[1] == str(port) for e in endpoints))
 
     procs.wait_for(f"the dataplane to program {key}", ready, 60.0, 0.25)
 
@@ -148,7 +151,7 @@ def wrong_selector(tb: Testbed) -> tuple[str, str]:
 def target_port_mismatch(tb: Testbed) -> tuple[str, str]:
     backends(tb)
     ref = service(tb, target_port=PORT + 1)
-    _programmed(tb, 2)
+    _programmed(tb, 2, PORT + 1)
     return ref
 
 
