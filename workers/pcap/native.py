@@ -41,7 +41,8 @@ class PendingAnalysis:
     """
 
     def __init__(
-        self, core: Any, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool
+        self, core: Any, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool,
+        shown: int | None,
     ) -> None:
         self._core = core
         self._text: str | None = None
@@ -49,14 +50,16 @@ class PendingAnalysis:
         # A daemon thread: Ctrl-C or an error in the caller ends the process without waiting
         # for a pass nobody will read.
         self._thread = threading.Thread(
-            target=self._run, args=(names, float(slow_s), int(list_limit), bool(wireshark44), bool(trees_only)),
+            target=self._run, args=(names, float(slow_s), int(list_limit), bool(wireshark44), bool(trees_only), shown),
             name="aksdns-analyze", daemon=True,
         )
         self._thread.start()
 
-    def _run(self, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool) -> None:
+    def _run(
+        self, names: list[str], slow_s: float, list_limit: int, wireshark44: bool, trees_only: bool, shown: int | None
+    ) -> None:
         try:
-            self._text = self._core.analyze(names, slow_s, list_limit, wireshark44, trees_only)
+            self._text = self._core.analyze(names, slow_s, list_limit, wireshark44, trees_only, shown)
         except BaseException as err:  # handed to the caller's thread by result()
             self._error = err
 
@@ -85,11 +88,14 @@ def start_analysis(
     list_limit: int,
     wireshark44: bool = False,
     trees_only: bool = False,
+    shown: int | None = None,
 ) -> PendingAnalysis:
     """Start the one-pass analysis on its own thread; ``.result()`` gives the core's JSON document.
 
     ``wireshark44`` adds Wireshark 4.4's ``dns,tree`` and ``dns_qr,tree`` text; ``trees_only``
-    makes the document only tshark's text (``tshark_tree``, ``tshark_tree_44``).  A missing
+    makes the document only tshark's text (``tshark_tree``, ``tshark_tree_44``).  ``tx_csv``
+    is the CSV of the kept unanswered and slow records (up to ``list_limit`` each); ``shown``
+    cuts the lists ``unanswered``, ``slow`` and ``clients`` to their first ``shown`` entries.  A missing
     core or a directory given as a capture raises here, before any work starts.
     """
     core = _core()
@@ -99,7 +105,7 @@ def start_analysis(
         # for the common mistakes before any work starts.
         if os.path.isdir(name):
             raise CaptureFileError(name, "is a directory, not a capture file")
-    return PendingAnalysis(core, names, slow_s, list_limit, wireshark44, trees_only)
+    return PendingAnalysis(core, names, slow_s, list_limit, wireshark44, trees_only, shown)
 
 
 def synthesize(path: str | os.PathLike[str], packets: int, *, seed: int = 1) -> int:

@@ -3,19 +3,18 @@ queries, and the table rows the report shows."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict
 from typing import Any
 
 from workers.analysis.traffic import guide_table, pattern, signatures
+from workers.analysis.traffic.analysis import SHOWN
 from workers.analysis.traffic.findings import expansion_storms, headline, servfail_count, verdict
 from workers.analysis.traffic.model import HOPS_KEPT, AnalysisResult, Peer, TxRecord
 from workers.analysis.traffic.timefmt import iso_time
 
 LIST_SHOWN = 20
-JSON_LIST_LIMIT = 200
+JSON_LIST_LIMIT = SHOWN  # the typed result holds no more of unanswered, slow and clients
 JSON_HOPS = HOPS_KEPT
 # Which Wireshark definition each headline figure uses.
 DEFINITIONS = {
@@ -125,22 +124,10 @@ def render_json(result: AnalysisResult) -> str:
     return json.dumps(payload(result), indent=2, sort_keys=False) + "\n"
 
 
-def _csv_row(kind: str, r: TxRecord) -> list[str]:
-    rt = "" if r.response_time_ms is None else f"{r.response_time_ms:.3f}"
-    return [kind, iso_time(r.time_ns), r.client, r.server, r.transport, f"0x{r.id:04x}", r.qtype, r.qname,
-            r.rcode or "", rt, str(r.retransmissions)]
-
-
 def render_csv(result: AnalysisResult) -> str:
-    """Unanswered queries and slow responses, one row each."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in result.unanswered:
-        w.writerow(_csv_row("unanswered", r))
-    for r in result.slow:
-        w.writerow(_csv_row("slow", r))
-    return buf.getvalue()
+    """Unanswered queries and slow responses, one row each (columns ``CSV_COLUMNS``): the core
+    writes them (native/src/tx_csv.rs), every kept record, not only the ones ``result`` holds."""
+    return result.tx_csv
 
 
 def tx_table_rows(records: tuple[TxRecord, ...], *, with_time: bool = True) -> list[tuple[str, ...]]:

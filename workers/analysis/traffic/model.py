@@ -239,10 +239,11 @@ class AnalysisResult:
     slow_responses: int
     response_rcodes: tuple[tuple[str, int], ...]
     latency: Latency
+    # The first entries the report shows (analysis.SHOWN); tx_csv has every kept record.
     unanswered: tuple[TxRecord, ...]
     slow: tuple[TxRecord, ...]
     servers: tuple[Peer, ...]
-    clients: tuple[Peer, ...]
+    clients: tuple[Peer, ...]  # also the first analysis.SHOWN (by queries)
     failing_names: tuple[FailingName, ...]
     failing_names_truncated: bool
     aaaa_pairs: int
@@ -257,6 +258,9 @@ class AnalysisResult:
     signatures: SignatureData = field(default_factory=SignatureData)
     # `-z dns,tree -z dns_qr,tree` of Wireshark 4.4, when it was asked for.
     tshark_tree_44: str | None = None
+    # The CSV rows of every kept unanswered query and slow response (up to analysis.LIST_LIMIT
+    # each), written by the core: `--format csv` and the report's CSV attachment.
+    tx_csv: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -345,4 +349,5 @@ class AnalysisResult:
             ),
             signatures=SignatureData.from_json(d["signatures"]),
             tshark_tree_44=None if d.get("tshark_tree_44") is None else str(d["tshark_tree_44"]),
+            tx_csv=str(d.get("tx_csv", "")),
         )
