@@ -8,6 +8,7 @@
 pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 pub mod analyzer;
+pub mod canvas;
 pub mod defrag;
 pub mod dns;
 pub mod dns_tree;
@@ -94,8 +95,41 @@ mod python {
         if !slow_s.is_finite() || slow_s < 0.0 {
             return Err(PyValueError::new_err("slow_s must be a non-negative number of seconds"));
         }
-        let res = py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit, wireshark44, trees_only, shown));
+        let res =
+            py.allow_threads(|| super::analyze_to_json(&paths, slow_s, list_limit, wireshark44, trees_only, shown));
         res.map_err(|(path, reason)| CaptureError::new_err((path, reason)))
+    }
+
+    /// One drawing operation from Python: (kind, coordinates, (r, g, b), width or size, text).
+    type PyOp = (String, Vec<f32>, (u8, u8, u8), f32, String);
+
+    fn op(o: PyOp) -> PyResult<super::canvas::Op> {
+        use super::canvas::Op;
+        let (kind, c, (r, g, b), size, text) = o;
+        let rgb = [r, g, b];
+        let bad = || PyValueError::new_err(format!("a {kind:?} operation with {} coordinates", c.len()));
+        Ok(match (kind.as_str(), c.len()) {
+            ("fill", 4) => Op::Fill { x0: c[0], y0: c[1], x1: c[2], y1: c[3], rgb },
+            ("outline", 4) => Op::Outline { x0: c[0], y0: c[1], x1: c[2], y1: c[3], rgb },
+            ("line", n) if n >= 4 && n % 2 == 0 => {
+                Op::Line { points: c.chunks_exact(2).map(|p| (p[0], p[1])).collect(), width: size, rgb }
+            }
+            ("dot", 3) => Op::Dot { x: c[0], y: c[1], r: c[2], rgb },
+            ("text", 2) => Op::Text { x: c[0], y: c[1], size, text, rgb },
+            _ => return Err(bad()),
+        })
+    }
+
+    /// draw_png(width, height, ops) -> bytes: the PNG of `ops` drawn in order on white.
+    ///
+    /// Each op is (kind, coordinates, (r, g, b), width or size, text): "fill" and "outline"
+    /// [x0, y0, x1, y1] (corners inclusive), "line" [x, y, x, y, ...] (width), "dot" [x, y,
+    /// radius], "text" [x, y] (size: the em in pixels; text).  Draws without the GIL.
+    #[pyfunction]
+    fn draw_png(py: Python<'_>, width: u32, height: u32, ops: Vec<PyOp>) -> PyResult<pyo3::Py<pyo3::types::PyBytes>> {
+        let ops = ops.into_iter().map(op).collect::<PyResult<Vec<_>>>()?;
+        let png = py.allow_threads(|| super::canvas::draw_png(width, height, &ops)).map_err(PyValueError::new_err)?;
+        Ok(pyo3::types::PyBytes::new(py, &png).unbind())
     }
 
     /// synthesize(path, packets, seed=1, start_s=1711990000.0) -> int (packets written)
@@ -112,6 +146,7 @@ mod python {
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(wrap_pyfunction!(analyze, m)?)?;
         m.add_function(wrap_pyfunction!(synthesize, m)?)?;
+        m.add_function(wrap_pyfunction!(draw_png, m)?)?;
         m.add("CaptureError", m.py().get_type::<CaptureError>())?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())

@@ -39,7 +39,7 @@ class CountingCore:
     """The real core, with a count of the passes it was asked for."""
 
     def __init__(self) -> None:
-        self.core = native._core()
+        self.core = native.core()
         self.CaptureError = self.core.CaptureError
         self.calls: list[tuple[Any, ...]] = []
 
@@ -52,7 +52,7 @@ class CountingCore:
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> CountingCore:
     core = CountingCore()
-    monkeypatch.setattr(native, "_core", lambda: core)
+    monkeypatch.setattr(native, "core", lambda: core)
     monkeypatch.setattr(analysis, "_prestarted", {})
     return core
 

@@ -25,7 +25,8 @@ class NativeCoreMissing(AksDnsError):
         super().__init__(INSTALL_HINT)
 
 
-def _core() -> Any:
+def core() -> Any:
+    """The compiled core module; NativeCoreMissing when it is not installed."""
     try:
         return importlib.import_module("aksdns_native")
     except ImportError as err:
@@ -98,17 +99,17 @@ def start_analysis(
     cuts the lists ``unanswered``, ``slow`` and ``clients`` to their first ``shown`` entries.  A missing
     core or a directory given as a capture raises here, before any work starts.
     """
-    core = _core()
+    module = core()
     names = [os.fspath(p) for p in paths]
     for name in names:
         # The core reports unreadable files too; checking here gives the usual wording
         # for the common mistakes before any work starts.
         if os.path.isdir(name):
             raise CaptureFileError(name, "is a directory, not a capture file")
-    return PendingAnalysis(core, names, slow_s, list_limit, wireshark44, trees_only, shown)
+    return PendingAnalysis(module, names, slow_s, list_limit, wireshark44, trees_only, shown)
 
 
 def synthesize(path: str | os.PathLike[str], packets: int, *, seed: int = 1) -> int:
     """Write a realistic CoreDNS capture of about ``packets`` packets (benchmarks)."""
-    written: int = _core().synthesize(os.fspath(path), int(packets), int(seed))
+    written: int = core().synthesize(os.fspath(path), int(packets), int(seed))
     return written

@@ -37,9 +37,7 @@ def report_for(
     from workers.analysis.traffic.report import build_report
 
     if attachments:
-        from workers.analysis.traffic import charts
-
-        charts.preload()
+        from workers.analysis.traffic import charts  # noqa: F401  (the pictures' layout)
     result = pending.result()
     names = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
     return build_report(result, title=f"DNS traffic analysis — {names}", attachments=attachments)

@@ -1,53 +1,28 @@
 """The report's pictures: the response-time histogram and the failure timeline (PNG).
 
-Drawn with Pillow (the imaging library matplotlib itself builds on): the two pictures take
-a few milliseconds, where importing matplotlib and laying out one figure took about half a
-second, most of the whole `analyze` answer (docs/analyze.md, "Benchmark").
+Laid out here, drawn by the compiled core (:mod:`workers.analysis.traffic.canvas`): the two
+pictures take a few milliseconds, where importing matplotlib and laying out one figure took
+about half a second, and Pillow 35-45 ms (docs/analyze.md, "Benchmark").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
-from workers.analysis.traffic import png
+from workers.analysis.traffic.canvas import Canvas, Colour
 from workers.analysis.traffic.model import AnalysisResult, Second
 from workers.analysis.traffic.pattern import Pattern
 
 W, H = 900, 420
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 70, 20, 34, 44
-# RGB triples, not "#2b6cb0" strings: Pillow parses a string with regular expressions on every
-# call, compiling them on the first (1-2 ms of each cold answer).
-Colour = tuple[int, int, int]
 BLUE: Colour = (0x2B, 0x6C, 0xB0)
 RED: Colour = (0xC5, 0x30, 0x30)
 ORANGE: Colour = (0xDD, 0x6B, 0x20)
 PURPLE: Colour = (0x6B, 0x46, 0xC1)
 INK: Colour = (0x1A, 0x20, 0x2C)
-WHITE: Colour = (0xFF, 0xFF, 0xFF)
 BURST: Colour = (0xFF, 0xF5, 0xF5)  # the background of a burst of failures
 MAX_SERVER_PANELS = 4
-
-
-def preload() -> None:
-    """Import the drawing library and its font once (the worker calls this before forking job
-    processes, so no job pays for it)."""
-    from PIL import Image, ImageDraw, ImageFile  # noqa: F401  (Image.tobytes imports ImageFile: 8-9 ms)
-
-    _font(12)
-
-
-def _font(size: int) -> Any:
-    from PIL import ImageFont
-
-    return ImageFont.load_default(size=size)
-
-
-def _png(image: Any) -> bytes:
-    # Written by png.encode_rgb, not Image.save (which loads five format plugins first).
-    width, height = image.size
-    return png.encode_rgb(width, height, image.tobytes())
 
 
 def _nice_max(v: float) -> float:
@@ -62,19 +37,16 @@ def _nice_max(v: float) -> float:
 
 def histogram_png(result: AnalysisResult) -> bytes:
     """Response times on log-spaced bins (10 a decade), the slow threshold marked."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (W, H), WHITE)
-    d = ImageDraw.Draw(img)
+    d = Canvas(W, H)
     lat = result.latency
     d.text((MARGIN_L, 8), f"DNS response times: p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms, "
-           f"max {lat.max_ms:.0f} ms ({lat.count:,} answered)", fill=INK, font=_font(14))
+           f"max {lat.max_ms:.0f} ms ({lat.count:,} answered)", fill=INK, font=14)
     x0, y0, x1, y1 = MARGIN_L, MARGIN_T, W - MARGIN_R, H - MARGIN_B
     d.rectangle((x0, y0, x1, y1), outline=INK)
     hist = result.latency.histogram
     if not hist:
-        d.text(((x0 + x1) // 2 - 80, (y0 + y1) // 2), "no answered transactions", fill=INK, font=_font(12))
-        return _png(img)
+        d.text(((x0 + x1) // 2 - 80, (y0 + y1) // 2), "no answered transactions", fill=INK, font=12)
+        return d.png()
     lo = math.floor(math.log10(max(min(b[0] for b in hist), 0.001)) * 10)
     hi = math.ceil(math.log10(max(max(b[1] for b in hist), 10 ** ((lo + 1) / 10))) * 10)
     hi = max(hi, lo + 1)
@@ -88,7 +60,7 @@ def histogram_png(result: AnalysisResult) -> bytes:
         if c:
             h = (y1 - y0) * c / top
             d.rectangle((x0 + i * width + 1, y1 - h, x0 + (i + 1) * width - 1, y1), fill=BLUE)
-    small = _font(11)
+    small = 11
     for k in range(lo, hi + 1):
         if k % 10 == 0:
             x = x0 + (k - lo) * width
@@ -105,7 +77,7 @@ def histogram_png(result: AnalysisResult) -> bytes:
             d.line((x, y, x, min(y + 4, y1)), fill=RED, width=2)
         label = f"slow >= {result.slow_threshold_s:g} s"  # the bundled font has no ≥
         d.text((x + 4 if x < x1 - 90 else x - 90, y0 + 4), label, fill=RED, font=small)
-    return _png(img)
+    return d.png()
 
 
 def _bucketed(seconds: Sequence[Second], first: int, n_cols: int, per: int, field: str) -> list[int]:
@@ -120,21 +92,18 @@ def _bucketed(seconds: Sequence[Second], first: int, n_cols: int, per: int, fiel
 def timeline_png(result: AnalysisResult, pattern: Pattern) -> bytes:
     """Queries, unanswered, SERVFAIL and slow answers per second; one failure panel per
     server when there are a few."""
-    from PIL import Image, ImageDraw
-
     timeline = result.timeline
     servers = [t for t in result.server_timelines if t.seconds]
     per_server = servers if 1 < len(servers) <= MAX_SERVER_PANELS else []
     panels = 2 + len(per_server)
     panel_h = 120
     height = MARGIN_T + panels * (panel_h + 26) + MARGIN_B
-    img = Image.new("RGB", (W, height), WHITE)
-    d = ImageDraw.Draw(img)
-    d.text((MARGIN_L, 8), f"DNS over time: {pattern.text}", fill=INK, font=_font(14))
-    small = _font(11)
+    d = Canvas(W, height)
+    d.text((MARGIN_L, 8), f"DNS over time: {pattern.text}", fill=INK, font=14)
+    small = 11
     if not timeline:
         d.text((MARGIN_L, MARGIN_T + 20), "no DNS traffic", fill=INK, font=small)
-        return _png(img)
+        return d.png()
     first, last = timeline[0].second, timeline[-1].second
     span = last - first + 1
     x0, x1 = MARGIN_L, W - MARGIN_R
@@ -146,7 +115,6 @@ def timeline_png(result: AnalysisResult, pattern: Pattern) -> bytes:
         top_y = MARGIN_T + k * (panel_h + 26) + 16
         y0, y1 = top_y, top_y + panel_h
         d.text((x0, y0 - 15), f"{title} ({unit})", fill=INK, font=small)
-        d.rectangle((x0, y0, x1, y1), outline=INK)
         top = _nice_max(max((max(v) for _, _, v in series if v), default=0))
         d.text((4, y0), f"{int(top):,}", fill=INK, font=small)
         d.text((4, y1 - 12), "0", fill=INK, font=small)
@@ -154,13 +122,14 @@ def timeline_png(result: AnalysisResult, pattern: Pattern) -> bytes:
             xa = x0 + (a - first) // per * (x1 - x0) / n_cols
             xb = x0 + ((b - first) // per + 1) * (x1 - x0) / n_cols
             d.rectangle((xa, y0 + 1, xb, y1 - 1), fill=BURST)
+        d.rectangle((x0, y0, x1, y1), outline=INK)  # over the bursts' background, which reaches its sides
         lx = x1 - 10
         for label, color, values in reversed(series):
             pts = [(x0 + (i + 0.5) * (x1 - x0) / n_cols, y1 - (y1 - y0) * v / top) for i, v in enumerate(values)]
             if len(pts) == 1:
                 d.ellipse((pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2), fill=color)
             else:
-                d.line(pts, fill=color, width=1)
+                d.line([v for p in pts for v in p], fill=color, width=1)
             lx -= 8 * len(label) + 16
             d.rectangle((lx, y0 - 11, lx + 8, y0 - 3), fill=color)
             d.text((lx + 11, y0 - 15), label, fill=color, font=small)
@@ -180,7 +149,7 @@ def timeline_png(result: AnalysisResult, pattern: Pattern) -> bytes:
         d.text((max(x0, min(x - 10, x1 - 40)), bottom + 6), f"{offset:,}", fill=INK, font=small)
     d.text(((x0 + x1) // 2 - 100, height - 18),
            f"seconds since {_clock(first)} UTC (capture span {span:,} s)", fill=INK, font=small)
-    return _png(img)
+    return d.png()
 
 
 def _clock(second: int) -> str:

@@ -1,6 +1,6 @@
 """What a worker loads once, before it forks job processes, so no `analyze` job pays for it:
-the compiled capture core, the analysis and report modules, and the drawing library with its
-font; then the heap is frozen for the garbage collector."""
+the compiled capture core (which also draws the pictures), the analysis, report and chart
+modules; then the heap is frozen for the garbage collector."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ JOB_MODULES = (
     "workers.jobs.analyze",
     "workers.analysis.traffic.analysis",
     "workers.analysis.traffic.report",
+    "workers.analysis.traffic.charts",
 )
 
 
 def preload() -> None:
-    """Import the pcap core, the analyze job's modules and Pillow (with its font), then freeze
-    the heap; cheap, idempotent.
+    """Import the pcap core and the analyze job's modules, then freeze the heap; cheap,
+    idempotent.
 
     ``gc.freeze()`` moves every object the worker has made so far out of the collector's
     generations: a job process (RQ forks one per job) no longer walks, and so copies on write,
@@ -25,9 +26,6 @@ def preload() -> None:
     forked 1 M-packet analyze job: reading the core's result and building the typed model took
     31 ms without it, 9 ms with it.
     """
-    from workers.analysis.traffic import charts
-
-    charts.preload()
     for name in JOB_MODULES:
         importlib.import_module(name)
     try:
