@@ -210,6 +210,7 @@ def test_dockerignore_sends_sources_only() -> None:
         assert f"{package}/__init__.py" in files
     assert "native/Cargo.toml" in files and "native/pyproject.toml" in files
     assert any(fnmatch.fnmatch(f, "native/src/*.rs") for f in files)
+    assert "native/assets/aileron-regular-subset.ttf" in files  # compiled into the core (src/canvas.rs)
     for f in files:
         assert not f.startswith((".git/", ".venv/", "tests/", "charts/", "benchmarks/", "native/target/")), f
         assert "__pycache__" not in f and not f.endswith((".pcap", ".pcapng", ".pyc")), f

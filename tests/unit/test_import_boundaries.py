@@ -1,7 +1,7 @@
 """The layers of docs/ARCHITECTURE.md, checked.
 
 - the core (``aksdns``) imports neither ``bot``, ``workers``, ``testbed`` nor ``console``;
-- the bot never loads worker-only code (kubernetes, the pcap core, Pillow); workers never load slack_bolt;
+- the bot never loads worker-only code (kubernetes, the pcap core); workers never load slack_bolt;
 - evidence types (``workers.evidence``) import no other part of ``workers``;
 - analysis (``workers.analysis``) imports data types, never drivers (``workers.probes``) or jobs;
 - drivers (``workers.probes``) never import one command's analysis or job.
