@@ -43,7 +43,8 @@ class Pending:
 
     def tshark_text(self) -> str:
         """Wait for the pass; only tshark's text (``--format tshark``), without the typed model."""
-        return str(self._native.result()["tshark_tree_44" if self._wireshark == "4.4" else "tshark_tree"])
+        doc = self._native.trees() if self._trees_only else self._native.result()
+        return str(doc["tshark_tree_44" if self._wireshark == "4.4" else "tshark_tree"])
 
 
 def start(

@@ -13,6 +13,7 @@ JOB_MODULES = (
     "workers.analysis.traffic.analysis",
     "workers.analysis.traffic.report",
     "workers.analysis.traffic.charts",
+    "orjson",
 )
 
 
