@@ -44,8 +44,6 @@ def run(files: Sequence[str], *, slow_s: float, fmt: str, wireshark: str, out: s
             sys.stdout.write(pending.tshark_text())
         else:
             pending = analysis.start(paths, slow_s=slow_s)
-            import orjson  # noqa: F401  (reads the core's result)
-
             from workers.analysis.traffic import formats  # loaded (with the model) while the core runs
 
             sys.stdout.write(formats.render_csv(pending.result()))

@@ -34,8 +34,6 @@ def report_for(
     pending = analysis.start(paths, slow_s=slow_s)
     # While the core's threads read the captures, this thread loads what the report needs
     # (a forked worker job has it loaded already: then this costs nothing).
-    import orjson  # noqa: F401  (reads the core's result: loaded now, not after the pass)
-
     from workers.analysis.traffic.report import build_report
 
     if attachments:
