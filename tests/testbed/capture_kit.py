@@ -20,6 +20,7 @@ from workers.report import Report
 NAMESPACE = "aksdns"
 CLIENT = "capture-client"
 TSHARK = shutil.which("tshark") or "tshark"
+CAPINFOS = shutil.which("capinfos") or "capinfos"
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Run:
         assert isinstance(command, CaptureCommand)
         return capture.execute(command, self.env())
 
-    def in_background(self, text: str) -> Callable[[], Report]:
+    def in_background(self, text: str) -> Callable[..., Report]:
         """Run the job in a thread; the returned function waits for its report (or raises its error)."""
         box: dict[str, Any] = {}
 
@@ -105,6 +106,12 @@ def tshark_fields(path: Path, *fields: str, display_filter: str = "dns") -> list
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     return [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+
+
+def interface_names(path: Path) -> list[str]:
+    """The file's Interface Description Blocks' names as Wireshark's capinfos reads them, packets or not."""
+    out = subprocess.run([CAPINFOS, str(path)], capture_output=True, text=True, timeout=60, check=True).stdout
+    return [line.split("=", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("Name =")]
 
 
 # ---- nothing left behind --------------------------------------------------------------------------------
