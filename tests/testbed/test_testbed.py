@@ -21,6 +21,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from testbed import dataplane
 from testbed.cluster import Testbed
 from testbed.kube import ApiError
 from testbed.procs import wait_for
@@ -306,7 +307,12 @@ def test_one_coredns_pod_not_ready_and_restarting(tb: Testbed) -> None:
                    for s in slices for ep in s.get("endpoints") or [])
 
     wait_for("the endpoint to be marked not ready", only_other_behind_vip, 20, 0.25)
-    time.sleep(1)  # the runner reprograms the VIP on its next poll (0.5 s)
+
+    def vip_without_victim() -> bool:  # the dataplane writes its status after it applied the rules
+        endpoints = dataplane.read_status(tb.run_dir).get("services", {}).get("kube-system/kube-dns 53/udp")
+        return endpoints is not None and all(not e.startswith(f"{victim.ip}:") for e in endpoints)
+
+    wait_for("the VIP reprogrammed without the not-ready pod", vip_without_victim, 20, 0.25)
     for _ in range(10):  # the VIP only sends to the remaining Ready pod now
         assert a_records(query(tb.kube_dns_ip, K8S_NAME)) == ["10.0.0.1"]
 

@@ -129,3 +129,18 @@ def test_pod_usage_says_why_it_is_missing() -> None:
     assert "4m CPU / 3 limit, 58Mi / 500Mi limit (kubectl top)" in answer(metrics_available=True, pod_health=used)
     assert "usage not in metrics.k8s.io yet" in answer(metrics_available=True)  # metrics-server not scraped yet
     assert "usage unknown: metrics.k8s.io unavailable" in answer(metrics_available=False)
+
+
+def test_ages_read_as_kubectl_shows_them_in_check_and_health() -> None:
+    import dataclasses
+
+    from workers.analysis.figures import ago
+
+    assert [ago(s) for s in (None, 5, 119.4, 120, 7199, 7200, 172799, 172800)] == \
+        ["?", "5s", "119s", "2m", "120m", "2h", "48h", "2d"]
+    ev = load("healthy")
+    restarted = tuple(dataclasses.replace(p, restarts=2, last_reason="OOMKilled", oom_killed=True,
+                                          last_restart_age_s=540.0) for p in ev.coredns_pods)
+    table = facts_table(dataclasses.replace(ev, coredns_pods=restarted))
+    answer = next(cells[1] for cells in table.rows if cells[0] == QUESTIONS[6])
+    assert "2 restarts (" in answer and ", 9m ago)" in answer, answer

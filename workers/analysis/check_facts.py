@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from workers.analysis.check_evidence import CheckEvidence
-from workers.analysis.figures import SLOW_MS, format_ms, pct, percentile, plural
+from workers.analysis.figures import SLOW_MS, ago, format_ms, pct, percentile, plural
 from workers.analysis.health_facts import cpu_limit_share, restart_title, throttling_risk
 from workers.evidence.cluster import CorednsPod
 from workers.evidence.layers import Layer, ProbeRecord, UpstreamRole
@@ -434,9 +434,7 @@ def _pod_perf(ev: CheckEvidence) -> str:
 
 def _ago(p: CorednsPod) -> str:
     age = p.last_restart_age_s
-    if age is None:
-        return ""
-    return f", {age / 60:.0f} min ago" if age >= 60 else f", {age:.0f} s ago"
+    return "" if age is None else f", {ago(age)} ago"
 
 
 def _latency(ev: CheckEvidence) -> str:

@@ -55,3 +55,16 @@ def pct(part: int, whole: int) -> str:
 def plural(n: int, word: str) -> str:
     """``1 restart``, ``3 restarts``."""
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def ago(seconds: float | None) -> str:
+    """An age as ``kubectl get`` shows it: ``45s``, ``12m``, ``5h``, ``3d`` (``?`` when unknown)."""
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"

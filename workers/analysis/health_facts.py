@@ -121,18 +121,6 @@ def usage_text(u: Usage | None) -> str:
     return "-" if u is None else f"{u.cpu_m}m / {u.memory_mi}Mi"
 
 
-def ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
-
-
 def rcode_rates(r: Rates) -> str:
     if not r.responses:
         return "-"

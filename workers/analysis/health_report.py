@@ -11,9 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workers.analysis.figures import plural
+from workers.analysis.figures import ago, plural
 from workers.analysis.health_facts import (
-    ago,
     all_rates,
     cpu_limit_share,
     rcode_rates,
