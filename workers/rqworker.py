@@ -15,11 +15,18 @@
   records its outcome once Redis is back, within the time it has left (:func:`workers.runner.run_job`),
   the next dequeue waits for Redis, and a lost registration is written again. RQ's scheduler
   process still ends on the outage; RQ's own maintenance pass starts it again once Redis answers.
+- **Settles what an outage left open.** A job that ended while Redis stayed down has answered in
+  its thread, but neither its record nor RQ's end of it could be written. Its work-horse kept them
+  on disk (:mod:`workers.unsettled`); once Redis answers, before the next maintenance pass, this
+  process records them and ends the job in RQ as finished — else that pass would report the
+  answered job as stopped with its worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Iterator
@@ -28,8 +35,12 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 from rq import Worker, worker_registration
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import JobStatus
 
+from aksdns.results import DAY_S, ResultsStore
 from aksdns.settings import Settings
+from workers import unsettled
 from workers.slack_post import flush_outbox
 
 log = logging.getLogger(__name__)
@@ -48,12 +59,23 @@ def outage_logged(step: str, job: Any = None) -> Iterator[None]:
                     extra={"step": step, "job": getattr(job, "id", None), "error": type(exc).__name__})
 
 
+@dataclasses.dataclass(frozen=True)
+class Unsettled:
+    """A job whose work-horse ended while this process could not write the job's end."""
+
+    job: Any
+    queue: Any
+    execution: Any
+
+
 class AksDnsWorker(Worker):
     """An RQ worker for one cluster's queue (see the module's docstring)."""
 
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.unsettled: list[Unsettled] = []
+        self._execution: Any = None
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         if pipeline is not None:  # part of RQ's own transaction: its caller handles the outcome
@@ -68,15 +90,59 @@ class AksDnsWorker(Worker):
             super().maintain_heartbeats(job, execution)
             self.ensure_registered()  # also while a long job runs
 
+    def prepare_execution(self, job: Any) -> Any:
+        self._execution = super().prepare_execution(job)  # what RQ needs to end the job later
+        return self._execution
+
     def execute_job(self, job: Any, queue: Any) -> None:
         # Before the fork or after the work-horse ended: RQ's bookkeeping of this job. A job whose
-        # end could not be written is found by the maintenance pass once Redis answers again.
+        # end could not be written is settled once Redis answers again (see settle).
+        self._execution = None
         with outage_logged("job bookkeeping", job):
             super().execute_job(job, queue)
+        if self._execution is not None:  # a work-horse ran it: did it leave anything unwritten?
+            self.unsettled.append(Unsettled(job, queue, self._execution))
+        self.settle()
+
+    def settle(self) -> None:
+        """Write what the work-horses of jobs that ended in a Redis outage left on disk; the jobs
+        whose writes still meet the outage wait for the next call."""
+        left = []
+        for item in self.unsettled:
+            try:
+                self._settle(item)
+            except REDIS_DOWN as exc:
+                log.warning("Redis unreachable: a job's end is settled later",
+                            extra={"job": item.job.id, "error": type(exc).__name__})
+                left.append(item)
+        self.unsettled = left
+
+    def _settle(self, item: Unsettled) -> None:
+        job = item.job
+        kept = unsettled.take(self.name, job.id)
+        if kept is None:  # ended normally, or its work-horse died without an answer (RQ reports that)
+            return
+        if kept.outcome is not None:
+            store = ResultsStore(self.connection, retention_s=self.settings.history_days * DAY_S)
+            if not store.record(kept.outcome, basis=kept.basis):
+                raise redis.exceptions.ConnectionError("the results store did not take the record")
+            unsettled.keep(job.id, dataclasses.replace(kept, outcome=None, basis=None), worker=self.name)
+        try:
+            status = job.get_status(refresh=True)
+        except (InvalidJobOperation, NoSuchJobError):  # expired meanwhile: nothing left to end
+            status = None
+        if status == JobStatus.STARTED:  # as the work-horse would have ended it with Redis up
+            job.ended_at = datetime.datetime.fromtimestamp(kept.ended_at, datetime.UTC)
+            job._result = kept.result
+            job._status = JobStatus.FINISHED
+            self.handle_job_success(job, item.queue, item.queue.started_job_registry, item.execution)
+        unsettled.discard(self.name, job.id)
+        log.info("a job's end written after a Redis outage", extra={"job": job.id, "rq_status": str(status)})
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         # RQ's dequeue waits out an outage in its loop, but writes the worker's state before it.
         while True:
+            self.settle()
             with outage_logged("dequeue"):
                 return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             time.sleep(OUTAGE_PAUSE_S)
@@ -100,6 +166,7 @@ class AksDnsWorker(Worker):
         return True
 
     def run_maintenance_tasks(self) -> None:
+        self.settle()  # first: the pass would report a job this worker has not ended yet as stopped
         with outage_logged("maintenance"):
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         posted = flush_outbox(self.settings, owner=self.name)

@@ -30,7 +30,7 @@ from aksdns.reconnect import wait_for_redis
 from aksdns.results import DAY_S, MAX_FINDINGS_KEPT, AuditEvent, AuditLog, Outcome, ResultsStore, trim_finding
 from aksdns.settings import Settings
 from aksdns.watches import WatchContext, WatchStore
-from workers import jobs, worker_metrics
+from workers import jobs, unsettled, worker_metrics
 from workers.analysis.rerun_diff import Basis
 from workers.jobenv import JobEnv
 from workers.render.blocks import render_blocks
@@ -155,6 +155,25 @@ def _record(settings: Settings, spec: JobSpec, outcome: Outcome, basis: dict[str
     if store.record(outcome, basis=basis):
         return True
     return wait_s > 0 and wait_for_redis(store.connection, wait_s) and store.record(outcome, basis=basis)
+
+
+def _keep_unless_up(settings: Settings, spec: JobSpec, result: dict[str, Any], outcome: Outcome | None,
+                    basis: dict[str, Any] | None, recorded: bool) -> None:
+    """The job has answered in its thread. When Redis is down now, RQ cannot write the job's end
+    either: keep what is unwritten for the worker's main process to settle once Redis is back,
+    or RQ would later report this answered job as stopped (:mod:`workers.unsettled`)."""
+    if recorded and _reachable(settings):  # asked only when Redis just took the record: no wait for a dead one
+        return
+    if unsettled.keep(spec.id, unsettled.Kept(result, time.time(), outcome, basis)) is not None:
+        log.warning("Redis unreachable at the job's end: its record is kept for the worker to settle",
+                    extra={"job": spec.id})
+
+
+def _reachable(settings: Settings) -> bool:
+    try:
+        return bool(_redis(settings).ping())
+    except redis.RedisError:
+        return False
 
 
 def _time_left_s(settings: Settings, started: float) -> float:
@@ -301,9 +320,11 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if outcome is not None and not recorded:
             # Redis is down: the answer went to the thread first (a wait here could outlast the
             # job's time-out and lose it); the record waits for Redis within the time left.
-            _record(ctx.settings, spec, outcome, report.basis, wait_s=_time_left_s(ctx.settings, started))
+            recorded = _record(ctx.settings, spec, outcome, report.basis, wait_s=_time_left_s(ctx.settings, started))
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
-        return {"status": report.status.value, "summary": report.summary, "data": report.data}
+        result = {"status": report.status.value, "summary": report.summary, "data": report.data}
+        _keep_unless_up(ctx.settings, spec, result, None if recorded else outcome, report.basis, recorded)
+        return result
     except AksDnsError as exc:
         # Expected failures (bad file, 403, nothing to analyze): a clear line, job "done".
         log.info("job ended with a user error", extra={"job": spec.id, "error": exc.message})
@@ -312,9 +333,11 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         if poster:
             poster.reply(f"❌ {user_message(exc)}")
             poster.status(f"❌ `{verb}` could not finish: {user_message(exc)}")
-        _record(ctx.settings, spec, _outcome(spec, started_at, "error", user_message(exc)),
-                wait_s=_time_left_s(ctx.settings, started))
-        return {"status": "error", "summary": user_message(exc), "data": {}}
+        outcome = _outcome(spec, started_at, "error", user_message(exc))
+        recorded = _record(ctx.settings, spec, outcome, wait_s=_time_left_s(ctx.settings, started))
+        result = {"status": "error", "summary": user_message(exc), "data": {}}
+        _keep_unless_up(ctx.settings, spec, result, None if recorded else outcome, None, recorded)
+        return result
     finally:
         _release(ctx.settings, payload.get("dedup_key"))
         shutil.rmtree(workdir, ignore_errors=True)

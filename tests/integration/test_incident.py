@@ -120,7 +120,9 @@ def test_a_job_ending_in_a_long_redis_outage_still_answers_in_its_thread(
 ) -> None:
     """Redis stays down past the job's time-out (30 s here): the job's answer reaches its thread at
     once, and its record waits for Redis only within the time the job has left. (Waiting first,
-    as before, let RQ's time-out end the job with its answer unposted.)"""
+    as before, let RQ's time-out end the job with its answer unposted.) Once Redis is back, the
+    worker writes the record and ends the job in RQ as finished before its maintenance pass, which
+    used to report the answered job as stopped with its worker (a ❌ under the answer)."""
     s = stack_factory("east")
     s.start_bot()
     worker = s.start_worker("east")
@@ -128,13 +130,30 @@ def test_a_job_ending_in_a_long_redis_outage_still_answers_in_its_thread(
     assert s.slash(_dig(silent_server, extra="--timeout 20"))[0] == 200
     assert s.slack.wait_for(lambda _s: s.parents() and "`dig` on `east`" in s.parents()[0].text, timeout=30)
     parent = s.parents()[0]
+    log = s.tmp / "worker-east.log"
     durable.stop()
     try:
         assert s.slack.wait_for(lambda _s: bool(s.results(parent.ts)), timeout=45), s.log("east")
         assert "0 answered, 1 failed" in s.results(parent.ts)[0].text
         assert s.slack.wait_for(lambda _s: "done in" in parent.text, timeout=15), parent.text
+        # The work-horse has given up on Redis (the job's time left is spent) and left its record.
+        assert s.slack.wait_for(lambda _s: "its record is kept for the worker" in log.read_text(), timeout=30), \
+            s.log("east")
     finally:
         durable.start()
+    client = durable.client()
+    store = ResultsStore(client)
+    assert s.slack.wait_for(lambda _s: store.history(CHANNEL, parent.ts), timeout=60), s.log("east")
+    assert [o.status for o in store.history(CHANNEL, parent.ts)] == ["fail"]  # dig's own answer, once
+    job_id = store.history(CHANNEL, parent.ts)[0].job_id
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    assert Job.fetch(job_id, connection=client, serializer=JSONSerializer).get_status() == "finished"
+    # A maintenance pass after Redis came back has cleaned RQ's registries: it saw no stopped job.
+    settled = log.read_text().index("a job's end written after a Redis outage")
+    assert s.slack.wait_for(lambda _s: "cleaning registries" in log.read_text()[settled:], timeout=60), s.log("east")
+    assert not [m.text for m in s.replies(parent.ts) if "failed:" in m.text]
     assert worker.poll() is None
 
 
