@@ -164,6 +164,8 @@ def _keep_unless_up(settings: Settings, spec: JobSpec, result: dict[str, Any], o
     or RQ would later report this answered job as stopped (:mod:`workers.unsettled`)."""
     if recorded and _reachable(settings):  # asked only when Redis just took the record: no wait for a dead one
         return
+    if recorded:  # the record is in: only RQ's end of the job is unwritten
+        outcome, basis = None, None
     if unsettled.keep(spec.id, unsettled.Kept(result, time.time(), outcome, basis)) is not None:
         log.warning("Redis unreachable at the job's end: its record is kept for the worker to settle",
                     extra={"job": spec.id})
@@ -323,7 +325,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
             recorded = _record(ctx.settings, spec, outcome, report.basis, wait_s=_time_left_s(ctx.settings, started))
         log.info("job done", extra={"job": spec.id, "verb": verb, "seconds": round(elapsed, 3)})
         result = {"status": report.status.value, "summary": report.summary, "data": report.data}
-        _keep_unless_up(ctx.settings, spec, result, None if recorded else outcome, report.basis, recorded)
+        _keep_unless_up(ctx.settings, spec, result, outcome, report.basis, recorded)
         return result
     except AksDnsError as exc:
         # Expected failures (bad file, 403, nothing to analyze): a clear line, job "done".
@@ -336,7 +338,7 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         outcome = _outcome(spec, started_at, "error", user_message(exc))
         recorded = _record(ctx.settings, spec, outcome, wait_s=_time_left_s(ctx.settings, started))
         result = {"status": "error", "summary": user_message(exc), "data": {}}
-        _keep_unless_up(ctx.settings, spec, result, None if recorded else outcome, None, recorded)
+        _keep_unless_up(ctx.settings, spec, result, outcome, None, recorded)
         return result
     finally:
         _release(ctx.settings, payload.get("dedup_key"))
