@@ -40,7 +40,7 @@ from rq.job import JobStatus
 
 from aksdns.results import DAY_S, ResultsStore
 from aksdns.settings import Settings
-from workers import unsettled
+from workers import runner, unsettled
 from workers.slack_post import flush_outbox
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,16 @@ class AksDnsWorker(Worker):
         with outage_logged("heartbeat while a job runs", job):  # the work-horse goes on with the job
             super().maintain_heartbeats(job, execution)
             self.ensure_registered()  # also while a long job runs
+
+    def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
+        # RQ calls no failure callback here: a work-horse the kernel's OOM killer (or a crash, or
+        # RQ past the time-out) ended would leave its thread at "running…" for good.
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
+        if unsettled.take(self.name, job.id) is not None:  # it answered: only its end is unwritten
+            return
+        started = getattr(job, "started_at", None)
+        ran_s = (datetime.datetime.now(datetime.UTC) - started).total_seconds() if started else 0.0
+        runner.on_horse_killed(job, ret_val, ran_s)
 
     def prepare_execution(self, job: Any) -> Any:
         self._execution = super().prepare_execution(job)  # what RQ needs to end the job later

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -343,6 +344,37 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     finally:
         _release(ctx.settings, payload.get("dedup_key"))
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class WorkHorseEnded(AksDnsError):
+    """The process running a job ended without an answer (RQ's main process saw it go)."""
+
+
+def horse_end(wait_status: int | None, ran_s: float, timeout_s: float) -> str:
+    """Why a job's process ended, as the thread reads it (``wait_status`` as ``os.wait4`` gave it)."""
+    if wait_status is not None and os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        if number == signal.SIGKILL:
+            if timeout_s > 0 and ran_s > timeout_s:
+                return f"its process was stopped after running past its {int(timeout_s)} s time-out"
+            # The kernel's OOM killer sends SIGKILL, and a container at its memory limit is its usual target.
+            return ("its process was killed (SIGKILL), most often at the worker's memory limit: "
+                    "`kubectl describe pod` on the worker shows OOMKilled")
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"its process ended on {name}"
+    if wait_status is not None and os.WIFEXITED(wait_status):
+        return f"its process exited with code {os.WEXITSTATUS(wait_status)} before answering"
+    return "its process ended before answering"
+
+
+def on_horse_killed(job: Any, wait_status: int | None, ran_s: float) -> None:
+    """RQ reports a work-horse that dies (OOM-killed, crashed, stopped past its time-out) to no
+    callback: the thread would show "running…" for good. Report it as RQ's own failures are."""
+    reason = horse_end(wait_status, ran_s, float(getattr(job, "timeout", 0) or 0))
+    on_failure(job, None, WorkHorseEnded, WorkHorseEnded(reason), None)
 
 
 def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any) -> None:

@@ -9,6 +9,8 @@ metrics scraped over HTTP, a watch that outlives its worker.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,6 +185,51 @@ def test_a_worker_killed_mid_job_is_reported_failed_within_two_minutes(
     store = ResultsStore(durable.client())
     assert s.slack.wait_for(lambda _s: store.history(CHANNEL, parent.ts), timeout=20)
     assert store.history(CHANNEL, parent.ts)[-1].status == "failed"
+
+
+def test_a_work_horse_killed_mid_job_is_reported_at_once_and_the_worker_goes_on(
+    stack_factory: Callable[..., Stack], durable: DurableRedis, silent_server: FakeDnsServer, bind9_server: RealServer
+) -> None:
+    """The kernel's OOM killer ends the biggest process in a container at its memory limit: the
+    work-horse running the job, not the worker. RQ calls no failure callback then; the thread said
+    "running…" for good. Now it says why, at once, and the same worker serves the next command."""
+    s = stack_factory("east")
+    s.start_bot()
+    worker = s.start_worker("east")
+    s.wait_live("east")
+    log = s.tmp / "worker-east.log"
+    assert s.slack.wait_for(lambda _s: "Scheduler for aksdns:east started with PID" in log.read_text(), timeout=30)
+    scheduler = int(log.read_text().split("Scheduler for aksdns:east started with PID ")[1].split('"')[0])
+    s.slash(_dig(silent_server, extra="--timeout 20"))
+    assert s.slack.wait_for(lambda _s: s.parents() and "`dig` on `east`" in s.parents()[0].text, timeout=30)
+    parent = s.parents()[0]
+    horses: list[int] = []
+    assert s.slack.wait_for(lambda _s: bool(horses.extend(p for p in _direct_children(worker.pid) if p != scheduler)
+                                            or horses), timeout=10)
+    os.kill(horses[0], signal.SIGKILL)
+    assert s.slack.wait_for(lambda _s: any("failed" in m.text for m in s.replies(parent.ts)), timeout=30), \
+        s.log("east")
+    said = next(m.text for m in s.replies(parent.ts) if "failed" in m.text)
+    assert "killed (SIGKILL)" in said and "memory limit" in said, said
+    assert s.slack.wait_for(lambda _s: "❌" in parent.text and "failed" in parent.text, timeout=20), parent.text
+    store = ResultsStore(durable.client())
+    assert s.slack.wait_for(lambda _s: store.history(CHANNEL, parent.ts), timeout=20)
+    assert store.history(CHANNEL, parent.ts)[-1].status == "failed"
+    assert worker.poll() is None
+    s.slash(_dig(bind9_server))
+    assert s.slack.wait_for(lambda _s: len(s.parents()) == 2 and s.results(s.parents()[-1].ts), timeout=40)
+
+
+def _direct_children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
 
 
 @pytest.mark.slow
