@@ -134,10 +134,11 @@ def test_pod_usage_says_why_it_is_missing() -> None:
 def test_ages_read_as_kubectl_shows_them_in_check_and_health() -> None:
     import dataclasses
 
-    from workers.analysis.figures import ago
+    from workers.analysis.figures import age_text, ago
 
     assert [ago(s) for s in (None, 5, 119.4, 120, 7199, 7200, 172799, 172800)] == \
         ["?", "5s", "119s", "2m", "120m", "2h", "48h", "2d"]
+    assert [age_text(s) for s in (None, 89.4, 90, 5399, 5400, 172800)] == ["?", "89 s", "2 min", "90 min", "2 h", "2 d"]
     ev = load("healthy")
     restarted = tuple(dataclasses.replace(p, restarts=2, last_reason="OOMKilled", oom_killed=True,
                                           last_restart_age_s=540.0) for p in ev.coredns_pods)

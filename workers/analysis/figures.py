@@ -57,14 +57,23 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def ago(seconds: float | None) -> str:
-    """An age as ``kubectl get`` shows it: ``45s``, ``12m``, ``5h``, ``3d`` (``?`` when unknown)."""
+# (below this many seconds, divide by, unit): an age's unit is the first whose bound it is under.
+_KUBECTL_AGE = ((120, 1, "s"), (7200, 60, "m"), (172800, 3600, "h"), (math.inf, 86400, "d"))
+_PROSE_AGE = ((90, 1, " s"), (5400, 60, " min"), (172800, 3600, " h"), (math.inf, 86400, " d"))
+
+
+def _age(seconds: float | None, units: tuple[tuple[float, int, str], ...]) -> str:
     if seconds is None:
         return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
+    _, per, unit = next(u for u in units if seconds < u[0])
+    return f"{seconds / per:.0f}{unit}"
+
+
+def ago(seconds: float | None) -> str:
+    """An age as ``kubectl get`` shows it, for tables: ``45s``, ``12m``, ``5h``, ``3d`` (``?`` when unknown)."""
+    return _age(seconds, _KUBECTL_AGE)
+
+
+def age_text(seconds: float | None) -> str:
+    """An age in a sentence: ``45 s``, ``8 min``, ``3 h``, ``2 d`` (``?`` when unknown)."""
+    return _age(seconds, _PROSE_AGE)

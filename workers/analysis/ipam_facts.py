@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from workers.analysis.figures import plural
+from workers.analysis.figures import age_text, plural
 from workers.analysis.ipam_evidence import IpamEvidence
 from workers.evidence.ipam import (
     NO_AVAILABLE_ADDRESSES,
@@ -156,19 +156,6 @@ def accounts(ev: IpamEvidence) -> list[NodeAccount]:
                 why = f"no kubenet store ({seen} under /var/lib/cni/networks) and no NodeNetworkConfig"
             out.append(replace(base, unmeasured=why))
     return out
-
-
-def age_text(seconds: float | None) -> str:
-    """``45 s``, ``8 min``, ``3 h``, ``2 d``."""
-    if seconds is None:
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} d"
 
 
 def counts_text(a: NodeAccount) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from workers import findings
-from workers.analysis.figures import plural
+from workers.analysis.figures import age_text, plural
 from workers.analysis.ipam_evidence import IpamEvidence
 from workers.analysis.ipam_facts import (
     AZURE_CNI,
@@ -21,7 +21,6 @@ from workers.analysis.ipam_facts import (
     STALE_AGE_S,
     NodeAccount,
     accounts,
-    age_text,
     counts_text,
 )
 from workers.evidence.ipam import NO_AVAILABLE_ADDRESSES, NOT_ENOUGH_IPS
